@@ -1,0 +1,78 @@
+// redlock/options.hpp: ClientOptions and AcquireOptions.
+//
+// Plain structs, validated by Client::connect and Client::acquire: a value out
+// of range is refused with ErrorCode::kInvalidArgument and a message naming
+// the field; nothing is clamped silently.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace spdlog {
+class logger;
+}
+
+namespace redlock {
+
+struct ClientOptions {
+  // The independent Redis masters, as "host:port" (IPv4 address or host name).
+  // One to kMaxNodes of them, no duplicates. A majority (size / 2 + 1) must
+  // agree for a lock to be granted.
+  std::vector<std::string> nodes;
+
+  // Clock drift allowance as a share of the ttl, in [0, 0.5). Every grant
+  // subtracts ttl * drift_factor + 2 ms from the validity.
+  double drift_factor = 0.01;
+
+  // How long one node may take to answer one command before its vote counts
+  // as "no". 0 picks a small fraction of each lock's ttl: ttl / 200, kept
+  // within [10 ms, 250 ms] (the Redlock spec suggests 5-50 ms for a 10 s ttl).
+  std::chrono::milliseconds node_timeout{0};
+
+  // Longest a release waits for the nodes before reporting what it has.
+  std::chrono::milliseconds release_timeout{1000};
+
+  // TCP connect deadline per attempt; connect() waits at most this long for
+  // the first connections before returning (nodes that are down are retried
+  // in the background and count as "no" votes meanwhile).
+  std::chrono::milliseconds connect_timeout{1000};
+
+  // Reconnect backoff for a broken node: doubles from min to max, with jitter.
+  std::chrono::milliseconds reconnect_min{50};
+  std::chrono::milliseconds reconnect_max{2000};
+
+  // The largest ttl acquire() accepts.
+  std::chrono::milliseconds max_ttl{std::chrono::hours(24)};
+
+  // Where logs go. Null: a private logger named "redlock" writing warnings and
+  // errors to stderr; the global spdlog default logger is never used.
+  std::shared_ptr<spdlog::logger> logger;
+
+  static constexpr std::size_t kMaxNodes = 64;
+};
+
+struct AcquireOptions {
+  // Retry bounds, whichever comes first. max_wait: no attempt starts after it
+  // has passed since the call (0: no time budget). max_attempts: at most this
+  // many rounds (0: no count limit). Both 0: exactly one round (try-lock).
+  // When max_wait is what stopped the retries the error is kLockWaitTimeout.
+  std::chrono::milliseconds max_wait{0};
+  int max_attempts = 0;
+
+  // Pause between rounds: uniform in [retry_delay - retry_jitter,
+  // retry_delay + retry_jitter], so contenders do not retry in lock-step.
+  std::chrono::milliseconds retry_delay{200};
+  std::chrono::milliseconds retry_jitter{100};
+
+  // A grant with less validity left than this is treated as a failure and
+  // released at once (a client that stalled while replies were in flight must
+  // not believe it holds the lock). At least 1 ms.
+  std::chrono::milliseconds min_validity{1};
+
+  // Overrides ClientOptions::node_timeout for this acquire (0: keep it).
+  std::chrono::milliseconds node_timeout{0};
+};
+
+}  // namespace redlock

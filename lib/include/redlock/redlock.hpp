@@ -1,0 +1,9 @@
+// redlock/redlock.hpp: the umbrella header; includes the whole public API.
+#pragma once
+
+#include "redlock/client.hpp"
+#include "redlock/error.hpp"
+#include "redlock/lock.hpp"
+#include "redlock/lock_guard.hpp"
+#include "redlock/options.hpp"
+#include "redlock/result.hpp"
