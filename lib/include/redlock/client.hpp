@@ -65,8 +65,7 @@ class Client {
   // The same, with the outcome handed to `callback` on the loop thread.
   // Returns kInvalidArgument or kShuttingDown at once (and never calls back).
   [[nodiscard]] Result<void> async_acquire(std::string_view resource, std::chrono::milliseconds ttl,
-                                           const AcquireOptions& options,
-                                           AcquireCallback callback);
+                                           const AcquireOptions& options, AcquireCallback callback);
   // The same, with the outcome in a future (errors included).
   [[nodiscard]] std::future<Result<Lock>> async_acquire(std::string_view resource,
                                                         std::chrono::milliseconds ttl,

@@ -15,15 +15,15 @@
 namespace redlock {
 
 enum class ErrorCode : std::uint8_t {
-  kInvalidArgument,     // bad resource name, ttl, option or node address
-  kHeldByAnother,       // a majority could not be had because another token holds the key
-  kNoQuorum,            // too few nodes answered yes, for reasons other than a holder
-  kValidityExhausted,   // a majority agreed, but too late: no useful validity was left
-  kLockWaitTimeout,     // AcquireOptions::max_wait ran out before a lock was granted
-  kCancelled,           // the caller cancelled the operation
-  kShuttingDown,        // the client is shutting down or has shut down
-  kWrongThread,         // a blocking call was made from the client's own loop thread
-  kInternal,            // the engine itself failed (event loop, allocation)
+  kInvalidArgument,    // bad resource name, ttl, option or node address
+  kHeldByAnother,      // a majority could not be had because another token holds the key
+  kNoQuorum,           // too few nodes answered yes, for reasons other than a holder
+  kValidityExhausted,  // a majority agreed, but too late: no useful validity was left
+  kLockWaitTimeout,    // AcquireOptions::max_wait ran out before a lock was granted
+  kCancelled,          // the caller cancelled the operation
+  kShuttingDown,       // the client is shutting down or has shut down
+  kWrongThread,        // a blocking call was made from the client's own loop thread
+  kInternal,           // the engine itself failed (event loop, allocation)
 };
 
 [[nodiscard]] std::string_view to_string(ErrorCode code) noexcept;
@@ -43,9 +43,9 @@ enum class NodeStatus : std::uint8_t {
 std::ostream& operator<<(std::ostream& os, NodeStatus status);
 
 struct NodeResult {
-  std::string node;                // "host:port", as given in ClientOptions::nodes
+  std::string node;  // "host:port", as given in ClientOptions::nodes
   NodeStatus status = NodeStatus::kPending;
-  std::string detail;              // Redis error text or connection error, if any
+  std::string detail;                // Redis error text or connection error, if any
   std::chrono::microseconds rtt{0};  // send to reply; 0 if there was no reply
 };
 

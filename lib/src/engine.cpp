@@ -1,0 +1,646 @@
+#include "engine.hpp"
+
+#include <netdb.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "token.hpp"
+
+namespace redlock::detail {
+namespace {
+
+constexpr std::chrono::milliseconds kShutdownGrace{1000};
+
+std::string format_ms(Clock::duration d) {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f ms", static_cast<double>(us) / 1000.0);
+  return buf;
+}
+
+// A user callback must not take the loop thread down with it.
+template <typename Callback, typename Value>
+void invoke_user(spdlog::logger& log, Callback& callback, Value&& value) {
+  if (!callback) return;
+  auto cb = std::move(callback);
+  callback = nullptr;
+  try {
+    cb(std::forward<Value>(value));
+  } catch (const std::exception& e) {
+    log.error("a redlock callback threw: {}", e.what());
+  } catch (...) {
+    log.error("a redlock callback threw a non-standard exception");
+  }
+}
+
+NodeResult node_result(const std::string& name, NodeStatus status, std::string detail = {},
+                       std::chrono::microseconds rtt = std::chrono::microseconds(0)) {
+  return NodeResult{name, status, std::move(detail), rtt};
+}
+
+Result<sockaddr_storage> resolve(const NodeAddress& node) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  const std::string port = std::to_string(node.port);
+  if (int rc = ::getaddrinfo(node.host.c_str(), port.c_str(), &hints, &res); rc != 0 || !res) {
+    return Unexpected(
+        Error(ErrorCode::kInvalidArgument,
+              "node \"" + node.text + "\": cannot resolve host: " + gai_strerror(rc)));
+  }
+  sockaddr_storage out{};
+  std::memcpy(&out, res->ai_addr, res->ai_addrlen);
+  ::freeaddrinfo(res);
+  return out;
+}
+
+bool same_address(const sockaddr_storage& a, const sockaddr_storage& b) {
+  if (a.ss_family != b.ss_family) return false;
+  if (a.ss_family == AF_INET) {
+    const auto& x = reinterpret_cast<const sockaddr_in&>(a);
+    const auto& y = reinterpret_cast<const sockaddr_in&>(b);
+    return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr;
+  }
+  if (a.ss_family == AF_INET6) {
+    const auto& x = reinterpret_cast<const sockaddr_in6&>(a);
+    const auto& y = reinterpret_cast<const sockaddr_in6&>(b);
+    return x.sin6_port == y.sin6_port &&
+           std::memcmp(&x.sin6_addr, &y.sin6_addr, sizeof x.sin6_addr) == 0;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------
+// Release: compare-and-delete on a set of nodes.
+
+class ReleaseOp final : public Operation, public std::enable_shared_from_this<ReleaseOp> {
+ public:
+  ReleaseOp(Engine& engine, std::string key, std::string token, Clock::time_point key_expiry,
+            std::vector<bool> targets, ReleaseCallback callback)
+      : engine_(engine),
+        key_(std::move(key)),
+        token_(std::move(token)),
+        key_expiry_(key_expiry),
+        targets_(std::move(targets)),
+        callback_(std::move(callback)) {}
+
+  void start() {
+    auto& nodes = engine_.nodes();
+    if (targets_.empty()) targets_.assign(nodes.size(), true);
+    report_.nodes.reserve(nodes.size());
+    for (auto& n : nodes) report_.nodes.push_back(node_result(n->name(), NodeStatus::kPending));
+    started_ = Clock::now();
+    const std::string cmd = evalsha_command(kReleaseScriptSha, key_, token_);
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      if (!targets_[i]) {
+        report_.nodes[i].status = NodeStatus::kRefused;
+        report_.nodes[i].detail = "not asked";
+        continue;
+      }
+      ++outstanding_;
+      if (!nodes[i]->send(cmd, shared_from_this(), 0)) {
+        nodes[i]->remember_cleanup(key_, token_, key_expiry_);
+        answer(i, NodeStatus::kDisconnected, "not connected; released when it reconnects");
+      }
+    }
+    if (done_) return;
+    if (callback_) {
+      engine_.add_active(shared_from_this());
+      auto weak = weak_from_this();
+      timer_ = engine_.schedule(started_ + engine_.options().release_timeout, [weak] {
+        if (auto self = weak.lock()) self->on_timeout();
+      });
+    }
+  }
+
+  void on_reply(std::size_t node, std::uint32_t tag, const Reply* reply,
+                std::string_view failure) override {
+    auto& n = *engine_.nodes()[node];
+    if (reply != nullptr && reply->is_error() && reply->str.starts_with("NOSCRIPT") && tag == 0) {
+      // The node lost its script cache (restart, SCRIPT FLUSH): send the body.
+      if (n.send(eval_command(kReleaseScript, key_, token_), shared_from_this(), 1)) return;
+      reply = nullptr;
+      failure = "not connected";
+    }
+    if (reply == nullptr) {
+      n.remember_cleanup(key_, token_, key_expiry_);
+      answer(node, NodeStatus::kDisconnected, std::string(failure));
+    } else if (reply->type == Reply::Type::kInteger) {
+      answer(node, reply->integer > 0 ? NodeStatus::kOk : NodeStatus::kRefused, {});
+    } else if (reply->is_error()) {
+      answer(node, NodeStatus::kError, reply->str);
+    } else {
+      answer(node, NodeStatus::kError, "unexpected reply to the release script");
+    }
+  }
+
+  void abort() override { complete(); }
+
+ private:
+  void answer(std::size_t node, NodeStatus status, std::string detail) {
+    if (done_ || report_.nodes[node].status != NodeStatus::kPending) return;
+    auto& r = report_.nodes[node];
+    r.status = status;
+    r.detail = std::move(detail);
+    r.rtt = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_);
+    if (status == NodeStatus::kOk) ++report_.deleted;
+    if (--outstanding_ == 0) complete();
+  }
+
+  void on_timeout() {
+    if (done_) return;
+    for (auto& r : report_.nodes) {
+      if (r.status == NodeStatus::kPending) {
+        r.status = NodeStatus::kTimeout;
+        r.detail = "no answer within release_timeout";
+      }
+    }
+    complete();
+  }
+
+  void complete() {
+    if (done_) return;
+    done_ = true;
+    engine_.cancel(timer_);
+    if (callback_) {
+      invoke_user(engine_.log(), callback_, Result<ReleaseReport>(std::move(report_)));
+      engine_.remove_active(this);
+    }
+  }
+
+  Engine& engine_;
+  std::string key_;
+  std::string token_;
+  Clock::time_point key_expiry_;
+  std::vector<bool> targets_;
+  ReleaseCallback callback_;
+  ReleaseReport report_;
+  Clock::time_point started_{};
+  std::size_t outstanding_ = 0;
+  Engine::TimerId timer_ = 0;
+  bool done_ = false;
+};
+
+// ---------------------------------------------------------------------------
+// Acquire: rounds of SET NX PX on every node, decided at a majority.
+
+class AcquireOp final : public Operation, public std::enable_shared_from_this<AcquireOp> {
+ public:
+  AcquireOp(Engine& engine, std::string resource, std::string token, milliseconds ttl,
+            const AcquireOptions& options, AcquireCallback callback)
+      : engine_(engine),
+        resource_(std::move(resource)),
+        token_(std::move(token)),
+        ttl_(ttl),
+        options_(options),
+        node_timeout_(effective_node_timeout(
+            options.node_timeout.count() > 0 ? options.node_timeout : engine.options().node_timeout,
+            ttl)),
+        callback_(std::move(callback)),
+        set_command_(set_nx_px_command(resource_, token_, ttl.count())),
+        call_start_(Clock::now()) {}
+
+  void start() {
+    engine_.add_active(shared_from_this());
+    start_round();
+  }
+
+  void on_reply(std::size_t node, std::uint32_t tag, const Reply* reply,
+                std::string_view failure) override {
+    if (done_ || tag != tag_ || !round_ || round_->decided()) return;  // late: already cleaned up
+    const auto now = Clock::now();
+    auto& r = results_[node];
+    r.rtt = std::chrono::duration_cast<std::chrono::microseconds>(now - round_->start());
+    if (reply == nullptr) {
+      r.status = NodeStatus::kDisconnected;
+      r.detail = std::string(failure);
+    } else if (reply->is_status("OK")) {
+      r.status = NodeStatus::kOk;
+    } else if (reply->type == Reply::Type::kNil) {
+      r.status = NodeStatus::kRefused;
+      r.detail = "held by another token";
+    } else if (reply->is_error()) {
+      r.status = NodeStatus::kError;
+      r.detail = reply->str;
+    } else {
+      r.status = NodeStatus::kError;
+      r.detail = "unexpected reply to SET";
+    }
+    round_->vote(node, r.status, now);
+    if (round_->decided()) finish_round(now);
+  }
+
+  void abort() override {
+    if (done_) return;
+    if (round_ && !round_->decided()) release_round();
+    complete(Unexpected(Error(ErrorCode::kShuttingDown, "the client is shutting down")));
+  }
+
+ private:
+  void start_round() {
+    timer_ = 0;
+    ++attempts_;
+    ++tag_;
+    auto& nodes = engine_.nodes();
+    results_.clear();
+    for (auto& n : nodes) results_.push_back(node_result(n->name(), NodeStatus::kPending));
+    sent_.assign(nodes.size(), false);
+    const auto start = Clock::now();
+    round_.emplace(nodes.size(), start, ttl_, engine_.options().drift_factor,
+                   options_.min_validity);
+    for (std::size_t i = 0; i < nodes.size() && !round_->decided(); ++i) {
+      if (nodes[i]->send(set_command_, shared_from_this(), tag_)) {
+        sent_[i] = true;
+      } else {
+        results_[i].status = NodeStatus::kDisconnected;
+        results_[i].detail = "not connected";
+        round_->vote(i, NodeStatus::kDisconnected, start);
+      }
+    }
+    if (round_->decided()) {
+      finish_round(Clock::now());
+      return;
+    }
+    auto weak = weak_from_this();
+    timer_ = engine_.schedule(start + node_timeout_, [weak] {
+      if (auto self = weak.lock()) self->on_node_timeout();
+    });
+  }
+
+  void on_node_timeout() {
+    timer_ = 0;
+    if (done_ || !round_ || round_->decided()) return;
+    const auto now = Clock::now();
+    round_->expire(now);
+    finish_round(now);
+  }
+
+  void finish_round(Clock::time_point now) {
+    engine_.cancel(timer_);
+    timer_ = 0;
+    for (std::size_t i = 0; i < results_.size(); ++i) {
+      if (round_->votes()[i] == NodeStatus::kTimeout &&
+          results_[i].status == NodeStatus::kPending) {
+        results_[i].status = NodeStatus::kTimeout;
+        results_[i].detail = "no answer within " + std::to_string(node_timeout_.count()) + " ms";
+      }
+    }
+    if (round_->state() == Round::State::kGranted) {
+      complete(Lock(resource_, token_, round_->valid_until(), results_));
+      return;
+    }
+    // A failed round releases everywhere a SET went, answered or not: an OK
+    // still in flight must not leave a key behind, and on each connection the
+    // release runs after the SET, so our own retry never meets our own key.
+    release_round();
+    Error error = round_error(now);
+    const RetryPolicy policy{options_.max_wait, options_.max_attempts, options_.retry_delay,
+                             options_.retry_jitter};
+    const auto next = next_retry(policy, attempts_, call_start_, now, engine_.random_unit());
+    if (next.delay) {
+      engine_.log().debug("acquire {}: round {} failed ({}), retrying in {} ms", resource_,
+                          attempts_, to_string(error.code()), next.delay->count());
+      auto weak = weak_from_this();
+      timer_ = engine_.schedule(now + *next.delay, [weak] {
+        if (auto self = weak.lock()) self->start_round();
+      });
+      return;
+    }
+    if (next.wait_exhausted) {
+      error = Error(ErrorCode::kLockWaitTimeout,
+                    "lock wait timeout: resource \"" + resource_ + "\" not acquired within " +
+                        std::to_string(options_.max_wait.count()) + " ms (" +
+                        std::to_string(attempts_) + " attempt(s); last: " +
+                        std::string(to_string(error.code())) + ": " + error.message() + ")",
+                    error.nodes());
+    }
+    complete(Unexpected(std::move(error)));
+  }
+
+  Error round_error(Clock::time_point now) const {
+    const auto n = results_.size();
+    const auto need = quorum(n);
+    std::string msg;
+    switch (round_->failure()) {
+      case ErrorCode::kValidityExhausted:
+        msg = "resource \"" + resource_ + "\": a majority agreed after " +
+              format_ms(now - round_->start()) + ", leaving " +
+              std::to_string(round_->validity_at_decision().count()) +
+              " us of validity (min_validity " + std::to_string(options_.min_validity.count()) +
+              " ms)";
+        break;
+      case ErrorCode::kHeldByAnother:
+        msg = "resource \"" + resource_ + "\" is held by another owner (" +
+              std::to_string(round_->yes()) + " of " + std::to_string(n) + " nodes granted, " +
+              std::to_string(need) + " needed)";
+        break;
+      default:
+        msg = "resource \"" + resource_ + "\": only " + std::to_string(round_->yes()) + " of " +
+              std::to_string(n) + " nodes granted, " + std::to_string(need) + " needed";
+        break;
+    }
+    return Error(round_->failure(), std::move(msg), results_);
+  }
+
+  void release_round() {
+    if (std::none_of(sent_.begin(), sent_.end(), [](bool b) { return b; })) return;
+    engine_.start_release(resource_, token_, Clock::now() + ttl_, sent_, nullptr);
+    sent_.assign(sent_.size(), false);
+  }
+
+  void complete(Result<Lock> result) {
+    if (done_) return;
+    done_ = true;
+    engine_.cancel(timer_);
+    timer_ = 0;
+    invoke_user(engine_.log(), callback_, std::move(result));
+    engine_.remove_active(this);
+  }
+
+  Engine& engine_;
+  std::string resource_;
+  std::string token_;
+  milliseconds ttl_;
+  AcquireOptions options_;
+  milliseconds node_timeout_;
+  AcquireCallback callback_;
+  std::string set_command_;
+  Clock::time_point call_start_;
+  int attempts_ = 0;
+  std::uint32_t tag_ = 0;
+  std::optional<Round> round_;
+  std::vector<NodeResult> results_;
+  std::vector<bool> sent_;
+  Engine::TimerId timer_ = 0;
+  bool done_ = false;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Engine
+
+Engine::Engine(ClientOptions options) : options_(std::move(options)), rng_(std::random_device{}()) {
+  logger_ = options_.logger;
+  if (!logger_) {
+    // A private logger: never registered, never the global default one.
+    logger_ = std::make_shared<spdlog::logger>("redlock",
+                                               std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    logger_->set_level(spdlog::level::warn);
+  }
+}
+
+Result<std::shared_ptr<Engine>> Engine::start(ClientOptions options) {
+  auto parsed = validate_client_options(options);
+  if (!parsed) return Unexpected(parsed.error());
+  std::vector<sockaddr_storage> addrs;
+  for (const auto& node : *parsed) {
+    auto addr = resolve(node);
+    if (!addr) return Unexpected(addr.error());
+    for (std::size_t j = 0; j < addrs.size(); ++j) {
+      if (same_address(addrs[j], *addr)) {
+        return Unexpected(Error(ErrorCode::kInvalidArgument,
+                                "nodes \"" + (*parsed)[j].text + "\" and \"" + node.text +
+                                    "\" are the same server; every node must be distinct"));
+      }
+    }
+    addrs.push_back(*addr);
+  }
+
+  std::shared_ptr<Engine> engine(new Engine(std::move(options)));
+  Engine& e = *engine;
+  if (int rc = uv_loop_init(&e.loop_); rc != 0) {
+    return Unexpected(Error(ErrorCode::kInternal, std::string("uv_loop_init: ") + uv_strerror(rc)));
+  }
+  e.loop_ready_ = true;
+  e.loop_.data = &e;
+  uv_async_init(&e.loop_, &e.async_,
+                [](uv_async_t* h) { static_cast<Engine*>(h->data)->on_async(); });
+  e.async_.data = &e;
+  uv_timer_init(&e.loop_, &e.timer_);
+  e.timer_.data = &e;
+  uv_timer_init(&e.loop_, &e.shutdown_timer_);
+  e.shutdown_timer_.data = &e;
+  for (std::size_t i = 0; i < parsed->size(); ++i) {
+    e.nodes_.push_back(std::make_unique<Node>(e, i, (*parsed)[i], addrs[i]));
+  }
+
+  try {
+    // The thread keeps the engine alive, so a shutdown started on the loop
+    // thread itself (a Client destroyed in its own callback) can detach.
+    e.thread_ = std::thread([self = engine] { self->run(); });
+  } catch (const std::system_error& ex) {
+    return Unexpected(
+        Error(ErrorCode::kInternal, std::string("cannot start the loop thread: ") + ex.what()));
+  }
+
+  std::unique_lock lk(e.mutex_);
+  e.cv_.wait_for(lk, e.options_.connect_timeout + milliseconds(100),
+                 [&] { return e.first_attempts_ >= e.nodes_.size(); });
+  return engine;
+}
+
+Engine::~Engine() {
+  shutdown();
+  if (loop_ready_) {
+    // run() closed the loop; nothing is left on it here.
+    nodes_.clear();
+  }
+}
+
+void Engine::run() {
+  loop_thread_id_ = std::this_thread::get_id();
+  for (auto& n : nodes_) n->start();
+  flush_dirty();
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  // Anything still open (only after a forced shutdown) is closed here.
+  uv_walk(
+      &loop_,
+      [](uv_handle_t* h, void*) {
+        if (uv_is_closing(h) == 0) uv_close(h, nullptr);
+      },
+      nullptr);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  nodes_.clear();
+  active_.clear();
+  timers_.clear();
+  if (int rc = uv_loop_close(&loop_); rc != 0) {
+    logger_->error("event loop did not close cleanly: {}", uv_strerror(rc));
+  }
+  loop_ready_ = false;
+}
+
+bool Engine::on_loop_thread() const noexcept {
+  return loop_thread_id_.load() == std::this_thread::get_id();
+}
+
+void Engine::shutdown() noexcept {
+  {
+    std::lock_guard lk(mutex_);
+    if (!stopping_) {
+      stopping_ = true;
+      uv_async_send(&async_);
+    }
+  }
+  if (!thread_.joinable()) return;
+  if (std::this_thread::get_id() == thread_.get_id()) {
+    thread_.detach();
+  } else {
+    thread_.join();
+  }
+}
+
+Result<void> Engine::post(std::function<void()> task) {
+  std::lock_guard lk(mutex_);
+  if (stopping_) return Unexpected(Error(ErrorCode::kShuttingDown, "the client is shutting down"));
+  const bool wake = tasks_.empty();
+  tasks_.push_back(std::move(task));
+  if (wake) uv_async_send(&async_);
+  return {};
+}
+
+void Engine::on_async() {
+  std::vector<std::function<void()>> batch;
+  bool stop = false;
+  {
+    std::lock_guard lk(mutex_);
+    batch.swap(tasks_);
+    stop = stopping_;
+  }
+  for (auto& t : batch) t();
+  if (stop && !stopping_loop_) begin_shutdown();
+  flush_dirty();
+}
+
+void Engine::begin_shutdown() {
+  stopping_loop_ = true;
+  // Complete every pending operation (an acquire in flight releases what it
+  // may have set), then write what is queued and close the connections.
+  std::vector<std::shared_ptr<Operation>> ops;
+  ops.reserve(active_.size());
+  for (auto& [_, op] : active_) ops.push_back(op);
+  for (auto& op : ops) op->abort();
+  active_.clear();
+  flush_dirty();
+  for (auto& n : nodes_) n->close();
+  timers_.clear();
+  timer_index_.clear();
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+  uv_timer_start(
+      &shutdown_timer_,
+      [](uv_timer_t* t) {
+        uv_walk(
+            t->loop,
+            [](uv_handle_t* h, void*) {
+              if (uv_is_closing(h) == 0) uv_close(h, nullptr);
+            },
+            nullptr);
+      },
+      static_cast<std::uint64_t>(kShutdownGrace.count()), 0);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&shutdown_timer_));
+}
+
+Result<void> Engine::post_acquire(std::string_view resource, milliseconds ttl,
+                                  const AcquireOptions& options, AcquireCallback callback) {
+  if (auto ok = validate_acquire(resource, ttl, options, options_); !ok) return ok;
+  if (!callback) return Unexpected(Error(ErrorCode::kInvalidArgument, "acquire callback is empty"));
+  auto token = make_token();
+  if (!token) return Unexpected(token.error());
+  auto op = std::make_shared<AcquireOp>(*this, std::string(resource), std::move(*token), ttl,
+                                        options, std::move(callback));
+  return post([op] { op->start(); });
+}
+
+Result<void> Engine::post_release(const Lock& lock, ReleaseCallback callback) {
+  if (auto ok = validate_resource(lock.resource()); !ok) return ok;
+  if (auto ok = validate_lock_token(lock.token()); !ok) return ok;
+  auto key_expiry = lock.valid_until() + std::chrono::seconds(1);
+  return post([this, resource = lock.resource(), token = lock.token(), key_expiry,
+               cb = std::move(callback)]() mutable {
+    start_release(std::move(resource), std::move(token), key_expiry, {}, std::move(cb));
+  });
+}
+
+void Engine::start_release(std::string key, std::string token, Clock::time_point key_expiry,
+                           std::vector<bool> targets, ReleaseCallback callback) {
+  auto op = std::make_shared<ReleaseOp>(*this, std::move(key), std::move(token), key_expiry,
+                                        std::move(targets), std::move(callback));
+  op->start();
+}
+
+std::vector<bool> Engine::connected() const {
+  std::vector<bool> out;
+  out.reserve(nodes_.size());
+  for (const auto& n : nodes_) out.push_back(n->connected_any_thread());
+  return out;
+}
+
+void Engine::report_first_attempt() {
+  std::lock_guard lk(mutex_);
+  ++first_attempts_;
+  cv_.notify_all();
+}
+
+Engine::TimerId Engine::schedule(Clock::time_point when, std::function<void()> fn) {
+  const TimerId id = next_timer_++;
+  timers_.emplace(std::make_pair(when, id), std::move(fn));
+  timer_index_.emplace(id, when);
+  if (timers_.begin()->first.second == id) arm_timer();
+  return id;
+}
+
+void Engine::cancel(TimerId id) {
+  if (id == 0) return;
+  auto it = timer_index_.find(id);
+  if (it == timer_index_.end()) return;
+  timers_.erase({it->second, id});
+  timer_index_.erase(it);
+}
+
+void Engine::arm_timer() {
+  if (stopping_loop_) return;
+  if (timers_.empty()) {
+    uv_timer_stop(&timer_);
+    return;
+  }
+  const auto delta = timers_.begin()->first.first - Clock::now();
+  const auto ms = std::max<std::int64_t>(0, std::chrono::ceil<milliseconds>(delta).count());
+  uv_update_time(&loop_);
+  uv_timer_start(
+      &timer_, [](uv_timer_t* t) { static_cast<Engine*>(t->data)->on_timer(); },
+      static_cast<std::uint64_t>(ms), 0);
+}
+
+void Engine::on_timer() {
+  const auto now = Clock::now();
+  while (!timers_.empty() && timers_.begin()->first.first <= now) {
+    auto node = timers_.extract(timers_.begin());
+    timer_index_.erase(node.key().second);
+    node.mapped()();
+  }
+  arm_timer();
+  flush_dirty();
+}
+
+void Engine::mark_dirty(Node& node) { dirty_.push_back(&node); }
+
+void Engine::flush_dirty() {
+  while (!dirty_.empty()) {
+    auto batch = std::move(dirty_);
+    dirty_.clear();
+    for (Node* n : batch) n->flush();
+  }
+}
+
+void Engine::add_active(const std::shared_ptr<Operation>& op) { active_.emplace(op.get(), op); }
+void Engine::remove_active(Operation* op) { active_.erase(op); }
+
+double Engine::random_unit() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); }
+
+}  // namespace redlock::detail

@@ -1,0 +1,214 @@
+// engine.hpp: the event loop, the node connections and the operations.
+//
+// Threading: everything here runs on the engine's loop thread, except the
+// Engine methods marked "any thread". Only uv_async_send crosses threads.
+// Ownership: the Engine owns the loop and the Nodes; a Node owns its uv
+// handles (a connection frees itself in its close callback); operations are
+// shared by the Engine (while they have a user callback pending) and by the
+// nodes' reply queues (while a reply is outstanding), so a late reply always
+// finds its operation alive and is dropped there.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "protocol.hpp"
+#include "redlock/client.hpp"
+#include "rules.hpp"
+#include "validate.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace redlock::detail {
+
+class Engine;
+
+// Something that waits for node replies.
+class Operation {
+ public:
+  virtual ~Operation() = default;
+  // The reply to a command sent with `tag` to node `node`. `reply` is null
+  // when the command got no answer because the connection failed (`failure`
+  // says why). Called exactly once per command sent.
+  virtual void on_reply(std::size_t node, std::uint32_t tag, const Reply* reply,
+                        std::string_view failure) = 0;
+  // The engine is shutting down: complete with kShuttingDown.
+  virtual void abort() {}
+};
+
+// One persistent connection to one Redis node, reconnected with capped
+// exponential backoff. Commands are pipelined: replies come back in the order
+// the commands were sent, so a release sent after a SET always runs after it.
+class Node {
+ public:
+  Node(Engine& engine, std::size_t index, NodeAddress address, const sockaddr_storage& addr);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  void start();
+  // Queues a command. Returns false, and never calls back, when the node is
+  // not connected: commands are never held for a later connection.
+  [[nodiscard]] bool send(std::string_view wire, std::shared_ptr<Operation> op, std::uint32_t tag);
+  // Hands queued bytes to the socket; the engine calls this once per callback.
+  void flush();
+  // Shutdown: writes what is queued, then closes every handle.
+  void close();
+
+  // A key this client may have left on the node while it was unreachable; it
+  // is released (compare-and-delete) when the node is connected again.
+  void remember_cleanup(std::string key, std::string token, Clock::time_point until);
+
+  [[nodiscard]] bool connected() const noexcept { return state_ == State::kConnected; }
+  [[nodiscard]] bool connected_any_thread() const noexcept { return connected_flag_.load(); }
+  [[nodiscard]] const std::string& name() const noexcept { return address_.text; }
+  [[nodiscard]] std::size_t index() const noexcept { return index_; }
+
+ private:
+  struct Conn;
+  enum class State : std::uint8_t { kIdle, kConnecting, kConnected, kBackoff, kClosed };
+  struct Pending {
+    std::shared_ptr<Operation> op;
+    std::uint32_t tag;
+  };
+  struct Cleanup {
+    std::string key;
+    std::string token;
+    Clock::time_point until;
+  };
+
+  static void on_connect_cb(uv_connect_t* req, int status);
+  static void on_alloc_cb(uv_handle_t* handle, std::size_t suggested, uv_buf_t* buf);
+  static void on_read_cb(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void on_write_cb(uv_write_t* req, int status);
+  static void on_timer_cb(uv_timer_t* timer);
+
+  void connect();
+  void on_connected();
+  void on_read(ssize_t nread, const uv_buf_t* buf);
+  void fail_connection(const std::string& why);
+  void drop_conn();
+  void replay_cleanup();
+
+  Engine& engine_;
+  std::size_t index_;
+  NodeAddress address_;
+  sockaddr_storage sockaddr_{};
+  State state_ = State::kIdle;
+  std::atomic<bool> connected_flag_{false};
+  bool reported_first_attempt_ = false;
+  int failures_ = 0;
+  Conn* conn_ = nullptr;  // the live connection, or null
+  uv_timer_t timer_{};    // connect deadline, then reconnect backoff
+  std::string out_;       // formatted commands not yet handed to the socket
+  bool dirty_ = false;
+  std::deque<Pending> pending_;  // sent or queued, awaiting replies, in order
+  std::unique_ptr<ReplyParser> parser_;
+  std::vector<Cleanup> cleanup_;
+  std::vector<char> read_buf_;
+
+  friend class Engine;
+};
+
+class Engine : public std::enable_shared_from_this<Engine> {
+ public:
+  // Any thread. Validates, resolves the nodes, starts the loop thread and
+  // waits up to connect_timeout for every node's first connection attempt.
+  [[nodiscard]] static Result<std::shared_ptr<Engine>> start(ClientOptions options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Any thread; idempotent. Refuses new work, completes pending operations
+  // with kShuttingDown, closes the connections and joins the loop thread
+  // (detaches it when called on the loop thread itself).
+  void shutdown() noexcept;
+
+  // Any thread. Errors (kInvalidArgument, kShuttingDown) are returned and
+  // the callback is then never called; otherwise it runs once on the loop.
+  [[nodiscard]] Result<void> post_acquire(std::string_view resource, milliseconds ttl,
+                                          const AcquireOptions& options, AcquireCallback callback);
+  // A null callback makes a fire-and-forget release.
+  [[nodiscard]] Result<void> post_release(const Lock& lock, ReleaseCallback callback);
+
+  [[nodiscard]] bool on_loop_thread() const noexcept;
+  [[nodiscard]] const ClientOptions& options() const noexcept { return options_; }
+  [[nodiscard]] const std::vector<std::string>& node_names() const noexcept {
+    return options_.nodes;
+  }
+  [[nodiscard]] std::vector<bool> connected() const;
+
+  // Loop thread only, for nodes and operations.
+  using TimerId = std::uint64_t;
+  TimerId schedule(Clock::time_point when, std::function<void()> fn);
+  void cancel(TimerId id);
+  void mark_dirty(Node& node);
+  void flush_dirty();
+  void add_active(const std::shared_ptr<Operation>& op);
+  void remove_active(Operation* op);
+  [[nodiscard]] double random_unit();
+  [[nodiscard]] bool stopping() const noexcept { return stopping_loop_; }
+  [[nodiscard]] uv_loop_t* loop() noexcept { return &loop_; }
+  [[nodiscard]] std::vector<std::unique_ptr<Node>>& nodes() noexcept { return nodes_; }
+  [[nodiscard]] spdlog::logger& log() const noexcept { return *logger_; }
+  void report_first_attempt();
+  // Sends the compare-and-delete for (key, token) to the nodes in `targets`
+  // (all when empty), reporting to `callback` unless it is null.
+  void start_release(std::string key, std::string token, Clock::time_point key_expiry,
+                     std::vector<bool> targets, ReleaseCallback callback);
+
+ private:
+  explicit Engine(ClientOptions options);
+  [[nodiscard]] Result<void> post(std::function<void()> task);
+  void run();
+  void on_async();
+  void on_timer();
+  void arm_timer();
+  void begin_shutdown();
+
+  // Declaration order is destruction order: the nodes (and the operations
+  // their queues keep alive) go before the loop they were registered with.
+  ClientOptions options_;
+  std::shared_ptr<spdlog::logger> logger_;
+  uv_loop_t loop_{};
+  uv_async_t async_{};
+  uv_timer_t timer_{};           // the scheduler's single timer
+  uv_timer_t shutdown_timer_{};  // forces handles closed if a shutdown stalls
+  bool loop_ready_ = false;
+  std::vector<std::unique_ptr<Node>> nodes_;
+
+  std::mutex mutex_;  // guards tasks_, stopping_, first_attempts_
+  std::condition_variable cv_;
+  std::vector<std::function<void()>> tasks_;
+  bool stopping_ = false;
+  std::size_t first_attempts_ = 0;
+
+  bool stopping_loop_ = false;  // loop thread's view
+  std::map<std::pair<Clock::time_point, TimerId>, std::function<void()>> timers_;
+  std::unordered_map<TimerId, Clock::time_point> timer_index_;
+  TimerId next_timer_ = 1;
+  std::vector<Node*> dirty_;
+  std::unordered_map<Operation*, std::shared_ptr<Operation>> active_;
+  std::mt19937_64 rng_;
+
+  std::thread thread_;
+  std::atomic<std::thread::id> loop_thread_id_{};
+};
+
+}  // namespace redlock::detail

@@ -1,0 +1,109 @@
+#include "rules.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace redlock::detail {
+
+microseconds drift_allowance(milliseconds ttl, double drift_factor) noexcept {
+  const double drift_us = std::ceil(static_cast<double>(ttl.count()) * 1000.0 * drift_factor);
+  return microseconds(static_cast<microseconds::rep>(drift_us)) + milliseconds(2);
+}
+
+microseconds validity(milliseconds ttl, Clock::duration elapsed, double drift_factor) noexcept {
+  // Round elapsed time up: a validity must never be overstated.
+  const auto elapsed_us = std::chrono::ceil<microseconds>(elapsed);
+  return std::chrono::duration_cast<microseconds>(ttl) - elapsed_us -
+         drift_allowance(ttl, drift_factor);
+}
+
+milliseconds effective_node_timeout(milliseconds configured, milliseconds ttl) noexcept {
+  if (configured.count() > 0) return configured;
+  return std::clamp(ttl / 200, kMinAutoNodeTimeout, kMaxAutoNodeTimeout);
+}
+
+Round::Round(std::size_t n, Clock::time_point start, milliseconds ttl, double drift_factor,
+             milliseconds min_validity)
+    : votes_(n, NodeStatus::kPending),
+      start_(start),
+      ttl_(ttl),
+      drift_factor_(drift_factor),
+      min_validity_(min_validity),
+      quorum_(quorum(n)) {}
+
+void Round::vote(std::size_t node, NodeStatus status, Clock::time_point now) {
+  if (decided() || node >= votes_.size() || votes_[node] != NodeStatus::kPending ||
+      status == NodeStatus::kPending) {
+    return;
+  }
+  votes_[node] = status;
+  if (status == NodeStatus::kOk) {
+    ++yes_;
+  } else {
+    ++no_;
+    if (status == NodeStatus::kRefused) ++refused_;
+  }
+  decide(now);
+}
+
+void Round::expire(Clock::time_point now) {
+  if (decided()) return;
+  for (auto& v : votes_) {
+    if (v == NodeStatus::kPending) {
+      v = NodeStatus::kTimeout;
+      ++no_;
+    }
+  }
+  decide(now);
+}
+
+void Round::decide(Clock::time_point now) {
+  const std::size_t n = votes_.size();
+  if (yes_ >= quorum_) {
+    validity_ = validity(ttl_, now - start_, drift_factor_);
+    if (validity_ >= min_validity_) {
+      state_ = State::kGranted;
+      valid_until_ = start_ + std::chrono::duration_cast<microseconds>(ttl_) -
+                     drift_allowance(ttl_, drift_factor_);
+    } else {
+      state_ = State::kFailed;
+      failure_ = ErrorCode::kValidityExhausted;
+    }
+    return;
+  }
+  if (no_ > n - quorum_) {
+    state_ = State::kFailed;
+    failure_ = refused_ > 0 ? ErrorCode::kHeldByAnother : ErrorCode::kNoQuorum;
+  }
+}
+
+RetryDecision next_retry(const RetryPolicy& policy, int attempts_done, Clock::time_point call_start,
+                         Clock::time_point now, double unit_random) noexcept {
+  const bool timed = policy.max_wait.count() > 0;
+  const bool counted = policy.max_attempts > 0;
+  if (!timed && !counted) return {};  // a single round: try-lock
+  if (counted && attempts_done >= policy.max_attempts) return {};
+
+  unit_random = std::clamp(unit_random, 0.0, 1.0);
+  const auto low = std::max(milliseconds(0), policy.delay - policy.jitter);
+  const auto high = policy.delay + policy.jitter;
+  const auto span = static_cast<double>((high - low).count());
+  const auto delay = low + milliseconds(static_cast<milliseconds::rep>(span * unit_random));
+
+  if (timed && now + delay >= call_start + policy.max_wait) {
+    return {std::nullopt, true};
+  }
+  return {delay, false};
+}
+
+milliseconds reconnect_delay(int failures, milliseconds min, milliseconds max,
+                             double unit_random) noexcept {
+  failures = std::clamp(failures, 0, 30);
+  const double nominal = std::min(static_cast<double>(max.count()),
+                                  static_cast<double>(min.count()) * std::pow(2.0, failures));
+  unit_random = std::clamp(unit_random, 0.0, 1.0);
+  const double d = nominal / 2.0 + nominal / 2.0 * unit_random;
+  return milliseconds(std::max<milliseconds::rep>(1, static_cast<milliseconds::rep>(d)));
+}
+
+}  // namespace redlock::detail

@@ -1,0 +1,142 @@
+#include "validate.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <set>
+
+#include "rules.hpp"
+
+namespace redlock::detail {
+namespace {
+
+Unexpected invalid(std::string message) {
+  return Unexpected(Error(ErrorCode::kInvalidArgument, std::move(message)));
+}
+
+std::string ms(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+
+}  // namespace
+
+Result<NodeAddress> parse_node(std::string_view text) {
+  const std::string quoted = "node \"" + std::string(text) + "\"";
+  if (text.empty()) return invalid("node address is empty; expected host:port");
+  std::string_view host;
+  std::string_view port;
+  if (text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return invalid(quoted + ": malformed IPv6 address; expected [address]:port");
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos)
+      return invalid(quoted + ": missing port; expected host:port");
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      return invalid(quoted + ": an IPv6 address must be written [address]:port");
+    }
+  }
+  if (host.empty()) return invalid(quoted + ": missing host; expected host:port");
+  for (const char c : host) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' ||
+                    c == '_' || c == ':' || c == '%';
+    if (!ok) return invalid(quoted + ": host contains an invalid character");
+  }
+  unsigned value = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || value == 0 ||
+      value > 65535) {
+    return invalid(quoted + ": port must be a number from 1 to 65535");
+  }
+  return NodeAddress{std::string(text), std::string(host), static_cast<std::uint16_t>(value)};
+}
+
+Result<std::vector<NodeAddress>> validate_client_options(const ClientOptions& o) {
+  if (o.nodes.empty()) return invalid("no nodes given; a lock needs at least one Redis node");
+  if (o.nodes.size() > ClientOptions::kMaxNodes) {
+    return invalid(std::to_string(o.nodes.size()) + " nodes given; at most " +
+                   std::to_string(ClientOptions::kMaxNodes) + " are supported");
+  }
+  std::vector<NodeAddress> out;
+  std::set<std::pair<std::string, std::uint16_t>> seen;
+  for (const auto& text : o.nodes) {
+    auto node = parse_node(text);
+    if (!node) return Unexpected(node.error());
+    if (!seen.emplace(node->host, node->port).second) {
+      return invalid("node \"" + text + "\" is listed twice; every node must be distinct");
+    }
+    out.push_back(std::move(*node));
+  }
+  if (!std::isfinite(o.drift_factor) || o.drift_factor < 0.0 || o.drift_factor >= 0.5) {
+    return invalid("drift_factor " + std::to_string(o.drift_factor) + " is out of range [0, 0.5)");
+  }
+  if (o.node_timeout.count() < 0)
+    return invalid("node_timeout " + ms(o.node_timeout) + " is negative");
+  if (o.release_timeout.count() <= 0) {
+    return invalid("release_timeout " + ms(o.release_timeout) + " must be positive");
+  }
+  if (o.connect_timeout.count() <= 0) {
+    return invalid("connect_timeout " + ms(o.connect_timeout) + " must be positive");
+  }
+  if (o.reconnect_min.count() <= 0 || o.reconnect_max < o.reconnect_min) {
+    return invalid("reconnect backoff must satisfy 0 < reconnect_min <= reconnect_max (got " +
+                   ms(o.reconnect_min) + ", " + ms(o.reconnect_max) + ")");
+  }
+  if (o.max_ttl.count() <= 0 || o.max_ttl > kMaxTtlCeiling) {
+    return invalid("max_ttl " + ms(o.max_ttl) + " is out of range (0, " + ms(kMaxTtlCeiling) + "]");
+  }
+  return out;
+}
+
+Result<void> validate_resource(std::string_view resource) {
+  if (resource.empty()) return invalid("resource name is empty");
+  if (resource.size() > kMaxResourceLength) {
+    return invalid("resource name is " + std::to_string(resource.size()) + " bytes; at most " +
+                   std::to_string(kMaxResourceLength) + " are allowed");
+  }
+  return {};
+}
+
+Result<void> validate_acquire(std::string_view resource, std::chrono::milliseconds ttl,
+                              const AcquireOptions& a, const ClientOptions& c) {
+  if (auto r = validate_resource(resource); !r) return r;
+  if (ttl.count() <= 0) return invalid("ttl " + ms(ttl) + " must be positive");
+  if (ttl > c.max_ttl) return invalid("ttl " + ms(ttl) + " exceeds max_ttl " + ms(c.max_ttl));
+  if (a.max_wait.count() < 0) return invalid("max_wait " + ms(a.max_wait) + " is negative");
+  if (a.max_attempts < 0) {
+    return invalid("max_attempts " + std::to_string(a.max_attempts) + " is negative");
+  }
+  if (a.retry_delay.count() < 0)
+    return invalid("retry_delay " + ms(a.retry_delay) + " is negative");
+  if (a.retry_jitter.count() < 0) {
+    return invalid("retry_jitter " + ms(a.retry_jitter) + " is negative");
+  }
+  if (a.node_timeout.count() < 0)
+    return invalid("node_timeout " + ms(a.node_timeout) + " is negative");
+  if (a.min_validity.count() < 1) {
+    return invalid("min_validity " + ms(a.min_validity) + " must be at least 1 ms");
+  }
+  // The best possible grant (instant answers) still loses the drift allowance.
+  const auto best = validity(ttl, std::chrono::steady_clock::duration::zero(), c.drift_factor);
+  if (best < a.min_validity) {
+    return invalid("ttl " + ms(ttl) + " is too short: after the clock drift allowance it leaves " +
+                   std::to_string(best.count()) + " us, below min_validity " + ms(a.min_validity));
+  }
+  const auto node_timeout =
+      effective_node_timeout(a.node_timeout.count() > 0 ? a.node_timeout : c.node_timeout, ttl);
+  if (node_timeout >= ttl) {
+    return invalid("node_timeout " + ms(node_timeout) + " must be shorter than the ttl " + ms(ttl));
+  }
+  return {};
+}
+
+Result<void> validate_lock_token(std::string_view token) {
+  if (token.empty()) return invalid("lock token is empty");
+  if (token.size() > 128) return invalid("lock token is longer than 128 bytes");
+  return {};
+}
+
+}  // namespace redlock::detail

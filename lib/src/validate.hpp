@@ -1,0 +1,42 @@
+// validate.hpp: checks for everything a caller hands the engine.
+//
+// Each check returns the first problem as an Error with code
+// kInvalidArgument and a message that names the field and the value.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "redlock/options.hpp"
+#include "redlock/result.hpp"
+
+namespace redlock::detail {
+
+inline constexpr std::size_t kMaxResourceLength = 1024;
+inline constexpr std::chrono::milliseconds kMaxTtlCeiling{std::chrono::hours(24 * 30)};
+
+struct NodeAddress {
+  std::string text;  // as given
+  std::string host;  // without brackets for IPv6
+  std::uint16_t port = 0;
+};
+
+// "host:port", "ip:port" or "[ipv6]:port".
+[[nodiscard]] Result<NodeAddress> parse_node(std::string_view text);
+
+// Everything but name resolution: parses every node and rejects duplicates by
+// their text (connect() also rejects two names resolving to one address).
+[[nodiscard]] Result<std::vector<NodeAddress>> validate_client_options(
+    const ClientOptions& options);
+
+[[nodiscard]] Result<void> validate_resource(std::string_view resource);
+[[nodiscard]] Result<void> validate_acquire(std::string_view resource,
+                                            std::chrono::milliseconds ttl,
+                                            const AcquireOptions& options,
+                                            const ClientOptions& client);
+[[nodiscard]] Result<void> validate_lock_token(std::string_view token);
+
+}  // namespace redlock::detail
