@@ -3,7 +3,7 @@
 add_library(redlock_warnings INTERFACE)
 target_compile_options(redlock_warnings INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion
-  -Wnon-virtual-dtor -Wold-style-cast -Woverloaded-virtual -Wnull-dereference
+  -Wnon-virtual-dtor -Wold-style-cast -Woverloaded-virtual
   -Wimplicit-fallthrough)
 
 option(REDLOCK_WARNINGS_AS_ERRORS "Treat compiler warnings as errors" OFF)

@@ -96,13 +96,19 @@ class ReleaseOp final : public Operation, public std::enable_shared_from_this<Re
     for (auto& n : nodes) report_.nodes.push_back(node_result(n->name(), NodeStatus::kPending));
     started_ = Clock::now();
     const std::string cmd = evalsha_command(kReleaseScriptSha, key_, token_);
+    // Count every target before sending: a node that fails at once must not
+    // complete the release while others have not been asked yet.
+    outstanding_ = static_cast<std::size_t>(std::count(targets_.begin(), targets_.end(), true));
+    if (outstanding_ == 0) {
+      complete();
+      return;
+    }
     for (std::size_t i = 0; i < nodes.size(); ++i) {
       if (!targets_[i]) {
         report_.nodes[i].status = NodeStatus::kRefused;
         report_.nodes[i].detail = "not asked";
         continue;
       }
-      ++outstanding_;
       if (!nodes[i]->send(cmd, shared_from_this(), 0)) {
         nodes[i]->remember_cleanup(key_, token_, key_expiry_);
         answer(i, NodeStatus::kDisconnected, "not connected; released when it reconnects");
@@ -313,7 +319,7 @@ class AcquireOp final : public Operation, public std::enable_shared_from_this<Ac
     }
     if (next.wait_exhausted) {
       error = Error(ErrorCode::kLockWaitTimeout,
-                    "lock wait timeout: resource \"" + resource_ + "\" not acquired within " +
+                    "resource \"" + resource_ + "\" not acquired within " +
                         std::to_string(options_.max_wait.count()) + " ms (" +
                         std::to_string(attempts_) + " attempt(s); last: " +
                         std::string(to_string(error.code())) + ": " + error.message() + ")",

@@ -90,8 +90,14 @@ RetryDecision next_retry(const RetryPolicy& policy, int attempts_done, Clock::ti
   const auto span = static_cast<double>((high - low).count());
   const auto delay = low + milliseconds(static_cast<milliseconds::rep>(span * unit_random));
 
-  if (timed && now + delay >= call_start + policy.max_wait) {
-    return {std::nullopt, true};
+  // Compared as durations, never as call_start + max_wait: a max_wait of
+  // milliseconds::max() ("wait for ever") must not overflow the time point.
+  if (timed) {
+    const auto elapsed =
+        std::chrono::ceil<milliseconds>(std::max(now - call_start, Clock::duration::zero()));
+    if (elapsed >= policy.max_wait || delay >= policy.max_wait - elapsed) {
+      return {std::nullopt, true};
+    }
   }
   return {delay, false};
 }

@@ -81,6 +81,14 @@ Result<std::vector<NodeAddress>> validate_client_options(const ClientOptions& o)
   if (o.connect_timeout.count() <= 0) {
     return invalid("connect_timeout " + ms(o.connect_timeout) + " must be positive");
   }
+  if (o.reconnect_max > kMaxDelay) {
+    return invalid("reconnect_max " + ms(o.reconnect_max) + " exceeds " + ms(kMaxDelay));
+  }
+  if (o.node_timeout > kMaxDelay || o.release_timeout > kMaxDelay ||
+      o.connect_timeout > kMaxDelay) {
+    return invalid("node_timeout, release_timeout and connect_timeout must not exceed " +
+                   ms(kMaxDelay));
+  }
   if (o.reconnect_min.count() <= 0 || o.reconnect_max < o.reconnect_min) {
     return invalid("reconnect backoff must satisfy 0 < reconnect_min <= reconnect_max (got " +
                    ms(o.reconnect_min) + ", " + ms(o.reconnect_max) + ")");

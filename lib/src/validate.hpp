@@ -17,6 +17,9 @@ namespace redlock::detail {
 
 inline constexpr std::size_t kMaxResourceLength = 1024;
 inline constexpr std::chrono::milliseconds kMaxTtlCeiling{std::chrono::hours(24 * 30)};
+// Upper bound for retry and reconnect delays (keeps every deadline computed
+// from them far from overflow; a larger pause is not a retry any more).
+inline constexpr std::chrono::milliseconds kMaxDelay{std::chrono::hours(1)};
 
 struct NodeAddress {
   std::string text;  // as given

@@ -78,8 +78,9 @@ class Client {
   // Deletes the lock's key on every node where it still carries the lock's
   // token (atomic compare-and-delete). Blocking. Errors: kInvalidArgument,
   // kShuttingDown, kWrongThread. Nodes that are down or late show in the
-  // report; their key expires with its ttl.
-  [[nodiscard]] Result<ReleaseReport> release(const Lock& lock);
+  // report; their key expires with its ttl. Not [[nodiscard]]: releasing
+  // and moving on without looking is a normal use.
+  Result<ReleaseReport> release(const Lock& lock);
   [[nodiscard]] Result<void> async_release(const Lock& lock, ReleaseCallback callback);
   [[nodiscard]] std::future<Result<ReleaseReport>> async_release(const Lock& lock);
 

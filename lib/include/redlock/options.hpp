@@ -58,6 +58,8 @@ struct AcquireOptions {
   // has passed since the call (0: no time budget). max_attempts: at most this
   // many rounds (0: no count limit). Both 0: exactly one round (try-lock).
   // When max_wait is what stopped the retries the error is kLockWaitTimeout.
+  // milliseconds::max() waits for ever. retry_delay and retry_jitter: at most
+  // one hour each.
   std::chrono::milliseconds max_wait{0};
   int max_attempts = 0;
 
