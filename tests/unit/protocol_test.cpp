@@ -1,0 +1,326 @@
+// The RESP codec: exact command bytes, and the incremental reply parser fed
+// whole, split and batched input, and malformed input.
+#include "protocol.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace redlock::detail {
+namespace {
+
+using namespace std::string_literals;
+using Type = Reply::Type;
+
+// Feeds `bytes` and takes out every complete reply. Fails the test on error.
+std::vector<Reply> parse_all(ReplyParser& parser, std::string_view bytes) {
+  std::vector<Reply> out;
+  const auto fed = parser.feed(bytes.data(), bytes.size());
+  EXPECT_TRUE(fed) << fed.error();
+  if (!fed) return out;
+  for (;;) {
+    auto r = parser.next();
+    EXPECT_TRUE(r) << r.error();
+    if (!r || !r->has_value()) break;
+    out.push_back(std::move(**r));
+  }
+  return out;
+}
+
+// Parses exactly one reply out of `bytes`.
+Reply parse_one(std::string_view bytes) {
+  ReplyParser parser;
+  auto replies = parse_all(parser, bytes);
+  EXPECT_EQ(replies.size(), 1u) << "input: " << bytes;
+  return replies.empty() ? Reply{} : std::move(replies.front());
+}
+
+// --------------------------------------------------------- format_command
+
+TEST(FormatCommand, ExactRespBytes) {
+  EXPECT_EQ(format_command({"SET", "k", "v"}), "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n");
+  EXPECT_EQ(format_command({"PING"}), "*1\r\n$4\r\nPING\r\n");
+  EXPECT_EQ(format_command({"GET", ""}), "*2\r\n$3\r\nGET\r\n$0\r\n\r\n");
+  EXPECT_EQ(format_command({"GET", "ten bytes!"}), "*2\r\n$3\r\nGET\r\n$10\r\nten bytes!\r\n");
+}
+
+TEST(FormatCommand, BinarySafeArguments) {
+  const std::string with_nul = "a\0b"s;
+  const std::string with_crlf = "x\r\ny";
+  ASSERT_EQ(with_nul.size(), 3u);
+  EXPECT_EQ(format_command({"SET", with_nul, with_crlf}),
+            "*3\r\n$3\r\nSET\r\n$3\r\na\0b\r\n$4\r\nx\r\ny\r\n"s);
+  const std::string all_bytes = [] {
+    std::string s;
+    for (int c = 0; c < 256; ++c) s.push_back(static_cast<char>(c));
+    return s;
+  }();
+  EXPECT_EQ(format_command({"SET", "k", all_bytes}),
+            "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$256\r\n" + all_bytes + "\r\n");
+}
+
+TEST(FormatCommand, ParsesBackToTheSameArguments) {
+  // A command is itself a valid RESP array of bulk strings.
+  const std::vector<std::string_view> argv = {"SET", std::string_view("a\0b", 3), "x\r\ny", ""};
+  const Reply r = parse_one(format_command(argv));
+  ASSERT_EQ(r.type, Type::kArray);
+  ASSERT_EQ(r.elements.size(), argv.size());
+  for (std::size_t i = 0; i < argv.size(); ++i) {
+    EXPECT_EQ(r.elements[i].type, Type::kString) << i;
+    EXPECT_EQ(r.elements[i].str, argv[i]) << i;
+  }
+}
+
+TEST(SetNxPxCommand, ExactBytes) {
+  EXPECT_EQ(set_nx_px_command("lock:a", "0123456789abcdef0123456789abcdef", 10000),
+            "*6\r\n$3\r\nSET\r\n$6\r\nlock:a\r\n$32\r\n0123456789abcdef0123456789abcdef\r\n"
+            "$2\r\nNX\r\n$2\r\nPX\r\n$5\r\n10000\r\n");
+  EXPECT_EQ(set_nx_px_command("k", "t", 1),
+            "*6\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nt\r\n$2\r\nNX\r\n$2\r\nPX\r\n$1\r\n1\r\n");
+  // The largest ttl validation allows (30 days) is printed in full.
+  EXPECT_EQ(set_nx_px_command("k", "t", 2592000000LL),
+            "*6\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nt\r\n$2\r\nNX\r\n$2\r\nPX\r\n"
+            "$10\r\n2592000000\r\n");
+}
+
+TEST(EvalshaCommand, Shape) {
+  const std::string sha(kReleaseScriptSha);
+  EXPECT_EQ(
+      evalsha_command(kReleaseScriptSha, "lock:a", "tok"),
+      "*5\r\n$7\r\nEVALSHA\r\n$40\r\n" + sha + "\r\n$1\r\n1\r\n$6\r\nlock:a\r\n$3\r\ntok\r\n");
+}
+
+TEST(EvalCommand, Shape) {
+  const std::string script(kReleaseScript);
+  EXPECT_EQ(eval_command(kReleaseScript, "k", "tok"),
+            "*5\r\n$4\r\nEVAL\r\n$" + std::to_string(script.size()) + "\r\n" + script +
+                "\r\n$1\r\n1\r\n$1\r\nk\r\n$3\r\ntok\r\n");
+}
+
+TEST(ReleaseScript, ShaIsFortyLowercaseHexCharacters) {
+  // That it is the SHA1 of kReleaseScript is checked against SCRIPT LOAD in
+  // the integration tests.
+  ASSERT_EQ(kReleaseScriptSha.size(), 40u);
+  for (const char c : kReleaseScriptSha) {
+    EXPECT_TRUE((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) << "character '" << c << "'";
+  }
+}
+
+TEST(ReleaseScript, ComparesBeforeDeleting) {
+  EXPECT_NE(kReleaseScript.find("get"), std::string_view::npos);
+  EXPECT_NE(kReleaseScript.find("KEYS[1]"), std::string_view::npos);
+  EXPECT_NE(kReleaseScript.find("ARGV[1]"), std::string_view::npos);
+  EXPECT_NE(kReleaseScript.find("del"), std::string_view::npos);
+}
+
+// ------------------------------------------------------------ ReplyParser
+
+TEST(ReplyParser, Status) {
+  const Reply r = parse_one("+OK\r\n");
+  EXPECT_EQ(r.type, Type::kStatus);
+  EXPECT_EQ(r.str, "OK");
+  EXPECT_TRUE(r.is_status("OK"));
+  EXPECT_FALSE(r.is_status("QUEUED"));
+  EXPECT_FALSE(r.is_error());
+}
+
+TEST(ReplyParser, Nil) {
+  const Reply r = parse_one("$-1\r\n");
+  EXPECT_EQ(r.type, Type::kNil);
+  EXPECT_TRUE(r.str.empty());
+  EXPECT_FALSE(r.is_status("OK"));
+  EXPECT_EQ(parse_one("*-1\r\n").type, Type::kNil);
+}
+
+TEST(ReplyParser, Integer) {
+  Reply r = parse_one(":1\r\n");
+  EXPECT_EQ(r.type, Type::kInteger);
+  EXPECT_EQ(r.integer, 1);
+  r = parse_one(":0\r\n");
+  EXPECT_EQ(r.type, Type::kInteger);
+  EXPECT_EQ(r.integer, 0);
+  r = parse_one(":-42\r\n");
+  EXPECT_EQ(r.integer, -42);
+  r = parse_one(":9223372036854775807\r\n");
+  EXPECT_EQ(r.integer, 9223372036854775807LL);
+}
+
+TEST(ReplyParser, Error) {
+  const Reply r = parse_one("-NOSCRIPT No matching script. Please use EVAL.\r\n");
+  EXPECT_EQ(r.type, Type::kError);
+  EXPECT_TRUE(r.is_error());
+  EXPECT_EQ(r.str, "NOSCRIPT No matching script. Please use EVAL.");
+  EXPECT_FALSE(r.is_status("OK"));
+}
+
+TEST(ReplyParser, BulkString) {
+  Reply r = parse_one("$5\r\nhello\r\n");
+  EXPECT_EQ(r.type, Type::kString);
+  EXPECT_EQ(r.str, "hello");
+  r = parse_one("$0\r\n\r\n");
+  EXPECT_EQ(r.type, Type::kString);
+  EXPECT_EQ(r.str, "");
+  r = parse_one("$7\r\na\0b\r\nc\r\r\n"s);
+  EXPECT_EQ(r.type, Type::kString);
+  EXPECT_EQ(r.str, "a\0b\r\nc\r"s);
+}
+
+TEST(ReplyParser, NestedArray) {
+  const Reply r = parse_one("*4\r\n:1\r\n*2\r\n$3\r\nfoo\r\n$-1\r\n+OK\r\n*0\r\n");
+  ASSERT_EQ(r.type, Type::kArray);
+  ASSERT_EQ(r.elements.size(), 4u);
+  EXPECT_EQ(r.elements[0].type, Type::kInteger);
+  EXPECT_EQ(r.elements[0].integer, 1);
+  ASSERT_EQ(r.elements[1].type, Type::kArray);
+  ASSERT_EQ(r.elements[1].elements.size(), 2u);
+  EXPECT_EQ(r.elements[1].elements[0].type, Type::kString);
+  EXPECT_EQ(r.elements[1].elements[0].str, "foo");
+  EXPECT_EQ(r.elements[1].elements[1].type, Type::kNil);
+  EXPECT_TRUE(r.elements[2].is_status("OK"));
+  EXPECT_EQ(r.elements[3].type, Type::kArray);
+  EXPECT_TRUE(r.elements[3].elements.empty());
+}
+
+TEST(ReplyParser, NothingFedMeansNoReply) {
+  ReplyParser parser;
+  auto r = parser.next();
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_FALSE(r->has_value());
+  const auto fed = parser.feed("", 0);
+  ASSERT_TRUE(fed) << fed.error();
+  r = parser.next();
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_FALSE(r->has_value());
+}
+
+TEST(ReplyParser, ReplySplitByteByByte) {
+  const std::string bytes = "*3\r\n$5\r\nhello\r\n:-7\r\n-ERR oops\r\n";
+  ReplyParser parser;
+  for (std::size_t i = 0; i + 1 < bytes.size(); ++i) {
+    const auto fed = parser.feed(&bytes[i], 1);
+    ASSERT_TRUE(fed) << "byte " << i << ": " << fed.error();
+    const auto r = parser.next();
+    ASSERT_TRUE(r) << "byte " << i << ": " << r.error();
+    ASSERT_FALSE(r->has_value()) << "a reply came out after only " << i + 1 << " bytes";
+  }
+  const auto fed = parser.feed(&bytes.back(), 1);
+  ASSERT_TRUE(fed) << fed.error();
+  auto r = parser.next();
+  ASSERT_TRUE(r) << r.error();
+  ASSERT_TRUE(r->has_value());
+  const Reply& reply = **r;
+  ASSERT_EQ(reply.type, Type::kArray);
+  ASSERT_EQ(reply.elements.size(), 3u);
+  EXPECT_EQ(reply.elements[0].str, "hello");
+  EXPECT_EQ(reply.elements[1].integer, -7);
+  EXPECT_TRUE(reply.elements[2].is_error());
+  EXPECT_EQ(reply.elements[2].str, "ERR oops");
+  r = parser.next();
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_FALSE(r->has_value());
+}
+
+TEST(ReplyParser, LargeBulkStringInUnevenChunks) {
+  const std::string payload(100000, 'x');
+  const std::string bytes = "$100000\r\n" + payload + "\r\n";
+  ReplyParser parser;
+  std::size_t pos = 0;
+  std::size_t chunk = 1;
+  std::optional<Reply> got;
+  while (pos < bytes.size()) {
+    const std::size_t n = std::min(chunk, bytes.size() - pos);
+    const auto fed = parser.feed(bytes.data() + pos, n);
+    ASSERT_TRUE(fed) << fed.error();
+    pos += n;
+    chunk = chunk * 3 + 1;
+    auto r = parser.next();
+    ASSERT_TRUE(r) << r.error();
+    if (r->has_value()) {
+      ASSERT_EQ(pos, bytes.size()) << "a reply came out before all of it was fed";
+      got = std::move(*r);
+    }
+  }
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->type, Type::kString);
+  EXPECT_EQ(got->str, payload);
+}
+
+TEST(ReplyParser, SeveralRepliesInOneFeed) {
+  ReplyParser parser;
+  const auto replies = parse_all(parser, "+OK\r\n$-1\r\n:1\r\n-NOSCRIPT x\r\n$3\r\nabc\r\n");
+  ASSERT_EQ(replies.size(), 5u);
+  EXPECT_TRUE(replies[0].is_status("OK"));
+  EXPECT_EQ(replies[1].type, Type::kNil);
+  EXPECT_EQ(replies[2].type, Type::kInteger);
+  EXPECT_EQ(replies[2].integer, 1);
+  EXPECT_TRUE(replies[3].is_error());
+  EXPECT_EQ(replies[3].str, "NOSCRIPT x");
+  EXPECT_EQ(replies[4].str, "abc");
+}
+
+TEST(ReplyParser, CompleteRepliesComeOutBeforeAnIncompleteOne) {
+  ReplyParser parser;
+  auto replies = parse_all(parser, "+OK\r\n:5\r\n$10\r\nabc");
+  ASSERT_EQ(replies.size(), 2u);
+  EXPECT_TRUE(replies[0].is_status("OK"));
+  EXPECT_EQ(replies[1].integer, 5);
+  replies = parse_all(parser, "defghij\r\n");
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].str, "abcdefghij");
+}
+
+TEST(ReplyParser, UnknownTypeByteIsAProtocolError) {
+  for (const std::string_view bad : {"?oops\r\n", "!bad\r\n", "hello\r\n"}) {
+    ReplyParser parser;
+    const auto fed = parser.feed(bad.data(), bad.size());
+    if (fed) {
+      const auto r = parser.next();
+      ASSERT_FALSE(r) << "input \"" << bad << "\" parsed as a reply";
+      EXPECT_EQ(r.error().code(), ErrorCode::kInternal) << r.error();
+      EXPECT_FALSE(r.error().message().empty());
+    } else {
+      EXPECT_EQ(fed.error().code(), ErrorCode::kInternal) << fed.error();
+    }
+  }
+}
+
+TEST(ReplyParser, ErrorStateIsSticky) {
+  ReplyParser parser;
+  const std::string_view bad = "?oops\r\n";
+  ASSERT_TRUE(parser.feed(bad.data(), bad.size()));
+  const auto first = parser.next();
+  ASSERT_FALSE(first) << "malformed input parsed as a reply";
+  EXPECT_EQ(first.error().code(), ErrorCode::kInternal) << first.error();
+
+  // Once broken, the stream cannot be trusted: good bytes do not revive it.
+  const std::string_view good = "+OK\r\n";
+  const auto fed = parser.feed(good.data(), good.size());
+  if (fed) {
+    const auto r = parser.next();
+    ASSERT_FALSE(r) << "a reply came out of a broken stream";
+    EXPECT_EQ(r.error().code(), ErrorCode::kInternal) << r.error();
+  } else {
+    EXPECT_EQ(fed.error().code(), ErrorCode::kInternal) << fed.error();
+  }
+}
+
+TEST(ReplyParser, ValidRepliesBeforeTheErrorStillComeOut) {
+  ReplyParser parser;
+  const std::string_view bytes = "+OK\r\n?oops\r\n";
+  ASSERT_TRUE(parser.feed(bytes.data(), bytes.size()));
+  const auto first = parser.next();
+  ASSERT_TRUE(first) << first.error();
+  ASSERT_TRUE(first->has_value());
+  EXPECT_TRUE((*first)->is_status("OK"));
+  const auto second = parser.next();
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code(), ErrorCode::kInternal) << second.error();
+}
+
+}  // namespace
+}  // namespace redlock::detail
