@@ -1,0 +1,87 @@
+// test_util.hpp: small helpers shared by the integration tests.
+#pragma once
+
+#include <hiredis/hiredis.h>
+#include <sys/time.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cluster_fixture.hpp"
+#include "redlock/redlock.hpp"
+
+namespace redlock::testing {
+
+using namespace std::chrono_literals;
+using redlock::cluster::scaled;
+
+// Options for a client of the fixture's cluster with quick reconnects, so
+// tests that restart nodes do not wait long for the client to notice.
+inline ClientOptions client_options(const std::vector<std::string>& nodes) {
+  ClientOptions o;
+  o.nodes = nodes;
+  o.reconnect_min = 20ms;
+  o.reconnect_max = 200ms;
+  o.connect_timeout = scaled(1000ms);
+  // Generous for loaded CI machines and sanitizer builds; the fault tests set
+  // their own.
+  o.node_timeout = scaled(250ms);
+  return o;
+}
+
+inline std::unique_ptr<Client> connect_or_fail(const ClientOptions& options) {
+  auto client = Client::connect(options);
+  if (!client) {
+    ADD_FAILURE() << "connect failed: " << client.error();
+    return nullptr;
+  }
+  return std::move(*client);
+}
+
+inline std::size_t count_status(const std::vector<NodeResult>& nodes, NodeStatus status) {
+  std::size_t n = 0;
+  for (const auto& r : nodes) n += r.status == status ? 1 : 0;
+  return n;
+}
+
+// Polls `pred` every 10 ms until it holds or `limit` passes. Give lambdas an
+// explicit `-> bool`: `[&] { return client->connected()[i]; }` would return a
+// std::vector<bool> proxy into a vector that is already gone.
+template <typename Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return pred();
+}
+
+// Stalls node i with DEBUG SLEEP and returns only once the stall is in
+// effect: DEBUG SLEEP travels on a connection of its own, so without this a
+// command sent right after it may still be served first.
+inline ::testing::AssertionResult stall(redlock::cluster::LocalCluster& cluster, std::size_t i,
+                                        double seconds) {
+  if (auto sent = cluster.debug_sleep(i, seconds); !sent) {
+    return ::testing::AssertionFailure() << "DEBUG SLEEP: " << sent.error();
+  }
+  const auto deadline = std::chrono::steady_clock::now() + scaled(2s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    redisContext* c = redisConnectWithTimeout("127.0.0.1", cluster.port(i), timeval{1, 0});
+    if (c == nullptr || c->err != 0) {
+      if (c != nullptr) redisFree(c);
+      return ::testing::AssertionFailure() << "cannot connect to node " << i + 1;
+    }
+    redisSetTimeout(c, timeval{0, 30000});
+    auto* reply = static_cast<redisReply*>(redisCommand(c, "PING"));
+    const bool answered = reply != nullptr;
+    if (reply != nullptr) freeReplyObject(reply);
+    redisFree(c);
+    if (!answered) return ::testing::AssertionSuccess();  // it no longer answers
+  }
+  return ::testing::AssertionFailure() << "node " << i + 1 << " never stalled";
+}
+
+}  // namespace redlock::testing
