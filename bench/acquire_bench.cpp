@@ -1,0 +1,347 @@
+// redlock_acquire_bench: end-to-end latency of acquire and release against a
+// local 5-node cluster, next to a plain Redis SET on one of its nodes.
+//
+//   redlock_acquire_bench [benchmark flags] [--redis_benchmark_requests=N]
+//
+// main() starts the cluster (redis-server processes in a temporary directory,
+// free ports) and connects one Client before Google Benchmark runs. Each
+// benchmark times every cycle on its own (manual time) and reports the p50
+// and p99 of those samples as counters, in microseconds. After the run, unless
+// N is 0 (default 100000), `redis-benchmark -c 1 -n N -t set` is run against
+// node 1 and a table puts its p50/p99 (one round trip to one node) next to
+// redlock's. The cluster is stopped on every path out of main().
+#include <benchmark/benchmark.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "redlock/cluster/local_cluster.hpp"
+#include "redlock/redlock.hpp"
+
+extern char** environ;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr std::size_t kNodes = 5;
+constexpr milliseconds kTtl{10000};
+constexpr std::string_view kResource = "bench:uncontended";
+constexpr std::string_view kRequestsFlag = "--redis_benchmark_requests=";
+
+// Set in main() before any benchmark runs.
+redlock::Client* g_client = nullptr;
+
+struct Percentiles {
+  double p50_us = 0;
+  double p99_us = 0;
+};
+
+// The figures of each benchmark's last (and longest) run, for the table.
+std::map<std::string, Percentiles> g_results;
+
+// Nearest-rank percentile of `samples` (sorted in place).
+double percentile(std::vector<double>& samples, double q) {
+  if (samples.empty()) return 0;
+  std::sort(samples.begin(), samples.end());
+  const auto rank = static_cast<std::size_t>(q * static_cast<double>(samples.size() - 1) + 0.5);
+  return samples[std::min(rank, samples.size() - 1)];
+}
+
+Percentiles summarize(std::vector<double>& samples) {
+  return {percentile(samples, 0.50), percentile(samples, 0.99)};
+}
+
+double micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
+
+void set_counters(benchmark::State& state, const std::string& prefix, const Percentiles& p) {
+  state.counters[prefix + "p50_us"] = p.p50_us;
+  state.counters[prefix + "p99_us"] = p.p99_us;
+}
+
+// Sequential acquire + release of one uncontended resource: the whole cycle
+// is one sample.
+void BM_AcquireRelease(benchmark::State& state) {
+  std::vector<double> cycle;
+  cycle.reserve(1 << 16);
+  for (auto _ : state) {
+    const auto t0 = Clock::now();
+    auto lock = g_client->acquire(kResource, kTtl);
+    if (!lock) {
+      state.SkipWithError(redlock::to_string(lock.error()).c_str());
+      return;
+    }
+    auto report = g_client->release(*lock);
+    const auto t1 = Clock::now();
+    if (!report) {
+      state.SkipWithError(redlock::to_string(report.error()).c_str());
+      return;
+    }
+    state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+    cycle.push_back(micros(t1 - t0));
+  }
+  const auto p = summarize(cycle);
+  set_counters(state, "", p);
+  g_results["acquire+release"] = p;
+}
+BENCHMARK(BM_AcquireRelease)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+// The same cycle, timed in two parts: the acquire (decided at the third yes)
+// is the benchmark's time; the release (waits for all five) is reported as
+// its own counters.
+void BM_AcquireThenRelease(benchmark::State& state) {
+  std::vector<double> acquire;
+  std::vector<double> release;
+  acquire.reserve(1 << 16);
+  release.reserve(1 << 16);
+  for (auto _ : state) {
+    const auto t0 = Clock::now();
+    auto lock = g_client->acquire(kResource, kTtl);
+    const auto t1 = Clock::now();
+    if (!lock) {
+      state.SkipWithError(redlock::to_string(lock.error()).c_str());
+      return;
+    }
+    auto report = g_client->release(*lock);
+    const auto t2 = Clock::now();
+    if (!report) {
+      state.SkipWithError(redlock::to_string(report.error()).c_str());
+      return;
+    }
+    state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+    acquire.push_back(micros(t1 - t0));
+    release.push_back(micros(t2 - t1));
+  }
+  const auto a = summarize(acquire);
+  const auto r = summarize(release);
+  set_counters(state, "", a);
+  set_counters(state, "release_", r);
+  g_results["acquire"] = a;
+  g_results["release"] = r;
+}
+BENCHMARK(BM_AcquireThenRelease)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+// Runs `argv` (looked up in PATH, no shell) and returns its standard output,
+// or nullopt with `why` set when it could not run or failed.
+std::optional<std::string> capture(const std::vector<std::string>& argv, std::string& why) {
+  int fds[2];
+  if (::pipe(fds) != 0) {
+    why = std::string("pipe: ") + std::strerror(errno);
+    return std::nullopt;
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&actions, fds[0]);
+  posix_spawn_file_actions_addclose(&actions, fds[1]);
+  std::vector<std::string> args = argv;
+  std::vector<char*> raw;
+  for (auto& a : args) raw.push_back(a.data());
+  raw.push_back(nullptr);
+  pid_t pid = 0;
+  const int rc = ::posix_spawnp(&pid, raw[0], &actions, nullptr, raw.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(fds[1]);
+  if (rc != 0) {
+    ::close(fds[0]);
+    why = rc == ENOENT ? argv[0] + " not found in PATH" : argv[0] + ": " + std::strerror(rc);
+    return std::nullopt;
+  }
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n > 0) {
+      out.append(buf, static_cast<std::size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      break;
+    }
+  }
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    why = argv[0] + " failed (status " + std::to_string(status) + ")";
+    return std::nullopt;
+  }
+  return out;
+}
+
+std::vector<std::string> split_csv_line(const std::string& line) {
+  std::vector<std::string> out;
+  std::string field;
+  std::istringstream in(line);
+  while (std::getline(in, field, ',')) {
+    field.erase(std::remove(field.begin(), field.end(), '"'), field.end());
+    field.erase(std::remove(field.begin(), field.end(), '\r'), field.end());
+    out.push_back(field);
+  }
+  return out;
+}
+
+// redis-benchmark 7 with --csv prints a header line and one line per test:
+//   "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",...
+//   "SET","10741.14","0.087","0.024","0.087","0.119","0.183","4.183"
+std::optional<Percentiles> parse_redis_benchmark(const std::string& csv, std::string& why) {
+  std::istringstream in(csv);
+  std::string line;
+  std::vector<std::string> header;
+  while (std::getline(in, line)) {
+    auto fields = split_csv_line(line);
+    if (fields.empty()) continue;
+    if (fields[0] == "test") {
+      header = fields;
+    } else if (fields[0] == "SET" && !header.empty()) {
+      Percentiles p;
+      bool have50 = false;
+      bool have99 = false;
+      for (std::size_t i = 0; i < header.size() && i < fields.size(); ++i) {
+        if (header[i] == "p50_latency_ms") {
+          p.p50_us = std::strtod(fields[i].c_str(), nullptr) * 1000.0;
+          have50 = true;
+        } else if (header[i] == "p99_latency_ms") {
+          p.p99_us = std::strtod(fields[i].c_str(), nullptr) * 1000.0;
+          have99 = true;
+        }
+      }
+      if (have50 && have99) return p;
+    }
+  }
+  why = "no SET line with p50/p99 columns in redis-benchmark's CSV output:\n" + csv;
+  return std::nullopt;
+}
+
+std::string fmt_us(double us) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%9.1f us", us);
+  return buf;
+}
+
+std::string fmt_ratio(double a, double b) {
+  if (b <= 0) return "      -";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%6.1fx", a / b);
+  return buf;
+}
+
+void print_row(const std::string& label, const Percentiles& p, const Percentiles* base) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%-52s %s %s", label.c_str(), fmt_us(p.p50_us).c_str(),
+                fmt_us(p.p99_us).c_str());
+  std::string line = buf;
+  if (base != nullptr) {
+    line += "   " + fmt_ratio(p.p50_us, base->p50_us) + " " + fmt_ratio(p.p99_us, base->p99_us);
+  }
+  std::cout << line << '\n';
+}
+
+void compare(const redlock::cluster::LocalCluster& cluster, long requests) {
+  std::optional<Percentiles> redis;
+  std::string why;
+  if (requests <= 0) {
+    why = "skipped (--redis_benchmark_requests=0)";
+  } else {
+    std::cout << "\nRunning redis-benchmark -h 127.0.0.1 -p " << cluster.port(0) << " -c 1 -n "
+              << requests << " -t set --csv ..." << std::endl;
+    auto out = capture({"redis-benchmark", "-h", "127.0.0.1", "-p", std::to_string(cluster.port(0)),
+                        "-c", "1", "-n", std::to_string(requests), "-t", "set", "--csv"},
+                       why);
+    if (out) redis = parse_redis_benchmark(*out, why);
+  }
+
+  std::cout << "\nLatency, one client, sequential, 127.0.0.1 (" << kNodes << " nodes, quorum "
+            << (kNodes / 2 + 1) << ")\n";
+  char head[256];
+  std::snprintf(head, sizeof head, "%-52s %12s %12s   %7s %7s", "", "p50", "p99", "p50 x", "p99 x");
+  std::cout << head << '\n';
+  const Percentiles* base = redis ? &*redis : nullptr;
+  if (redis) {
+    print_row("redis SET, 1 node (1 round trip, redis-benchmark)", *redis, nullptr);
+  } else {
+    std::cout << "redis SET: not measured: " << why << '\n';
+  }
+  const std::pair<const char*, const char*> rows[] = {
+      {"acquire", "redlock acquire (SET NX PX to 5, decided at 3rd)"},
+      {"release", "redlock release (script on 5, waits for all 5)"},
+      {"acquire+release", "redlock acquire+release cycle (2 round trips)"},
+  };
+  for (const auto& [key, label] : rows) {
+    if (auto it = g_results.find(key); it != g_results.end()) print_row(label, it->second, base);
+  }
+  if (base != nullptr) std::cout << "(x: ratio to the redis SET figure)\n";
+  std::cout << std::flush;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Our own flag first, so that Google Benchmark does not reject it.
+  long requests = 100000;
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg.starts_with(kRequestsFlag)) {
+      char* end = nullptr;
+      const std::string value(arg.substr(kRequestsFlag.size()));
+      requests = std::strtol(value.c_str(), &end, 10);
+      if (value.empty() || *end != '\0' || requests < 0) {
+        std::cerr << "redlock_acquire_bench: bad value in " << arg << '\n';
+        return 2;
+      }
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
+
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+
+  auto cluster = redlock::cluster::LocalCluster::start(kNodes);
+  if (!cluster) {
+    std::cerr << "redlock_acquire_bench: cannot start the local cluster: " << cluster.error()
+              << '\n';
+    return 1;
+  }
+  redlock::ClientOptions options;
+  options.nodes = (*cluster)->addresses();
+  auto client = redlock::Client::connect(std::move(options));
+  if (!client) {
+    std::cerr << "redlock_acquire_bench: " << redlock::to_string(client.error()) << '\n';
+    return 1;
+  }
+  const auto up = (*client)->connected();
+  if (std::count(up.begin(), up.end(), true) != static_cast<std::ptrdiff_t>(kNodes)) {
+    std::cerr << "redlock_acquire_bench: the client could not connect to every node\n";
+    return 1;
+  }
+  g_client = client->get();
+
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+
+  compare(**cluster, requests);
+
+  g_client = nullptr;
+  client->reset();
+  (*cluster)->stop();
+  return 0;
+}
