@@ -111,10 +111,12 @@ TEST_F(AcquireTest, ReleasingTwiceIsHarmless) {
 }
 
 TEST_F(AcquireTest, LockExpiresAfterItsTtl) {
-  auto lock = client_->acquire("res:expire", 400ms);
+  AcquireOptions how;
+  how.node_timeout = 100ms;  // below the ttl, whatever REDLOCK_TIME_SCALE says
+  auto lock = client_->acquire("res:expire", 400ms, how);
   ASSERT_TRUE(lock) << lock.error();
   EXPECT_LE(lock->remaining(), 400ms);
-  auto blocked = client_->acquire("res:expire", 400ms);
+  auto blocked = client_->acquire("res:expire", 400ms, how);
   ASSERT_FALSE(blocked);
   EXPECT_EQ(blocked.error().code(), ErrorCode::kHeldByAnother) << blocked.error();
   // Never released: the nodes drop the key after the ttl, and the lock value

@@ -133,7 +133,9 @@ TEST_F(ConcurrencyTest, ShutdownCompletesEveryOperationInFlightAndLeavesNoKey) {
 TEST_F(ConcurrencyTest, AGuardOutlivingItsClientReportsShuttingDown) {
   auto client = connect_or_fail(client_options(addresses()));
   ASSERT_NE(client, nullptr);
-  auto guard = client->acquire_guard("res:orphan", 400ms);
+  AcquireOptions how;
+  how.node_timeout = 100ms;  // below the ttl, whatever REDLOCK_TIME_SCALE says
+  auto guard = client->acquire_guard("res:orphan", 400ms, how);
   ASSERT_TRUE(guard) << guard.error();
   client.reset();
   auto released = guard->release();

@@ -91,7 +91,7 @@ TEST_F(FaultTest, LateOkAfterTheRoundFailedLeavesNoKey) {
 }
 
 TEST_F(FaultTest, GrantThatCameTooLateIsRefusedAndReleased) {
-  auto client = connect(scaled(900ms));
+  auto client = connect(900ms);  // must stay below the 1 s ttl
   ASSERT_NE(client, nullptr);
   // A majority answers only after several hundred ms of a 1 s ttl: asking for 800 ms of
   // validity, the grant is worthless and must not be handed out.
