@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -48,6 +49,8 @@ constexpr std::string_view kRequestsFlag = "--redis_benchmark_requests=";
 
 // Set in main() before any benchmark runs.
 redlock::Client* g_client = nullptr;
+// Clients of the first 1, 3 and 5 nodes, for the node-count sweep.
+std::map<std::int64_t, redlock::Client*> g_clients_by_nodes;
 
 struct Percentiles {
   double p50_us = 0;
@@ -292,6 +295,34 @@ void compare(const redlock::cluster::LocalCluster& cluster, long requests) {
 
 }  // namespace
 
+// Acquire latency against the first N nodes of the same cluster: how much
+// each node adds when every server shares this machine's cores.
+void BM_AcquireByNodeCount(benchmark::State& state) {
+  redlock::Client* client = g_clients_by_nodes.at(state.range(0));
+  std::vector<double> acquire;
+  acquire.reserve(1 << 16);
+  for (auto _ : state) {
+    const auto t0 = Clock::now();
+    auto lock = client->acquire(kResource, kTtl);
+    const auto t1 = Clock::now();
+    if (!lock) {
+      state.SkipWithError(redlock::to_string(lock.error()).c_str());
+      return;
+    }
+    (void)client->release(*lock);
+    state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+    acquire.push_back(micros(t1 - t0));
+  }
+  set_counters(state, "", summarize(acquire));
+}
+BENCHMARK(BM_AcquireByNodeCount)
+    ->ArgName("nodes")
+    ->Arg(1)
+    ->Arg(3)
+    ->Arg(5)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+
 int main(int argc, char** argv) {
   // Our own flag first, so that Google Benchmark does not reject it.
   long requests = 100000;
@@ -334,6 +365,20 @@ int main(int argc, char** argv) {
     return 1;
   }
   g_client = client->get();
+  std::vector<std::unique_ptr<redlock::Client>> subset_clients;
+  for (std::size_t n : {std::size_t{1}, std::size_t{3}}) {
+    redlock::ClientOptions subset;
+    const auto all = (*cluster)->addresses();
+    subset.nodes.assign(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n));
+    auto c = redlock::Client::connect(std::move(subset));
+    if (!c) {
+      std::cerr << "redlock_acquire_bench: " << redlock::to_string(c.error()) << '\n';
+      return 1;
+    }
+    g_clients_by_nodes[static_cast<std::int64_t>(n)] = c->get();
+    subset_clients.push_back(std::move(*c));
+  }
+  g_clients_by_nodes[static_cast<std::int64_t>(kNodes)] = g_client;
 
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
@@ -341,6 +386,8 @@ int main(int argc, char** argv) {
   compare(**cluster, requests);
 
   g_client = nullptr;
+  g_clients_by_nodes.clear();
+  subset_clients.clear();
   client->reset();
   (*cluster)->stop();
   return 0;
