@@ -479,6 +479,8 @@ void Engine::run() {
     logger_->error("event loop did not close cleanly: {}", uv_strerror(rc));
   }
   loop_ready_ = false;
+  // Thread ids are reused: a later thread must not pass for the loop thread.
+  loop_thread_id_ = std::thread::id();
 }
 
 bool Engine::on_loop_thread() const noexcept {
