@@ -1,6 +1,7 @@
 #include "redlock/client.hpp"
 
 #include "engine.hpp"
+#include "keep_alive.hpp"
 #include "redlock/lock_guard.hpp"
 
 namespace redlock {
@@ -10,6 +11,17 @@ Error wrong_thread(std::string_view what) {
   return Error(ErrorCode::kWrongThread, std::string(what) +
                                             " blocks and was called on the client's loop thread; "
                                             "use the async form from callbacks");
+}
+
+// Turns a callback-style post into a future; a refused post fills the future
+// with its error.
+template <typename T, typename Post>
+std::future<Result<T>> as_future(Post&& post) {
+  auto promise = std::make_shared<std::promise<Result<T>>>();
+  auto future = promise->get_future();
+  auto posted = post([promise](Result<T> r) { promise->set_value(std::move(r)); });
+  if (!posted) promise->set_value(Unexpected(posted.error()));
+  return future;
 }
 
 }  // namespace
@@ -32,18 +44,30 @@ Result<Lock> Client::acquire(std::string_view resource, std::chrono::millisecond
 
 Result<void> Client::async_acquire(std::string_view resource, std::chrono::milliseconds ttl,
                                    const AcquireOptions& options, AcquireCallback callback) {
-  return engine_->post_acquire(resource, ttl, options, std::move(callback));
+  return engine_->post_acquire({std::string(resource)}, ttl, options, std::move(callback));
 }
 
 std::future<Result<Lock>> Client::async_acquire(std::string_view resource,
                                                 std::chrono::milliseconds ttl,
                                                 const AcquireOptions& options) {
-  auto promise = std::make_shared<std::promise<Result<Lock>>>();
-  auto future = promise->get_future();
-  auto posted = engine_->post_acquire(
-      resource, ttl, options, [promise](Result<Lock> r) { promise->set_value(std::move(r)); });
-  if (!posted) promise->set_value(Unexpected(posted.error()));
-  return future;
+  return as_future<Lock>([&](AcquireCallback cb) {
+    return engine_->post_acquire({std::string(resource)}, ttl, options, std::move(cb));
+  });
+}
+
+Result<Lock> Client::acquire_all(std::vector<std::string> resources, std::chrono::milliseconds ttl,
+                                 const AcquireOptions& options) {
+  if (engine_->on_loop_thread()) return Unexpected(wrong_thread("acquire_all()"));
+  return as_future<Lock>([&](AcquireCallback cb) {
+           return engine_->post_acquire(std::move(resources), ttl, options, std::move(cb));
+         })
+      .get();
+}
+
+Result<void> Client::async_acquire_all(std::vector<std::string> resources,
+                                       std::chrono::milliseconds ttl, const AcquireOptions& options,
+                                       AcquireCallback callback) {
+  return engine_->post_acquire(std::move(resources), ttl, options, std::move(callback));
 }
 
 Result<LockGuard> Client::acquire_guard(std::string_view resource, std::chrono::milliseconds ttl,
@@ -51,6 +75,36 @@ Result<LockGuard> Client::acquire_guard(std::string_view resource, std::chrono::
   auto lock = acquire(resource, ttl, options);
   if (!lock) return Unexpected(lock.error());
   return LockGuard(*this, std::move(*lock));
+}
+
+Result<LockGuard> Client::acquire_guard(std::string_view resource, std::chrono::milliseconds ttl,
+                                        const AcquireOptions& options,
+                                        const AutoExtendOptions& extend) {
+  // Check the extension options before taking a lock they would refuse.
+  const auto extend_ttl = extend.ttl.count() > 0 ? extend.ttl : ttl;
+  if (auto ok = detail::validate_auto_extend(extend, extend_ttl, engine_->options()); !ok) {
+    return Unexpected(ok.error());
+  }
+  auto lock = acquire(resource, ttl, options);
+  if (!lock) return Unexpected(lock.error());
+  return LockGuard::keep_alive(*this, std::move(*lock), extend);
+}
+
+Result<Lock> Client::extend(const Lock& lock, std::chrono::milliseconds ttl,
+                            const ExtendOptions& options) {
+  if (engine_->on_loop_thread()) return Unexpected(wrong_thread("extend()"));
+  return async_extend(lock, ttl, options).get();
+}
+
+Result<void> Client::async_extend(const Lock& lock, std::chrono::milliseconds ttl,
+                                  const ExtendOptions& options, AcquireCallback callback) {
+  return engine_->post_extend(lock, ttl, options, std::move(callback));
+}
+
+std::future<Result<Lock>> Client::async_extend(const Lock& lock, std::chrono::milliseconds ttl,
+                                               const ExtendOptions& options) {
+  return as_future<Lock>(
+      [&](AcquireCallback cb) { return engine_->post_extend(lock, ttl, options, std::move(cb)); });
 }
 
 Result<ReleaseReport> Client::release(const Lock& lock) {
@@ -66,12 +120,8 @@ Result<void> Client::async_release(const Lock& lock, ReleaseCallback callback) {
 }
 
 std::future<Result<ReleaseReport>> Client::async_release(const Lock& lock) {
-  auto promise = std::make_shared<std::promise<Result<ReleaseReport>>>();
-  auto future = promise->get_future();
-  auto posted = engine_->post_release(
-      lock, [promise](Result<ReleaseReport> r) { promise->set_value(std::move(r)); });
-  if (!posted) promise->set_value(Unexpected(posted.error()));
-  return future;
+  return as_future<ReleaseReport>(
+      [&](ReleaseCallback cb) { return engine_->post_release(lock, std::move(cb)); });
 }
 
 const std::vector<std::string>& Client::nodes() const noexcept { return engine_->node_names(); }
@@ -79,5 +129,7 @@ const std::vector<std::string>& Client::nodes() const noexcept { return engine_-
 std::size_t Client::quorum() const noexcept { return detail::quorum(engine_->node_names().size()); }
 
 std::vector<bool> Client::connected() const { return engine_->connected(); }
+
+MetricsSnapshot Client::metrics() const { return engine_->metrics_snapshot(); }
 
 }  // namespace redlock

@@ -76,14 +76,14 @@ bool same_address(const sockaddr_storage& a, const sockaddr_storage& b) {
 }
 
 // ---------------------------------------------------------------------------
-// Release: compare-and-delete on a set of nodes.
+// Release: compare-and-delete of a set of keys on a set of nodes.
 
-class ReleaseOp final : public Operation, public std::enable_shared_from_this<ReleaseOp> {
+class ReleaseOp final : public Operation {
  public:
-  ReleaseOp(Engine& engine, std::string key, std::string token, Clock::time_point key_expiry,
-            std::vector<bool> targets, ReleaseCallback callback)
+  ReleaseOp(Engine& engine, std::vector<std::string> keys, std::string token,
+            Clock::time_point key_expiry, std::vector<bool> targets, ReleaseCallback callback)
       : engine_(engine),
-        key_(std::move(key)),
+        keys_(std::move(keys)),
         token_(std::move(token)),
         key_expiry_(key_expiry),
         targets_(std::move(targets)),
@@ -95,7 +95,9 @@ class ReleaseOp final : public Operation, public std::enable_shared_from_this<Re
     report_.nodes.reserve(nodes.size());
     for (auto& n : nodes) report_.nodes.push_back(node_result(n->name(), NodeStatus::kPending));
     started_ = Clock::now();
-    const std::string cmd = evalsha_command(kReleaseScriptSha, key_, token_);
+    const std::string cmd = script_command(kReleaseScript, true, keys_, {token_});
+    const auto fallback =
+        std::make_shared<const std::string>(script_command(kReleaseScript, false, keys_, {token_}));
     // Count every target before sending: a node that fails at once must not
     // complete the release while others have not been asked yet.
     outstanding_ = static_cast<std::size_t>(std::count(targets_.begin(), targets_.end(), true));
@@ -109,8 +111,8 @@ class ReleaseOp final : public Operation, public std::enable_shared_from_this<Re
         report_.nodes[i].detail = "not asked";
         continue;
       }
-      if (!nodes[i]->send(cmd, shared_from_this(), 0)) {
-        nodes[i]->remember_cleanup(key_, token_, key_expiry_);
+      if (!nodes[i]->send(cmd, shared_from_this(), 0, fallback)) {
+        nodes[i]->remember_cleanup(keys_, token_, key_expiry_);
         answer(i, NodeStatus::kDisconnected, "not connected; released when it reconnects");
       }
     }
@@ -119,22 +121,15 @@ class ReleaseOp final : public Operation, public std::enable_shared_from_this<Re
       engine_.add_active(shared_from_this());
       auto weak = weak_from_this();
       timer_ = engine_.schedule(started_ + engine_.options().release_timeout, [weak] {
-        if (auto self = weak.lock()) self->on_timeout();
+        if (auto self = weak.lock()) static_cast<ReleaseOp*>(self.get())->on_timeout();
       });
     }
   }
 
-  void on_reply(std::size_t node, std::uint32_t tag, const Reply* reply,
+  void on_reply(std::size_t node, std::uint32_t, const Reply* reply,
                 std::string_view failure) override {
-    auto& n = *engine_.nodes()[node];
-    if (reply != nullptr && reply->is_error() && reply->str.starts_with("NOSCRIPT") && tag == 0) {
-      // The node lost its script cache (restart, SCRIPT FLUSH): send the body.
-      if (n.send(eval_command(kReleaseScript, key_, token_), shared_from_this(), 1)) return;
-      reply = nullptr;
-      failure = "not connected";
-    }
     if (reply == nullptr) {
-      n.remember_cleanup(key_, token_, key_expiry_);
+      engine_.nodes()[node]->remember_cleanup(keys_, token_, key_expiry_);
       answer(node, NodeStatus::kDisconnected, std::string(failure));
     } else if (reply->type == Reply::Type::kInteger) {
       answer(node, reply->integer > 0 ? NodeStatus::kOk : NodeStatus::kRefused, {});
@@ -154,16 +149,19 @@ class ReleaseOp final : public Operation, public std::enable_shared_from_this<Re
     r.status = status;
     r.detail = std::move(detail);
     r.rtt = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_);
+    engine_.metrics().node_reply(node, status, r.rtt);
     if (status == NodeStatus::kOk) ++report_.deleted;
     if (--outstanding_ == 0) complete();
   }
 
   void on_timeout() {
     if (done_) return;
-    for (auto& r : report_.nodes) {
+    for (std::size_t i = 0; i < report_.nodes.size(); ++i) {
+      auto& r = report_.nodes[i];
       if (r.status == NodeStatus::kPending) {
         r.status = NodeStatus::kTimeout;
         r.detail = "no answer within release_timeout";
+        engine_.metrics().node_reply(i, NodeStatus::kTimeout, {});
       }
     }
     complete();
@@ -180,7 +178,7 @@ class ReleaseOp final : public Operation, public std::enable_shared_from_this<Re
   }
 
   Engine& engine_;
-  std::string key_;
+  std::vector<std::string> keys_;
   std::string token_;
   Clock::time_point key_expiry_;
   std::vector<bool> targets_;
@@ -193,133 +191,238 @@ class ReleaseOp final : public Operation, public std::enable_shared_from_this<Re
 };
 
 // ---------------------------------------------------------------------------
-// Acquire: rounds of SET NX PX on every node, decided at a majority.
+// One command to every node, the answers tallied by a Round: decided at the
+// first majority of yes votes, as soon as a majority is impossible, or at the
+// round's deadline. Acquire and extend are both made of such rounds.
 
-class AcquireOp final : public Operation, public std::enable_shared_from_this<AcquireOp> {
- public:
-  AcquireOp(Engine& engine, std::string resource, std::string token, milliseconds ttl,
-            const AcquireOptions& options, AcquireCallback callback)
-      : engine_(engine),
-        resource_(std::move(resource)),
-        token_(std::move(token)),
-        ttl_(ttl),
-        options_(options),
-        node_timeout_(effective_node_timeout(
-            options.node_timeout.count() > 0 ? options.node_timeout : engine.options().node_timeout,
-            ttl)),
-        callback_(std::move(callback)),
-        set_command_(set_nx_px_command(resource_, token_, ttl.count())),
-        call_start_(Clock::now()) {}
+class QuorumOp : public Operation {
+ protected:
+  QuorumOp(Engine& engine, milliseconds node_timeout)
+      : engine_(engine), node_timeout_(node_timeout) {}
 
-  void start() {
-    engine_.add_active(shared_from_this());
-    start_round();
-  }
+  // What a node's reply means for this operation.
+  virtual NodeStatus classify(const Reply& reply, std::string& detail) const = 0;
+  // The round was decided (round_->decided()).
+  virtual void on_decided(Clock::time_point now) = 0;
+  // A reply for a round already decided, or an older one.
+  virtual void on_late_reply(std::size_t /*node*/, std::uint32_t /*tag*/, const Reply& /*reply*/) {}
 
-  void on_reply(std::size_t node, std::uint32_t tag, const Reply* reply,
-                std::string_view failure) override {
-    if (done_ || tag != tag_ || !round_ || round_->decided()) return;  // late: already cleaned up
-    const auto now = Clock::now();
-    auto& r = results_[node];
-    r.rtt = std::chrono::duration_cast<std::chrono::microseconds>(now - round_->start());
-    if (reply == nullptr) {
-      r.status = NodeStatus::kDisconnected;
-      r.detail = std::string(failure);
-    } else if (reply->is_status("OK")) {
-      r.status = NodeStatus::kOk;
-    } else if (reply->type == Reply::Type::kNil) {
-      r.status = NodeStatus::kRefused;
-      r.detail = "held by another token";
-    } else if (reply->is_error()) {
-      r.status = NodeStatus::kError;
-      r.detail = reply->str;
-    } else {
-      r.status = NodeStatus::kError;
-      r.detail = "unexpected reply to SET";
-    }
-    round_->vote(node, r.status, now);
-    if (round_->decided()) finish_round(now);
-  }
-
-  void abort() override {
-    if (done_) return;
-    if (round_ && !round_->decided()) release_round();
-    complete(Unexpected(Error(ErrorCode::kShuttingDown, "the client is shutting down")));
-  }
-
- private:
-  void start_round() {
-    timer_ = 0;
-    ++attempts_;
+  void start_round(const std::string& wire, const std::shared_ptr<const std::string>& fallback,
+                   milliseconds ttl, milliseconds min_validity, ErrorCode refused,
+                   std::optional<Clock::time_point> deadline = std::nullopt) {
     ++tag_;
     auto& nodes = engine_.nodes();
     results_.clear();
     for (auto& n : nodes) results_.push_back(node_result(n->name(), NodeStatus::kPending));
     sent_.assign(nodes.size(), false);
     const auto start = Clock::now();
-    round_.emplace(nodes.size(), start, ttl_, engine_.options().drift_factor,
-                   options_.min_validity);
+    round_.emplace(nodes.size(), start, ttl, engine_.options().drift_factor, min_validity, refused);
     for (std::size_t i = 0; i < nodes.size() && !round_->decided(); ++i) {
-      if (nodes[i]->send(set_command_, shared_from_this(), tag_)) {
+      if (nodes[i]->send(wire, shared_from_this(), tag_, fallback)) {
         sent_[i] = true;
       } else {
         results_[i].status = NodeStatus::kDisconnected;
         results_[i].detail = "not connected";
+        engine_.metrics().node_reply(i, NodeStatus::kDisconnected, {});
         round_->vote(i, NodeStatus::kDisconnected, start);
       }
     }
     if (round_->decided()) {
-      finish_round(Clock::now());
+      decide(Clock::now());
       return;
     }
+    const auto when = std::min(start + node_timeout_, deadline.value_or(Clock::time_point::max()));
     auto weak = weak_from_this();
-    timer_ = engine_.schedule(start + node_timeout_, [weak] {
-      if (auto self = weak.lock()) self->on_node_timeout();
+    round_timer_ = engine_.schedule(when, [weak] {
+      if (auto self = weak.lock()) static_cast<QuorumOp*>(self.get())->on_round_timeout();
     });
   }
 
-  void on_node_timeout() {
-    timer_ = 0;
-    if (done_ || !round_ || round_->decided()) return;
+  [[nodiscard]] bool round_open() const noexcept { return round_ && !round_->decided(); }
+
+ public:
+  void on_reply(std::size_t node, std::uint32_t tag, const Reply* reply,
+                std::string_view failure) final {
+    if (done_ || tag != tag_ || !round_open()) {
+      if (reply != nullptr) on_late_reply(node, tag, *reply);
+      return;
+    }
     const auto now = Clock::now();
-    round_->expire(now);
-    finish_round(now);
+    auto& r = results_[node];
+    r.rtt = std::chrono::duration_cast<std::chrono::microseconds>(now - round_->start());
+    if (reply == nullptr) {
+      r.status = NodeStatus::kDisconnected;
+      r.detail = std::string(failure);
+    } else {
+      r.status = classify(*reply, r.detail);
+    }
+    engine_.metrics().node_reply(node, r.status, r.rtt);
+    round_->vote(node, r.status, now);
+    if (round_->decided()) decide(now);
   }
 
-  void finish_round(Clock::time_point now) {
-    engine_.cancel(timer_);
-    timer_ = 0;
+ private:
+  void on_round_timeout() {
+    round_timer_ = 0;
+    if (done_ || !round_open()) return;
+    const auto now = Clock::now();
+    round_->expire(now);
+    decide(now);
+  }
+
+  void decide(Clock::time_point now) {
+    engine_.cancel(round_timer_);
+    round_timer_ = 0;
     for (std::size_t i = 0; i < results_.size(); ++i) {
       if (round_->votes()[i] == NodeStatus::kTimeout &&
           results_[i].status == NodeStatus::kPending) {
         results_[i].status = NodeStatus::kTimeout;
         results_[i].detail = "no answer within " + std::to_string(node_timeout_.count()) + " ms";
+        engine_.metrics().node_reply(i, NodeStatus::kTimeout, {});
       }
     }
-    if (round_->state() == Round::State::kGranted) {
-      complete(Lock(resource_, token_, round_->valid_until(), results_));
+    on_decided(now);
+  }
+
+ protected:
+  Engine& engine_;
+  milliseconds node_timeout_;
+  std::uint32_t tag_ = 0;
+  std::optional<Round> round_;
+  std::vector<NodeResult> results_;
+  std::vector<bool> sent_;  // nodes the current round's command went to
+  Engine::TimerId round_timer_ = 0;
+  bool done_ = false;
+};
+
+std::string describe(const std::vector<std::string>& resources) {
+  if (resources.size() == 1) return "resource \"" + resources.front() + "\"";
+  std::string out = "resources {";
+  for (std::size_t i = 0; i < resources.size(); ++i) {
+    out += (i > 0 ? ", \"" : "\"") + resources[i] + "\"";
+  }
+  return out + "}";
+}
+
+// ---------------------------------------------------------------------------
+// Acquire: rounds of SET NX PX (one resource) or the all-or-none script
+// (several) on every node, retried with jitter until granted, cancelled or
+// out of budget.
+
+class AcquireOp final : public QuorumOp {
+ public:
+  AcquireOp(Engine& engine, std::vector<std::string> resources, std::string token, milliseconds ttl,
+            const AcquireOptions& options, AcquireCallback callback)
+      : QuorumOp(engine, effective_node_timeout(options.node_timeout.count() > 0
+                                                    ? options.node_timeout
+                                                    : engine.options().node_timeout,
+                                                ttl)),
+        resources_(std::move(resources)),
+        token_(std::move(token)),
+        ttl_(ttl),
+        options_(options),
+        callback_(std::move(callback)),
+        call_start_(Clock::now()) {
+    const std::string ttl_ms = std::to_string(ttl.count());
+    if (resources_.size() == 1) {
+      wire_ = set_nx_px_command(resources_.front(), token_, ttl.count());
+    } else {
+      wire_ = script_command(kAcquireAllScript, true, resources_, {token_, ttl_ms});
+      fallback_ = std::make_shared<const std::string>(
+          script_command(kAcquireAllScript, false, resources_, {token_, ttl_ms}));
+    }
+  }
+
+  void start() {
+    engine_.add_active(shared_from_this());
+    if (options_.stop.stop_possible()) {
+      // Runs on whichever thread requests the stop: hand it to the loop.
+      Engine* engine = &engine_;
+      auto weak = weak_from_this();
+      stop_callback_.emplace(options_.stop, [engine, weak] {
+        (void)engine->post([weak] {
+          if (auto self = weak.lock()) static_cast<AcquireOp*>(self.get())->cancel();
+        });
+      });
+    }
+    if (!done_) next_round();
+  }
+
+  void abort() override {
+    if (done_) return;
+    if (round_open()) release_round();
+    complete(Unexpected(Error(ErrorCode::kShuttingDown, "the client is shutting down")));
+  }
+
+ private:
+  void next_round() {
+    retry_timer_ = 0;
+    if (options_.stop.stop_requested()) {
+      cancel();
       return;
     }
-    // A failed round releases everywhere a SET went, answered or not: an OK
-    // still in flight must not leave a key behind, and on each connection the
-    // release runs after the SET, so our own retry never meets our own key.
+    ++attempts_;
+    start_round(wire_, fallback_, ttl_, options_.min_validity, ErrorCode::kHeldByAnother);
+  }
+
+  void cancel() {
+    if (done_) return;
+    if (round_open()) release_round();
+    complete(Unexpected(
+        Error(ErrorCode::kCancelled, describe(resources_) + ": acquire cancelled after " +
+                                         std::to_string(attempts_) + " attempt(s)")));
+  }
+
+  NodeStatus classify(const Reply& reply, std::string& detail) const override {
+    if (resources_.size() == 1 ? reply.is_status("OK")
+                               : reply.type == Reply::Type::kInteger && reply.integer == 1) {
+      return NodeStatus::kOk;
+    }
+    if (reply.type == Reply::Type::kNil ||
+        (reply.type == Reply::Type::kInteger && reply.integer == 0)) {
+      detail = "held by another token";
+      return NodeStatus::kRefused;
+    }
+    detail = reply.is_error() ? reply.str : "unexpected reply";
+    return NodeStatus::kError;
+  }
+
+  void on_late_reply(std::size_t node, std::uint32_t tag, const Reply& reply) override {
+    std::string ignored;
+    if (tag != granted_tag_ && classify(reply, ignored) == NodeStatus::kOk) {
+      engine_.metrics().late_reply_released(node);  // its round's cleanup covers it
+    }
+  }
+
+  void on_decided(Clock::time_point now) override {
+    if (round_->state() == Round::State::kGranted) {
+      granted_tag_ = tag_;
+      complete(Lock(resources_, token_, round_->valid_until(), results_, ttl_));
+      return;
+    }
+    if (round_->refused() > 0) engine_.metrics().contended_round();
+    // A failed round releases everywhere its command went, answered or not:
+    // an OK still in flight must not leave a key behind, and on each
+    // connection the release runs after the SET, so our own retry never
+    // meets our own key.
     release_round();
     Error error = round_error(now);
     const RetryPolicy policy{options_.max_wait, options_.max_attempts, options_.retry_delay,
                              options_.retry_jitter};
     const auto next = next_retry(policy, attempts_, call_start_, now, engine_.random_unit());
     if (next.delay) {
-      engine_.log().debug("acquire {}: round {} failed ({}), retrying in {} ms", resource_,
-                          attempts_, to_string(error.code()), next.delay->count());
+      engine_.log().debug("acquire {}: round {} failed ({}), retrying in {} ms",
+                          describe(resources_), attempts_, to_string(error.code()),
+                          next.delay->count());
       auto weak = weak_from_this();
-      timer_ = engine_.schedule(now + *next.delay, [weak] {
-        if (auto self = weak.lock()) self->start_round();
+      retry_timer_ = engine_.schedule(now + *next.delay, [weak] {
+        if (auto self = weak.lock()) static_cast<AcquireOp*>(self.get())->next_round();
       });
       return;
     }
     if (next.wait_exhausted) {
       error = Error(ErrorCode::kLockWaitTimeout,
-                    "resource \"" + resource_ + "\" not acquired within " +
+                    describe(resources_) + " not acquired within " +
                         std::to_string(options_.max_wait.count()) + " ms (" +
                         std::to_string(attempts_) + " attempt(s); last: " +
                         std::string(to_string(error.code())) + ": " + error.message() + ")",
@@ -334,19 +437,18 @@ class AcquireOp final : public Operation, public std::enable_shared_from_this<Ac
     std::string msg;
     switch (round_->failure()) {
       case ErrorCode::kValidityExhausted:
-        msg = "resource \"" + resource_ + "\": a majority agreed after " +
+        msg = describe(resources_) + ": a majority agreed after " +
               format_ms(now - round_->start()) + ", leaving " +
               std::to_string(round_->validity_at_decision().count()) +
               " us of validity (min_validity " + std::to_string(options_.min_validity.count()) +
               " ms)";
         break;
       case ErrorCode::kHeldByAnother:
-        msg = "resource \"" + resource_ + "\" is held by another owner (" +
-              std::to_string(round_->yes()) + " of " + std::to_string(n) + " nodes granted, " +
-              std::to_string(need) + " needed)";
+        msg = describe(resources_) + " is held by another owner (" + std::to_string(round_->yes()) +
+              " of " + std::to_string(n) + " nodes granted, " + std::to_string(need) + " needed)";
         break;
       default:
-        msg = "resource \"" + resource_ + "\": only " + std::to_string(round_->yes()) + " of " +
+        msg = describe(resources_) + ": only " + std::to_string(round_->yes()) + " of " +
               std::to_string(n) + " nodes granted, " + std::to_string(need) + " needed";
         break;
     }
@@ -355,35 +457,138 @@ class AcquireOp final : public Operation, public std::enable_shared_from_this<Ac
 
   void release_round() {
     if (std::none_of(sent_.begin(), sent_.end(), [](bool b) { return b; })) return;
-    engine_.start_release(resource_, token_, Clock::now() + ttl_, sent_, nullptr);
+    engine_.start_release(resources_, token_, Clock::now() + ttl_, sent_, nullptr);
     sent_.assign(sent_.size(), false);
   }
 
   void complete(Result<Lock> result) {
     if (done_) return;
     done_ = true;
-    engine_.cancel(timer_);
-    timer_ = 0;
+    engine_.cancel(retry_timer_);
+    retry_timer_ = 0;
+    stop_callback_.reset();
+    engine_.metrics().acquire(
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - call_start_),
+        attempts_, result ? nullptr : &result.error());
     invoke_user(engine_.log(), callback_, std::move(result));
     engine_.remove_active(this);
   }
 
-  Engine& engine_;
-  std::string resource_;
+  std::vector<std::string> resources_;
   std::string token_;
   milliseconds ttl_;
   AcquireOptions options_;
-  milliseconds node_timeout_;
   AcquireCallback callback_;
-  std::string set_command_;
+  std::string wire_;
+  std::shared_ptr<const std::string> fallback_;
   Clock::time_point call_start_;
   int attempts_ = 0;
-  std::uint32_t tag_ = 0;
-  std::optional<Round> round_;
-  std::vector<NodeResult> results_;
-  std::vector<bool> sent_;
-  Engine::TimerId timer_ = 0;
-  bool done_ = false;
+  std::uint32_t granted_tag_ = 0;
+  Engine::TimerId retry_timer_ = 0;
+  std::optional<std::stop_callback<std::function<void()>>> stop_callback_;
+};
+
+// ---------------------------------------------------------------------------
+// Extend: one round of the compare-and-pexpire script, decided within the
+// lock's remaining validity.
+
+class ExtendOp final : public QuorumOp {
+ public:
+  ExtendOp(Engine& engine, Lock lock, milliseconds ttl, const ExtendOptions& options,
+           AcquireCallback callback)
+      : QuorumOp(engine, effective_node_timeout(options.node_timeout.count() > 0
+                                                    ? options.node_timeout
+                                                    : engine.options().node_timeout,
+                                                ttl)),
+        lock_(std::move(lock)),
+        ttl_(ttl),
+        options_(options),
+        callback_(std::move(callback)) {
+    const std::string ttl_ms = std::to_string(ttl.count());
+    const std::string_view recreate = options.recreate_missing ? "1" : "0";
+    wire_ =
+        script_command(kExtendScript, true, lock_.resources(), {lock_.token(), ttl_ms, recreate});
+    fallback_ = std::make_shared<const std::string>(
+        script_command(kExtendScript, false, lock_.resources(), {lock_.token(), ttl_ms, recreate}));
+  }
+
+  void start() {
+    engine_.add_active(shared_from_this());
+    if (lock_.expired()) {
+      complete(Unexpected(expired_error("before the extension started")));
+      return;
+    }
+    start_round(wire_, fallback_, ttl_, options_.min_validity, ErrorCode::kNotOwner,
+                lock_.valid_until());
+  }
+
+  void abort() override {
+    complete(Unexpected(Error(ErrorCode::kShuttingDown, "the client is shutting down")));
+  }
+
+ private:
+  NodeStatus classify(const Reply& reply, std::string& detail) const override {
+    if (reply.type == Reply::Type::kInteger) {
+      if (reply.integer == 1) return NodeStatus::kOk;
+      detail = "the key is gone or holds another token";
+      return NodeStatus::kRefused;
+    }
+    detail = reply.is_error() ? reply.str : "unexpected reply to the extend script";
+    return NodeStatus::kError;
+  }
+
+  void on_decided(Clock::time_point now) override {
+    // Whatever the round says, it had to be decided while the lock held: a
+    // majority that agreed after the old validity ended extended a lock that
+    // may have been someone else's meanwhile.
+    if (now >= lock_.valid_until()) {
+      complete(Unexpected(expired_error("before a majority extended it")));
+      return;
+    }
+    if (round_->state() == Round::State::kGranted) {
+      complete(Lock(lock_.resources(), lock_.token(), round_->valid_until(), results_, ttl_));
+      return;
+    }
+    const auto n = results_.size();
+    std::string msg;
+    switch (round_->failure()) {
+      case ErrorCode::kNotOwner:
+        msg = describe(lock_.resources()) + ": no longer the owner on enough nodes (" +
+              std::to_string(round_->yes()) + " of " + std::to_string(n) + " extended, " +
+              std::to_string(quorum(n)) + " needed)";
+        break;
+      case ErrorCode::kValidityExhausted:
+        msg =
+            describe(lock_.resources()) + ": a majority extended it too late to leave min_validity";
+        break;
+      default:
+        msg = describe(lock_.resources()) + ": only " + std::to_string(round_->yes()) + " of " +
+              std::to_string(n) + " nodes extended, " + std::to_string(quorum(n)) + " needed";
+        break;
+    }
+    complete(Unexpected(Error(round_->failure(), std::move(msg), results_)));
+  }
+
+  Error expired_error(std::string_view when) const {
+    return Error(ErrorCode::kExpired,
+                 describe(lock_.resources()) + ": the lock's validity ended " + std::string(when),
+                 results_);
+  }
+
+  void complete(Result<Lock> result) {
+    if (done_) return;
+    done_ = true;
+    engine_.metrics().extend(result.has_value());
+    invoke_user(engine_.log(), callback_, std::move(result));
+    engine_.remove_active(this);
+  }
+
+  Lock lock_;
+  milliseconds ttl_;
+  ExtendOptions options_;
+  AcquireCallback callback_;
+  std::string wire_;
+  std::shared_ptr<const std::string> fallback_;
 };
 
 }  // namespace
@@ -420,6 +625,7 @@ Result<std::shared_ptr<Engine>> Engine::start(ClientOptions options) {
 
   std::shared_ptr<Engine> engine(new Engine(std::move(options)));
   Engine& e = *engine;
+  e.metrics_ = std::make_unique<Metrics>(parsed->size(), e.options_.metrics_sink);
   if (int rc = uv_loop_init(&e.loop_); rc != 0) {
     return Unexpected(Error(ErrorCode::kInternal, std::string("uv_loop_init: ") + uv_strerror(rc)));
   }
@@ -554,32 +760,60 @@ void Engine::begin_shutdown() {
   uv_unref(reinterpret_cast<uv_handle_t*>(&shutdown_timer_));
 }
 
-Result<void> Engine::post_acquire(std::string_view resource, milliseconds ttl,
+Result<void> Engine::post_acquire(std::vector<std::string> resources, milliseconds ttl,
                                   const AcquireOptions& options, AcquireCallback callback) {
-  if (auto ok = validate_acquire(resource, ttl, options, options_); !ok) return ok;
+  if (auto ok = validate_resources(resources); !ok) return ok;
+  if (auto ok = validate_acquire(resources.front(), ttl, options, options_); !ok) return ok;
   if (!callback) return Unexpected(Error(ErrorCode::kInvalidArgument, "acquire callback is empty"));
   auto token = make_token();
   if (!token) return Unexpected(token.error());
-  auto op = std::make_shared<AcquireOp>(*this, std::string(resource), std::move(*token), ttl,
+  auto op = std::make_shared<AcquireOp>(*this, std::move(resources), std::move(*token), ttl,
                                         options, std::move(callback));
   return post([op] { op->start(); });
 }
 
-Result<void> Engine::post_release(const Lock& lock, ReleaseCallback callback) {
-  if (auto ok = validate_resource(lock.resource()); !ok) return ok;
+Result<void> Engine::post_extend(const Lock& lock, milliseconds ttl, const ExtendOptions& options,
+                                 AcquireCallback callback) {
+  if (auto ok = validate_resources(lock.resources()); !ok) return ok;
   if (auto ok = validate_lock_token(lock.token()); !ok) return ok;
-  auto key_expiry = lock.valid_until() + std::chrono::seconds(1);
-  return post([this, resource = lock.resource(), token = lock.token(), key_expiry,
-               cb = std::move(callback)]() mutable {
-    start_release(std::move(resource), std::move(token), key_expiry, {}, std::move(cb));
+  if (auto ok = validate_extend(ttl, options, options_); !ok) return ok;
+  if (!callback) return Unexpected(Error(ErrorCode::kInvalidArgument, "extend callback is empty"));
+  if (lock.expired()) {
+    return Unexpected(Error(
+        ErrorCode::kExpired,
+        "the lock on \"" + lock.resource() + "\" has expired; it can only be acquired again"));
+  }
+  return post([this, lock, ttl, options, cb = std::move(callback)]() mutable {
+    start_extend(lock, ttl, options, std::move(cb));
   });
 }
 
-void Engine::start_release(std::string key, std::string token, Clock::time_point key_expiry,
-                           std::vector<bool> targets, ReleaseCallback callback) {
-  auto op = std::make_shared<ReleaseOp>(*this, std::move(key), std::move(token), key_expiry,
+void Engine::start_extend(const Lock& lock, milliseconds ttl, const ExtendOptions& options,
+                          AcquireCallback callback) {
+  auto op = std::make_shared<ExtendOp>(*this, lock, ttl, options, std::move(callback));
+  op->start();
+}
+
+Result<void> Engine::post_release(const Lock& lock, ReleaseCallback callback) {
+  if (auto ok = validate_resources(lock.resources()); !ok) return ok;
+  if (auto ok = validate_lock_token(lock.token()); !ok) return ok;
+  auto key_expiry = lock.valid_until() + std::chrono::seconds(1);
+  return post([this, resources = lock.resources(), token = lock.token(), key_expiry,
+               cb = std::move(callback)]() mutable {
+    start_release(std::move(resources), std::move(token), key_expiry, {}, std::move(cb));
+  });
+}
+
+void Engine::start_release(std::vector<std::string> keys, std::string token,
+                           Clock::time_point key_expiry, std::vector<bool> targets,
+                           ReleaseCallback callback) {
+  auto op = std::make_shared<ReleaseOp>(*this, std::move(keys), std::move(token), key_expiry,
                                         std::move(targets), std::move(callback));
   op->start();
+}
+
+MetricsSnapshot Engine::metrics_snapshot() const {
+  return metrics_->snapshot(options_.nodes, connected());
 }
 
 std::vector<bool> Engine::connected() const {

@@ -26,6 +26,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "metrics.hpp"
 #include "protocol.hpp"
 #include "redlock/client.hpp"
 #include "rules.hpp"
@@ -40,7 +41,7 @@ namespace redlock::detail {
 class Engine;
 
 // Something that waits for node replies.
-class Operation {
+class Operation : public std::enable_shared_from_this<Operation> {
  public:
   virtual ~Operation() = default;
   // The reply to a command sent with `tag` to node `node`. `reply` is null
@@ -65,7 +66,10 @@ class Node {
   void start();
   // Queues a command. Returns false, and never calls back, when the node is
   // not connected: commands are never held for a later connection.
-  [[nodiscard]] bool send(std::string_view wire, std::shared_ptr<Operation> op, std::uint32_t tag);
+  // `fallback`, for EVALSHA: the EVAL form, sent instead of delivering a
+  // NOSCRIPT error.
+  [[nodiscard]] bool send(std::string_view wire, std::shared_ptr<Operation> op, std::uint32_t tag,
+                          std::shared_ptr<const std::string> fallback = nullptr);
   // Hands queued bytes to the socket; the engine calls this once per callback.
   void flush();
   // Shutdown: writes what is queued, then closes every handle.
@@ -73,7 +77,7 @@ class Node {
 
   // A key this client may have left on the node while it was unreachable; it
   // is released (compare-and-delete) when the node is connected again.
-  void remember_cleanup(std::string key, std::string token, Clock::time_point until);
+  void remember_cleanup(std::vector<std::string> keys, std::string token, Clock::time_point until);
 
   [[nodiscard]] bool connected() const noexcept { return state_ == State::kConnected; }
   [[nodiscard]] bool connected_any_thread() const noexcept { return connected_flag_.load(); }
@@ -86,9 +90,10 @@ class Node {
   struct Pending {
     std::shared_ptr<Operation> op;
     std::uint32_t tag;
+    std::shared_ptr<const std::string> fallback;
   };
   struct Cleanup {
-    std::string key;
+    std::vector<std::string> keys;
     std::string token;
     Clock::time_point until;
   };
@@ -113,6 +118,7 @@ class Node {
   State state_ = State::kIdle;
   std::atomic<bool> connected_flag_{false};
   bool reported_first_attempt_ = false;
+  bool ever_connected_ = false;
   int failures_ = 0;
   Conn* conn_ = nullptr;  // the live connection, or null
   uv_timer_t timer_{};    // connect deadline, then reconnect backoff
@@ -142,10 +148,14 @@ class Engine : public std::enable_shared_from_this<Engine> {
 
   // Any thread. Errors (kInvalidArgument, kShuttingDown) are returned and
   // the callback is then never called; otherwise it runs once on the loop.
-  [[nodiscard]] Result<void> post_acquire(std::string_view resource, milliseconds ttl,
+  [[nodiscard]] Result<void> post_acquire(std::vector<std::string> resources, milliseconds ttl,
                                           const AcquireOptions& options, AcquireCallback callback);
+  [[nodiscard]] Result<void> post_extend(const Lock& lock, milliseconds ttl,
+                                         const ExtendOptions& options, AcquireCallback callback);
   // A null callback makes a fire-and-forget release.
   [[nodiscard]] Result<void> post_release(const Lock& lock, ReleaseCallback callback);
+  // Runs `task` on the loop thread. Error: kShuttingDown (then it never runs).
+  [[nodiscard]] Result<void> post(std::function<void()> task);
 
   [[nodiscard]] bool on_loop_thread() const noexcept;
   [[nodiscard]] const ClientOptions& options() const noexcept { return options_; }
@@ -167,15 +177,19 @@ class Engine : public std::enable_shared_from_this<Engine> {
   [[nodiscard]] uv_loop_t* loop() noexcept { return &loop_; }
   [[nodiscard]] std::vector<std::unique_ptr<Node>>& nodes() noexcept { return nodes_; }
   [[nodiscard]] spdlog::logger& log() const noexcept { return *logger_; }
+  [[nodiscard]] Metrics& metrics() noexcept { return *metrics_; }
+  [[nodiscard]] MetricsSnapshot metrics_snapshot() const;
   void report_first_attempt();
-  // Sends the compare-and-delete for (key, token) to the nodes in `targets`
+  // Sends the compare-and-delete for (keys, token) to the nodes in `targets`
   // (all when empty), reporting to `callback` unless it is null.
-  void start_release(std::string key, std::string token, Clock::time_point key_expiry,
+  void start_release(std::vector<std::string> keys, std::string token, Clock::time_point key_expiry,
                      std::vector<bool> targets, ReleaseCallback callback);
+  // One extension round for `lock` (validated by the caller).
+  void start_extend(const Lock& lock, milliseconds ttl, const ExtendOptions& options,
+                    AcquireCallback callback);
 
  private:
   explicit Engine(ClientOptions options);
-  [[nodiscard]] Result<void> post(std::function<void()> task);
   void run();
   void on_async();
   void on_timer();
@@ -186,6 +200,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // their queues keep alive) go before the loop they were registered with.
   ClientOptions options_;
   std::shared_ptr<spdlog::logger> logger_;
+  std::unique_ptr<Metrics> metrics_;
   uv_loop_t loop_{};
   uv_async_t async_{};
   uv_timer_t timer_{};           // the scheduler's single timer

@@ -24,6 +24,12 @@ std::string_view to_string(ErrorCode code) noexcept {
       return "wrong thread";
     case ErrorCode::kInternal:
       return "internal error";
+    case ErrorCode::kNotOwner:
+      return "not owner";
+    case ErrorCode::kExpired:
+      return "expired";
+    case ErrorCode::kLockLost:
+      return "lock lost";
   }
   return "unknown error";
 }

@@ -100,6 +100,8 @@ void Node::on_connected() {
   } else {
     engine_.log().debug("node {} connected", name());
   }
+  if (ever_connected_) engine_.metrics().reconnect(index_);
+  ever_connected_ = true;
   failures_ = 0;
   parser_ = std::make_unique<ReplyParser>();
   if (int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(&conn_->tcp), on_alloc_cb, on_read_cb);
@@ -107,10 +109,16 @@ void Node::on_connected() {
     fail_connection(std::string("read failed: ") + uv_strerror(rc));
     return;
   }
-  // Load the release script up front so EVALSHA rarely meets NOSCRIPT (a
-  // node that restarted empty has an empty script cache).
-  static const std::string load = format_command({"SCRIPT", "LOAD", kReleaseScript});
-  (void)send(load, discard_op(), 0);
+  // Load the scripts up front so EVALSHA rarely meets NOSCRIPT (a node that
+  // restarted empty has an empty script cache).
+  static const std::string load = [] {
+    std::string all;
+    for (const auto& script : kAllScripts) all += format_command({"SCRIPT", "LOAD", script.body});
+    return all;
+  }();
+  for (std::size_t i = 0; i < std::size(kAllScripts); ++i) {
+    (void)send(i == 0 ? std::string_view(load) : std::string_view(), discard_op(), 0);
+  }
   replay_cleanup();
   if (!reported_first_attempt_) {
     reported_first_attempt_ = true;
@@ -127,20 +135,22 @@ void Node::replay_cleanup() {
   only_me[index_] = true;
   for (auto& e : entries) {
     if (e.until <= now) continue;
-    engine_.start_release(std::move(e.key), std::move(e.token), e.until, only_me, nullptr);
+    engine_.start_release(std::move(e.keys), std::move(e.token), e.until, only_me, nullptr);
   }
 }
 
-void Node::remember_cleanup(std::string key, std::string token, Clock::time_point until) {
+void Node::remember_cleanup(std::vector<std::string> keys, std::string token,
+                            Clock::time_point until) {
   if (state_ == State::kClosed || until <= Clock::now()) return;
   if (cleanup_.size() >= kMaxCleanup) cleanup_.erase(cleanup_.begin());
-  cleanup_.push_back({std::move(key), std::move(token), until});
+  cleanup_.push_back({std::move(keys), std::move(token), until});
 }
 
-bool Node::send(std::string_view wire, std::shared_ptr<Operation> op, std::uint32_t tag) {
+bool Node::send(std::string_view wire, std::shared_ptr<Operation> op, std::uint32_t tag,
+                std::shared_ptr<const std::string> fallback) {
   if (state_ != State::kConnected || pending_.size() >= kMaxPending) return false;
   out_.append(wire);
-  pending_.push_back({std::move(op), tag});
+  pending_.push_back({std::move(op), tag, std::move(fallback)});
   if (!dirty_) {
     dirty_ = true;
     engine_.mark_dirty(*this);
@@ -235,7 +245,15 @@ void Node::on_read(ssize_t nread, const uv_buf_t* buf) {
     }
     Pending p = std::move(pending_.front());
     pending_.pop_front();
-    p.op->on_reply(index_, p.tag, &**reply, {});
+    const Reply& r = **reply;
+    if (p.fallback && r.is_error() && r.str.starts_with("NOSCRIPT")) {
+      // The script cache was flushed under us: send the script's body. It
+      // runs after whatever was pipelined behind the EVALSHA (rare: every
+      // connection loads the scripts first).
+      auto body = std::move(p.fallback);
+      if (send(*body, p.op, p.tag, nullptr)) continue;
+    }
+    p.op->on_reply(index_, p.tag, &r, {});
   }
 }
 

@@ -97,12 +97,17 @@ std::string set_nx_px_command(std::string_view key, std::string_view token, long
       {"SET", key, token, "NX", "PX", std::string_view(buf, static_cast<std::size_t>(end - buf))});
 }
 
-std::string evalsha_command(std::string_view sha, std::string_view key, std::string_view arg) {
-  return format_command({"EVALSHA", sha, "1", key, arg});
-}
-
-std::string eval_command(std::string_view script, std::string_view key, std::string_view arg) {
-  return format_command({"EVAL", script, "1", key, arg});
+std::string script_command(const Script& script, bool by_sha, const std::vector<std::string>& keys,
+                           const std::vector<std::string_view>& args) {
+  const std::string numkeys = std::to_string(keys.size());
+  std::vector<std::string_view> argv;
+  argv.reserve(3 + keys.size() + args.size());
+  argv.push_back(by_sha ? "EVALSHA" : "EVAL");
+  argv.push_back(by_sha ? script.sha : script.body);
+  argv.push_back(numkeys);
+  for (const auto& k : keys) argv.push_back(k);
+  for (auto a : args) argv.push_back(a);
+  return format_command(argv);
 }
 
 }  // namespace redlock::detail

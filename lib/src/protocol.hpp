@@ -49,18 +49,42 @@ class ReplyParser {
   redisReader* reader_;
 };
 
-// Compare-and-delete: deletes KEYS[1] only if it holds ARGV[1]; returns 1 or 0.
-inline constexpr std::string_view kReleaseScript =
-    "if redis.call(\"get\", KEYS[1]) == ARGV[1] then return redis.call(\"del\", KEYS[1]) "
-    "else return 0 end";
-// SHA1 of kReleaseScript, as SCRIPT LOAD returns it (checked by a test).
-inline constexpr std::string_view kReleaseScriptSha = "cf0e94b2e9ffc7e04395cf88f7583fc309985910";
+// A Lua script and its SHA1, as SCRIPT LOAD returns it (checked by a test).
+struct Script {
+  std::string_view body;
+  std::string_view sha;
+};
+
+// Compare-and-delete over KEYS: deletes each key that holds ARGV[1] (the
+// token); returns how many it deleted.
+inline constexpr Script kReleaseScript{
+    "local n = 0 for _, key in ipairs(KEYS) do if redis.call(\"get\", key) == ARGV[1] then n = n + "
+    "redis.call(\"del\", key) end end return n",
+    "be1908ecd3d8ddc639eaf4e977437ca06e59623f"};
+
+// All or none: if no key of KEYS exists, sets each to ARGV[1] with a ttl of
+// ARGV[2] ms and returns 1; otherwise sets nothing and returns 0.
+inline constexpr Script kAcquireAllScript{
+    "for _, key in ipairs(KEYS) do if redis.call(\"exists\", key) == 1 then return 0 end end for "
+    "_, key in ipairs(KEYS) do redis.call(\"set\", key, ARGV[1], \"PX\", ARGV[2]) end return 1",
+    "dc4d7c29de229e329ab4e4455922fc17df149110"};
+
+// Compare-and-pexpire over KEYS: if every key holds ARGV[1] (or is missing
+// and ARGV[3] is "1", re-create), sets each to ARGV[1] with a ttl of ARGV[2]
+// ms and returns 1; otherwise changes nothing and returns 0.
+inline constexpr Script kExtendScript{
+    "for _, key in ipairs(KEYS) do local v = redis.call(\"get\", key) if v ~= ARGV[1] and not "
+    "(ARGV[3] == \"1\" and v == false) then return 0 end end for _, key in ipairs(KEYS) do "
+    "redis.call(\"set\", key, ARGV[1], \"PX\", ARGV[2]) end return 1",
+    "30a5926790cc17f08a8cdf2123b79b5902469cb7"};
+
+inline constexpr Script kAllScripts[] = {kReleaseScript, kAcquireAllScript, kExtendScript};
 
 [[nodiscard]] std::string set_nx_px_command(std::string_view key, std::string_view token,
                                             long long ttl_ms);
-[[nodiscard]] std::string evalsha_command(std::string_view sha, std::string_view key,
-                                          std::string_view arg);
-[[nodiscard]] std::string eval_command(std::string_view script, std::string_view key,
-                                       std::string_view arg);
+// EVALSHA (by_sha) or EVAL of `script` over `keys` with `args`.
+[[nodiscard]] std::string script_command(const Script& script, bool by_sha,
+                                         const std::vector<std::string>& keys,
+                                         const std::vector<std::string_view>& args);
 
 }  // namespace redlock::detail

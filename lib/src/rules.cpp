@@ -23,13 +23,14 @@ milliseconds effective_node_timeout(milliseconds configured, milliseconds ttl) n
 }
 
 Round::Round(std::size_t n, Clock::time_point start, milliseconds ttl, double drift_factor,
-             milliseconds min_validity)
+             milliseconds min_validity, ErrorCode refused)
     : votes_(n, NodeStatus::kPending),
       start_(start),
       ttl_(ttl),
       drift_factor_(drift_factor),
       min_validity_(min_validity),
-      quorum_(quorum(n)) {}
+      quorum_(quorum(n)),
+      refused_code_(refused) {}
 
 void Round::vote(std::size_t node, NodeStatus status, Clock::time_point now) {
   if (decided() || node >= votes_.size() || votes_[node] != NodeStatus::kPending ||
@@ -73,7 +74,7 @@ void Round::decide(Clock::time_point now) {
   }
   if (no_ > n - quorum_) {
     state_ = State::kFailed;
-    failure_ = refused_ > 0 ? ErrorCode::kHeldByAnother : ErrorCode::kNoQuorum;
+    failure_ = refused_ > 0 ? refused_code_ : ErrorCode::kNoQuorum;
   }
 }
 

@@ -43,8 +43,10 @@ class Round {
  public:
   enum class State : std::uint8_t { kOpen, kGranted, kFailed };
 
+  // `refused` is the failure when any node refused: kHeldByAnother for an
+  // acquire, kNotOwner for an extension.
   Round(std::size_t n, Clock::time_point start, milliseconds ttl, double drift_factor,
-        milliseconds min_validity);
+        milliseconds min_validity, ErrorCode refused = ErrorCode::kHeldByAnother);
 
   // Records node's answer. A second answer from the same node, or any answer
   // after the round was decided, is ignored. `status` must not be kPending.
@@ -58,12 +60,14 @@ class Round {
   [[nodiscard]] Clock::time_point valid_until() const noexcept { return valid_until_; }
   // Granted or kValidityExhausted: the validity computed at the deciding vote.
   [[nodiscard]] microseconds validity_at_decision() const noexcept { return validity_; }
-  // Failed: kHeldByAnother when any node refused (the key exists there),
-  // kValidityExhausted when a majority agreed too late, else kNoQuorum.
+  // Failed: the `refused` code when any node refused (kHeldByAnother: the
+  // key exists there), kValidityExhausted when a majority agreed too late,
+  // else kNoQuorum.
   [[nodiscard]] ErrorCode failure() const noexcept { return failure_; }
   [[nodiscard]] const std::vector<NodeStatus>& votes() const noexcept { return votes_; }
   [[nodiscard]] std::size_t yes() const noexcept { return yes_; }
   [[nodiscard]] std::size_t no() const noexcept { return no_; }
+  [[nodiscard]] std::size_t refused() const noexcept { return refused_; }
   [[nodiscard]] Clock::time_point start() const noexcept { return start_; }
 
  private:
@@ -75,6 +79,7 @@ class Round {
   double drift_factor_;
   milliseconds min_validity_;
   std::size_t quorum_;
+  ErrorCode refused_code_;
   std::size_t yes_ = 0;
   std::size_t no_ = 0;
   std::size_t refused_ = 0;

@@ -108,37 +108,91 @@ Result<void> validate_resource(std::string_view resource) {
   return {};
 }
 
+Result<void> validate_resources(const std::vector<std::string>& resources) {
+  if (resources.empty()) return invalid("no resources given");
+  constexpr std::size_t kMaxResources = 64;
+  if (resources.size() > kMaxResources) {
+    return invalid(std::to_string(resources.size()) + " resources given; at most " +
+                   std::to_string(kMaxResources) + " can be locked together");
+  }
+  std::set<std::string_view> seen;
+  for (const auto& r : resources) {
+    if (auto ok = validate_resource(r); !ok) return ok;
+    if (!seen.insert(r).second) return invalid("resource \"" + r + "\" is listed twice");
+  }
+  return {};
+}
+
+namespace {
+
+Result<void> validate_ttl(std::chrono::milliseconds ttl, std::chrono::milliseconds min_validity,
+                          std::chrono::milliseconds node_timeout, const ClientOptions& c) {
+  if (ttl.count() <= 0) return invalid("ttl " + ms(ttl) + " must be positive");
+  if (ttl > c.max_ttl) return invalid("ttl " + ms(ttl) + " exceeds max_ttl " + ms(c.max_ttl));
+  if (min_validity.count() < 1) {
+    return invalid("min_validity " + ms(min_validity) + " must be at least 1 ms");
+  }
+  // The best possible grant (instant answers) still loses the drift allowance.
+  const auto best = validity(ttl, std::chrono::steady_clock::duration::zero(), c.drift_factor);
+  if (best < min_validity) {
+    return invalid("ttl " + ms(ttl) + " is too short: after the clock drift allowance it leaves " +
+                   std::to_string(best.count()) + " us, below min_validity " + ms(min_validity));
+  }
+  if (node_timeout.count() < 0) return invalid("node_timeout " + ms(node_timeout) + " is negative");
+  if (node_timeout > kMaxDelay) {
+    return invalid("node_timeout " + ms(node_timeout) + " exceeds " + ms(kMaxDelay));
+  }
+  const auto effective =
+      effective_node_timeout(node_timeout.count() > 0 ? node_timeout : c.node_timeout, ttl);
+  if (effective >= ttl) {
+    return invalid("node_timeout " + ms(effective) + " must be shorter than the ttl " + ms(ttl));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<void> validate_extend(std::chrono::milliseconds ttl, const ExtendOptions& o,
+                             const ClientOptions& c) {
+  return validate_ttl(ttl, o.min_validity, o.node_timeout, c);
+}
+
+Result<void> validate_auto_extend(const AutoExtendOptions& o, std::chrono::milliseconds ttl,
+                                  const ClientOptions& c) {
+  if (!std::isfinite(o.extend_at_remaining) || o.extend_at_remaining <= 0.0 ||
+      o.extend_at_remaining >= 1.0) {
+    return invalid("extend_at_remaining " + std::to_string(o.extend_at_remaining) +
+                   " is out of range (0, 1)");
+  }
+  if (o.max_extensions < 0) {
+    return invalid("max_extensions " + std::to_string(o.max_extensions) + " is negative");
+  }
+  if (o.max_hold.count() < 0) return invalid("max_hold " + ms(o.max_hold) + " is negative");
+  if (o.max_extensions == 0 && o.max_hold.count() == 0) {
+    return invalid(
+        "automatic extension needs a bound: set max_extensions or max_hold (the Redlock spec "
+        "requires the number of re-acquisitions to be limited)");
+  }
+  if (o.ttl.count() < 0) return invalid("auto-extend ttl " + ms(o.ttl) + " is negative");
+  return validate_ttl(ttl, ExtendOptions{}.min_validity, std::chrono::milliseconds(0), c);
+}
+
 Result<void> validate_acquire(std::string_view resource, std::chrono::milliseconds ttl,
                               const AcquireOptions& a, const ClientOptions& c) {
   if (auto r = validate_resource(resource); !r) return r;
-  if (ttl.count() <= 0) return invalid("ttl " + ms(ttl) + " must be positive");
-  if (ttl > c.max_ttl) return invalid("ttl " + ms(ttl) + " exceeds max_ttl " + ms(c.max_ttl));
   if (a.max_wait.count() < 0) return invalid("max_wait " + ms(a.max_wait) + " is negative");
   if (a.max_attempts < 0) {
     return invalid("max_attempts " + std::to_string(a.max_attempts) + " is negative");
   }
-  if (a.retry_delay.count() < 0)
-    return invalid("retry_delay " + ms(a.retry_delay) + " is negative");
-  if (a.retry_jitter.count() < 0) {
-    return invalid("retry_jitter " + ms(a.retry_jitter) + " is negative");
+  if (a.retry_delay.count() < 0 || a.retry_delay > kMaxDelay) {
+    return invalid("retry_delay " + ms(a.retry_delay) + " is out of range [0, " + ms(kMaxDelay) +
+                   "]");
   }
-  if (a.node_timeout.count() < 0)
-    return invalid("node_timeout " + ms(a.node_timeout) + " is negative");
-  if (a.min_validity.count() < 1) {
-    return invalid("min_validity " + ms(a.min_validity) + " must be at least 1 ms");
+  if (a.retry_jitter.count() < 0 || a.retry_jitter > kMaxDelay) {
+    return invalid("retry_jitter " + ms(a.retry_jitter) + " is out of range [0, " + ms(kMaxDelay) +
+                   "]");
   }
-  // The best possible grant (instant answers) still loses the drift allowance.
-  const auto best = validity(ttl, std::chrono::steady_clock::duration::zero(), c.drift_factor);
-  if (best < a.min_validity) {
-    return invalid("ttl " + ms(ttl) + " is too short: after the clock drift allowance it leaves " +
-                   std::to_string(best.count()) + " us, below min_validity " + ms(a.min_validity));
-  }
-  const auto node_timeout =
-      effective_node_timeout(a.node_timeout.count() > 0 ? a.node_timeout : c.node_timeout, ttl);
-  if (node_timeout >= ttl) {
-    return invalid("node_timeout " + ms(node_timeout) + " must be shorter than the ttl " + ms(ttl));
-  }
-  return {};
+  return validate_ttl(ttl, a.min_validity, a.node_timeout, c);
 }
 
 Result<void> validate_lock_token(std::string_view token) {

@@ -36,6 +36,15 @@ struct NodeAddress {
     const ClientOptions& options);
 
 [[nodiscard]] Result<void> validate_resource(std::string_view resource);
+// One to kMaxResources valid, distinct resource names.
+[[nodiscard]] Result<void> validate_resources(const std::vector<std::string>& resources);
+[[nodiscard]] Result<void> validate_extend(std::chrono::milliseconds ttl,
+                                           const ExtendOptions& options,
+                                           const ClientOptions& client);
+// `ttl` is the ttl each extension will use.
+[[nodiscard]] Result<void> validate_auto_extend(const AutoExtendOptions& options,
+                                                std::chrono::milliseconds ttl,
+                                                const ClientOptions& client);
 [[nodiscard]] Result<void> validate_acquire(std::string_view resource,
                                             std::chrono::milliseconds ttl,
                                             const AcquireOptions& options,

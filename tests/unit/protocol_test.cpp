@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -88,34 +89,38 @@ TEST(SetNxPxCommand, ExactBytes) {
             "$10\r\n2592000000\r\n");
 }
 
-TEST(EvalshaCommand, Shape) {
-  const std::string sha(kReleaseScriptSha);
+TEST(ScriptCommand, EvalshaShape) {
+  const std::string sha(kReleaseScript.sha);
   EXPECT_EQ(
-      evalsha_command(kReleaseScriptSha, "lock:a", "tok"),
+      script_command(kReleaseScript, true, {"lock:a"}, {"tok"}),
       "*5\r\n$7\r\nEVALSHA\r\n$40\r\n" + sha + "\r\n$1\r\n1\r\n$6\r\nlock:a\r\n$3\r\ntok\r\n");
 }
 
-TEST(EvalCommand, Shape) {
-  const std::string script(kReleaseScript);
-  EXPECT_EQ(eval_command(kReleaseScript, "k", "tok"),
-            "*5\r\n$4\r\nEVAL\r\n$" + std::to_string(script.size()) + "\r\n" + script +
-                "\r\n$1\r\n1\r\n$1\r\nk\r\n$3\r\ntok\r\n");
+TEST(ScriptCommand, EvalShapeWithSeveralKeysAndArguments) {
+  const std::string body(kExtendScript.body);
+  EXPECT_EQ(script_command(kExtendScript, false, {"a", "bc"}, {"tok", "500", "0"}),
+            "*8\r\n$4\r\nEVAL\r\n$" + std::to_string(body.size()) + "\r\n" + body +
+                "\r\n$1\r\n2\r\n$1\r\na\r\n$2\r\nbc\r\n$3\r\ntok\r\n$3\r\n500\r\n$1\r\n0\r\n");
 }
 
-TEST(ReleaseScript, ShaIsFortyLowercaseHexCharacters) {
-  // That it is the SHA1 of kReleaseScript is checked against SCRIPT LOAD in
-  // the integration tests.
-  ASSERT_EQ(kReleaseScriptSha.size(), 40u);
-  for (const char c : kReleaseScriptSha) {
-    EXPECT_TRUE((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) << "character '" << c << "'";
+TEST(Scripts, ShasAreFortyLowercaseHexCharactersAndDistinct) {
+  // That each is the SHA1 of its body is checked against SCRIPT LOAD in the
+  // integration tests.
+  std::set<std::string_view> seen;
+  for (const auto& script : kAllScripts) {
+    ASSERT_EQ(script.sha.size(), 40u);
+    for (const char c : script.sha) {
+      EXPECT_TRUE((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) << "character '" << c << "'";
+    }
+    EXPECT_TRUE(seen.insert(script.sha).second);
   }
 }
 
 TEST(ReleaseScript, ComparesBeforeDeleting) {
-  EXPECT_NE(kReleaseScript.find("get"), std::string_view::npos);
-  EXPECT_NE(kReleaseScript.find("KEYS[1]"), std::string_view::npos);
-  EXPECT_NE(kReleaseScript.find("ARGV[1]"), std::string_view::npos);
-  EXPECT_NE(kReleaseScript.find("del"), std::string_view::npos);
+  EXPECT_NE(kReleaseScript.body.find("get"), std::string_view::npos);
+  EXPECT_NE(kReleaseScript.body.find("KEYS"), std::string_view::npos);
+  EXPECT_NE(kReleaseScript.body.find("ARGV[1]"), std::string_view::npos);
+  EXPECT_NE(kReleaseScript.body.find("del"), std::string_view::npos);
 }
 
 // ------------------------------------------------------------ ReplyParser

@@ -21,9 +21,13 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "redlock/lock.hpp"
+#include "redlock/lock_guard.hpp"
+#include "redlock/metrics.hpp"
 #include "redlock/options.hpp"
 #include "redlock/result.hpp"
 
@@ -32,15 +36,6 @@ namespace redlock {
 namespace detail {
 class Engine;
 }
-
-class LockGuard;
-
-// What a release did on each node. Releasing is idempotent: a token that no
-// longer holds a key (expired, released before, never set) deletes nothing.
-struct ReleaseReport {
-  int deleted = 0;                // nodes on which the key was deleted
-  std::vector<NodeResult> nodes;  // ClientOptions::nodes order; kRefused: nothing to delete
-};
 
 using AcquireCallback = std::function<void(Result<Lock>)>;
 using ReleaseCallback = std::function<void(Result<ReleaseReport>)>;
@@ -70,10 +65,57 @@ class Client {
   [[nodiscard]] std::future<Result<Lock>> async_acquire(std::string_view resource,
                                                         std::chrono::milliseconds ttl,
                                                         const AcquireOptions& options = {});
+  // Several resources as one lock: on each node one script sets all of the
+  // keys or none, and the node votes yes only if it set all of them. Release
+  // and extend work on the whole set. Errors as acquire(), and
+  // kInvalidArgument for an empty set, duplicates or more than kMaxResources.
+  // (On Redis Cluster all keys of one script must share a hash slot: give
+  // the names a common {hash tag}. Redlock nodes are independent masters, so
+  // this only matters if a node is itself a cluster.)
+  static constexpr std::size_t kMaxResources = 64;
+  [[nodiscard]] Result<Lock> acquire_all(std::vector<std::string> resources,
+                                         std::chrono::milliseconds ttl,
+                                         const AcquireOptions& options = {});
+  [[nodiscard]] Result<void> async_acquire_all(std::vector<std::string> resources,
+                                               std::chrono::milliseconds ttl,
+                                               const AcquireOptions& options,
+                                               AcquireCallback callback);
+
   // acquire() wrapped in a LockGuard that releases when it goes out of scope.
   [[nodiscard]] Result<LockGuard> acquire_guard(std::string_view resource,
                                                 std::chrono::milliseconds ttl,
                                                 const AcquireOptions& options = {});
+  // The same, kept alive by automatic extension until the guard releases it
+  // or the lock is lost (LockGuard::lost(), stop_token(), on_lost).
+  [[nodiscard]] Result<LockGuard> acquire_guard(std::string_view resource,
+                                                std::chrono::milliseconds ttl,
+                                                const AcquireOptions& options,
+                                                const AutoExtendOptions& extend);
+
+  // Runs fn(std::stop_token) on the calling thread under an automatically
+  // extended lock, then releases it (also when fn throws). The token is
+  // requested when the lock is lost. Returns fn's result; kLockLost (fn's
+  // result discarded) when the lock was lost while fn ran; acquire's errors
+  // when the lock could not be had.
+  template <typename Fn>
+  auto with_lock(std::string_view resource, std::chrono::milliseconds ttl,
+                 const LockOptions& options, Fn&& fn)
+      -> Result<std::invoke_result_t<Fn, std::stop_token>>;
+
+  // Extends the lock to `ttl` from now on every node where it still carries
+  // the lock's token (atomic compare-and-pexpire). Succeeds only if a
+  // majority did so within the lock's remaining validity; the new validity
+  // is computed like an acquire's. Blocking. Errors: kExpired (refused
+  // without touching the nodes), kNotOwner, kNoQuorum, kValidityExhausted,
+  // kInvalidArgument, kShuttingDown, kWrongThread. A failed extension leaves
+  // the lock valid until its old valid_until().
+  [[nodiscard]] Result<Lock> extend(const Lock& lock, std::chrono::milliseconds ttl,
+                                    const ExtendOptions& options = {});
+  [[nodiscard]] Result<void> async_extend(const Lock& lock, std::chrono::milliseconds ttl,
+                                          const ExtendOptions& options, AcquireCallback callback);
+  [[nodiscard]] std::future<Result<Lock>> async_extend(const Lock& lock,
+                                                       std::chrono::milliseconds ttl,
+                                                       const ExtendOptions& options = {});
 
   // Deletes the lock's key on every node where it still carries the lock's
   // token (atomic compare-and-delete). Blocking. Errors: kInvalidArgument,
@@ -90,10 +132,42 @@ class Client {
   // Whether each node is connected now, in nodes() order.
   [[nodiscard]] std::vector<bool> connected() const;
 
+  // The engine's counters now (any thread); to_prometheus() renders them.
+  [[nodiscard]] MetricsSnapshot metrics() const;
+
  private:
   friend class LockGuard;
   explicit Client(std::shared_ptr<detail::Engine> engine);
   std::shared_ptr<detail::Engine> engine_;
 };
+
+template <typename Fn>
+auto Client::with_lock(std::string_view resource, std::chrono::milliseconds ttl,
+                       const LockOptions& options, Fn&& fn)
+    -> Result<std::invoke_result_t<Fn, std::stop_token>> {
+  using Value = std::invoke_result_t<Fn, std::stop_token>;
+  auto guard = acquire_guard(resource, ttl, options.acquire, options.extend);
+  if (!guard) return Unexpected(guard.error());
+  auto lost = [&]() -> Unexpected {
+    Error why = guard->lost_error().value_or(Error(ErrorCode::kLockLost, "lock lost"));
+    return Unexpected(Error(ErrorCode::kLockLost,
+                            "the lock on \"" + std::string(resource) +
+                                "\" was lost while the function ran: " + to_string(why),
+                            why.nodes()));
+  };
+  if constexpr (std::is_void_v<Value>) {
+    std::forward<Fn>(fn)(guard->stop_token());
+    const bool was_lost = guard->lost();
+    (void)guard->release();
+    if (was_lost) return lost();
+    return {};
+  } else {
+    Value value = std::forward<Fn>(fn)(guard->stop_token());
+    const bool was_lost = guard->lost();
+    (void)guard->release();
+    if (was_lost) return lost();
+    return value;
+  }
+}
 
 }  // namespace redlock

@@ -24,6 +24,9 @@ enum class ErrorCode : std::uint8_t {
   kShuttingDown,       // the client is shutting down or has shut down
   kWrongThread,        // a blocking call was made from the client's own loop thread
   kInternal,           // the engine itself failed (event loop, allocation)
+  kNotOwner,           // extend: a majority no longer holds the lock's token
+  kExpired,            // extend: the lock's validity had already ended
+  kLockLost,           // with_lock: the lock was lost while the function ran
 };
 
 [[nodiscard]] std::string_view to_string(ErrorCode code) noexcept;

@@ -21,13 +21,26 @@ class Lock {
 
   Lock() = default;
   Lock(std::string resource, std::string token, Clock::time_point valid_until,
-       std::vector<NodeResult> votes = {})
-      : resource_(std::move(resource)),
+       std::vector<NodeResult> votes = {}, std::chrono::milliseconds ttl = {})
+      : token_(std::move(token)), valid_until_(valid_until), votes_(std::move(votes)), ttl_(ttl) {
+    resources_.push_back(std::move(resource));
+  }
+  // A lock on several resources at once (Client::acquire_all).
+  Lock(std::vector<std::string> resources, std::string token, Clock::time_point valid_until,
+       std::vector<NodeResult> votes = {}, std::chrono::milliseconds ttl = {})
+      : resources_(std::move(resources)),
         token_(std::move(token)),
         valid_until_(valid_until),
-        votes_(std::move(votes)) {}
+        votes_(std::move(votes)),
+        ttl_(ttl) {}
 
-  [[nodiscard]] const std::string& resource() const noexcept { return resource_; }
+  // The resource locked; for a lock on several resources, the first of them.
+  [[nodiscard]] const std::string& resource() const noexcept {
+    static const std::string kNone;
+    return resources_.empty() ? kNone : resources_.front();
+  }
+  // Every resource the lock covers, in the order they were asked for.
+  [[nodiscard]] const std::vector<std::string>& resources() const noexcept { return resources_; }
   // 32 hex characters: 128 bits from the operating system's CSPRNG.
   [[nodiscard]] const std::string& token() const noexcept { return token_; }
   // After this instant the lock must be assumed lost. It already accounts for
@@ -39,15 +52,26 @@ class Lock {
     return left.count() > 0 ? left : std::chrono::milliseconds(0);
   }
   [[nodiscard]] bool expired() const noexcept { return Clock::now() >= valid_until_; }
-  // What each node answered in the round that granted the lock, in
-  // ClientOptions::nodes order (kPending: had not answered when it was decided).
+  // What each node answered in the round that granted (or last extended) the
+  // lock, in ClientOptions::nodes order (kPending: had not answered when it
+  // was decided).
   [[nodiscard]] const std::vector<NodeResult>& votes() const noexcept { return votes_; }
+  // The ttl it was granted (or last extended) with; 0 if unknown.
+  [[nodiscard]] std::chrono::milliseconds ttl() const noexcept { return ttl_; }
 
  private:
-  std::string resource_;
+  std::vector<std::string> resources_;
   std::string token_;
   Clock::time_point valid_until_{};
   std::vector<NodeResult> votes_;
+  std::chrono::milliseconds ttl_{0};
+};
+
+// What a release did on each node. Releasing is idempotent: a token that no
+// longer holds a key (expired, released before, never set) deletes nothing.
+struct ReleaseReport {
+  int deleted = 0;                // nodes on which the key was deleted
+  std::vector<NodeResult> nodes;  // ClientOptions::nodes order; kRefused: nothing to delete
 };
 
 }  // namespace redlock

@@ -6,7 +6,9 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,9 @@ class logger;
 }
 
 namespace redlock {
+
+class Error;
+class MetricsSink;
 
 struct ClientOptions {
   // The independent Redis masters, as "host:port" (IPv4 address or host name).
@@ -50,6 +55,10 @@ struct ClientOptions {
   // errors to stderr; the global spdlog default logger is never used.
   std::shared_ptr<spdlog::logger> logger;
 
+  // Also told of every event the engine counts (see metrics.hpp), on the
+  // loop thread; the engine's own counters are kept either way.
+  std::shared_ptr<MetricsSink> metrics_sink;
+
   static constexpr std::size_t kMaxNodes = 64;
 };
 
@@ -75,6 +84,50 @@ struct AcquireOptions {
 
   // Overrides ClientOptions::node_timeout for this acquire (0: keep it).
   std::chrono::milliseconds node_timeout{0};
+
+  // Cancels the acquire from any thread (std::stop_source::request_stop):
+  // a waiting or retrying acquire ends with kCancelled, and any key it had
+  // set is released.
+  std::stop_token stop;
+};
+
+struct ExtendOptions {
+  // If a node no longer has the key (it expired there, or the node restarted
+  // empty), set it again, but only while the lock is still valid. Off by
+  // default: a missing key is never re-created silently.
+  bool recreate_missing = false;
+  // As in AcquireOptions: an extension leaving less validity than this fails.
+  std::chrono::milliseconds min_validity{1};
+  // Overrides ClientOptions::node_timeout (0: keep it). The round never runs
+  // past the lock's current validity either way.
+  std::chrono::milliseconds node_timeout{0};
+};
+
+// Automatic extension of a held lock (Client::acquire_guard, with_lock).
+struct AutoExtendOptions {
+  // Extend when this share of the validity the lock had at its last grant or
+  // extension remains, in (0, 1). An extension that gets no quorum is tried
+  // again while the lock is still valid; one refused by a majority (the key is
+  // gone or has another token) ends it at once.
+  double extend_at_remaining = 0.5;
+  // The ttl of each extension (0: the ttl the lock was acquired with).
+  std::chrono::milliseconds ttl{0};
+  // The Redlock spec asks for a bound on re-acquisitions: at most this many
+  // extensions (0: no count limit) and/or no extension that would hold the
+  // lock past max_hold after it was granted (0: no time limit). At least one
+  // of the two must be set. When a bound stops the extensions the lock runs
+  // out at its validity and is then reported lost.
+  int max_extensions = 100;
+  std::chrono::milliseconds max_hold{0};
+  // Called once, on the loop thread, when the lock is lost: an extension was
+  // refused, or the validity ran out. Must not block.
+  std::function<void(const Error&)> on_lost;
+};
+
+// Options of Client::with_lock.
+struct LockOptions {
+  AcquireOptions acquire;
+  AutoExtendOptions extend;
 };
 
 }  // namespace redlock

@@ -5,5 +5,6 @@
 #include "redlock/error.hpp"
 #include "redlock/lock.hpp"
 #include "redlock/lock_guard.hpp"
+#include "redlock/metrics.hpp"
 #include "redlock/options.hpp"
 #include "redlock/result.hpp"

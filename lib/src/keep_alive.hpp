@@ -1,0 +1,60 @@
+// keep_alive.hpp: automatic extension of a held lock.
+//
+// A KeepAlive extends its lock on the loop thread when a share of its
+// validity remains, within the configured bounds, and signals "lost" exactly
+// once (the stop source, the on_lost callback, lost()) when an extension is
+// refused or the validity runs out. current(), lost(), lost_error() and
+// token() may be called from any thread; everything else runs on the loop.
+#pragma once
+
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+
+#include "engine.hpp"
+
+namespace redlock::detail {
+
+class KeepAlive final : public Operation {
+ public:
+  KeepAlive(Engine& engine, Lock lock, milliseconds ttl, AutoExtendOptions options);
+
+  [[nodiscard]] Lock current() const;
+  [[nodiscard]] bool lost() const noexcept { return lost_.load(); }
+  [[nodiscard]] std::optional<Error> lost_error() const;
+  [[nodiscard]] std::stop_token token() const noexcept { return stop_source_.get_token(); }
+
+  void start();  // loop thread
+  void stop();   // loop thread: no more extensions, no lost signal
+
+  void on_reply(std::size_t, std::uint32_t, const Reply*, std::string_view) override {}
+  void abort() override;
+
+ private:
+  void schedule();
+  void extend_now();
+  void on_extended(Result<Lock> result);
+  void declare_lost(Error why);
+  void cancel_timers();
+
+  Engine& engine_;
+  const milliseconds ttl_;
+  const AutoExtendOptions options_;
+  const Clock::time_point granted_at_;
+  Clock::time_point last_grant_;
+
+  mutable std::mutex mutex_;  // guards current_ and lost_error_
+  Lock current_;
+  std::optional<Error> lost_error_;
+  std::atomic<bool> lost_{false};
+  std::stop_source stop_source_;
+
+  Engine::TimerId extend_timer_ = 0;
+  Engine::TimerId deadline_timer_ = 0;
+  int extensions_ = 0;
+  bool stopped_ = false;
+  std::string bound_reached_;  // why extensions stopped before the lock was lost
+};
+
+}  // namespace redlock::detail

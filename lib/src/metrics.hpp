@@ -1,0 +1,67 @@
+// metrics.hpp: the engine's counters. Written on the loop thread with relaxed
+// atomic increments (no locks, no allocation), read from any thread.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "redlock/metrics.hpp"
+
+namespace redlock::detail {
+
+class AtomicHistogram {
+ public:
+  explicit AtomicHistogram(const std::vector<double>& upper_bounds);
+  void observe(double value) noexcept;
+  [[nodiscard]] Histogram snapshot() const;
+
+ private:
+  const std::vector<double>& bounds_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> counts_;
+  std::atomic<std::uint64_t> count_{0};
+  std::atomic<double> sum_{0};
+};
+
+class Metrics {
+ public:
+  Metrics(std::size_t nodes, std::shared_ptr<MetricsSink> sink);
+
+  void acquire(std::chrono::microseconds latency, int rounds, const Error* error);
+  void node_reply(std::size_t node, NodeStatus status, std::chrono::microseconds rtt);
+  void contended_round();
+  void extend(bool ok);
+  void lock_lost();
+  void late_reply_released(std::size_t node);
+  void reconnect(std::size_t node);
+
+  [[nodiscard]] MetricsSnapshot snapshot(const std::vector<std::string>& names,
+                                         const std::vector<bool>& connected) const;
+
+ private:
+  struct PerNode {
+    PerNode();
+    std::atomic<std::uint64_t> reconnects{0};
+    std::atomic<std::uint64_t> timeouts{0};
+    std::atomic<std::uint64_t> errors{0};
+    AtomicHistogram rtt;
+  };
+
+  std::shared_ptr<MetricsSink> sink_;
+  AtomicHistogram acquire_latency_;
+  AtomicHistogram rounds_;
+  std::atomic<std::uint64_t> granted_{0};
+  std::array<std::atomic<std::uint64_t>, kErrorCodeCount> failed_{};
+  std::atomic<std::uint64_t> contended_{0};
+  std::atomic<std::uint64_t> extensions_{0};
+  std::atomic<std::uint64_t> extensions_failed_{0};
+  std::atomic<std::uint64_t> lost_{0};
+  std::atomic<std::uint64_t> late_released_{0};
+  std::vector<std::unique_ptr<PerNode>> nodes_;
+};
+
+}  // namespace redlock::detail
