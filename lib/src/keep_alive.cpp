@@ -125,16 +125,20 @@ void KeepAlive::on_extended(Result<Lock> result) {
 }
 
 void KeepAlive::declare_lost(Error why) {
-  if (lost_.exchange(true)) return;
+  if (declared_) return;
+  declared_ = true;
   stopped_ = true;
   cancel_timers();
+  // Publish in this order: a thread that sees lost() also sees the reason
+  // and a requested stop token.
   {
     std::lock_guard lk(mutex_);
     lost_error_ = why;
   }
+  stop_source_.request_stop();
+  lost_.store(true);
   engine_.metrics().lock_lost();
   engine_.log().warn("lock on \"{}\" lost: {}", current().resource(), to_string(why));
-  stop_source_.request_stop();
   if (options_.on_lost) {
     try {
       options_.on_lost(why);

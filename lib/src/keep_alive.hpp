@@ -54,6 +54,7 @@ class KeepAlive final : public Operation {
   Engine::TimerId deadline_timer_ = 0;
   int extensions_ = 0;
   bool stopped_ = false;
+  bool declared_ = false;      // the loss was signalled (loop thread)
   std::string bound_reached_;  // why extensions stopped before the lock was lost
 };
 

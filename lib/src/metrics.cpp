@@ -169,8 +169,10 @@ void histogram(std::string& out, const std::string& name, const std::string& lab
                const Histogram& h) {
   std::uint64_t cumulative = 0;
   const std::string sep = labels.empty() ? "" : ",";
-  for (std::size_t i = 0; i < h.counts.size(); ++i) {
-    cumulative += h.counts[i];
+  // Every bound, then the +Inf bucket the format requires (even for a
+  // histogram that was never filled in).
+  for (std::size_t i = 0; i <= h.upper_bounds.size(); ++i) {
+    cumulative += i < h.counts.size() ? h.counts[i] : 0;
     const double le = i < h.upper_bounds.size() ? h.upper_bounds[i] : INFINITY;
     out += name + "_bucket{" + labels + sep + "le=\"" + number(le) + "\"} " +
            std::to_string(cumulative) + "\n";

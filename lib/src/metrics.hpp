@@ -21,7 +21,7 @@ class AtomicHistogram {
   [[nodiscard]] Histogram snapshot() const;
 
  private:
-  const std::vector<double>& bounds_;
+  const std::vector<double> bounds_;
   std::unique_ptr<std::atomic<std::uint64_t>[]> counts_;
   std::atomic<std::uint64_t> count_{0};
   std::atomic<double> sum_{0};

@@ -51,7 +51,8 @@ class LockGuard {
   [[nodiscard]] Lock lock() const;
 
   // Auto-extended guards: whether the lock was lost, and why. Always false
-  // and empty for a guard without automatic extension.
+  // and empty for a guard without automatic extension. Once lost() is true,
+  // lost_error() is set and the stop token has been requested.
   [[nodiscard]] bool lost() const noexcept;
   [[nodiscard]] std::optional<Error> lost_error() const;
   // Requested when the lock is lost (never, without automatic extension).
