@@ -16,6 +16,7 @@ namespace redlock::testing {
 
 using namespace std::chrono_literals;
 using redlock::cluster::scaled;
+using Clock = std::chrono::steady_clock;
 
 // Options for a client of the fixture's cluster with quick reconnects, so
 // tests that restart nodes do not wait long for the client to notice.

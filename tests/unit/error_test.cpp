@@ -20,6 +20,7 @@ const std::vector<ErrorCode> kAllCodes = {
     ErrorCode::kInvalidArgument,   ErrorCode::kHeldByAnother,   ErrorCode::kNoQuorum,
     ErrorCode::kValidityExhausted, ErrorCode::kLockWaitTimeout, ErrorCode::kCancelled,
     ErrorCode::kShuttingDown,      ErrorCode::kWrongThread,     ErrorCode::kInternal,
+    ErrorCode::kNotOwner,          ErrorCode::kExpired,         ErrorCode::kLockLost,
 };
 
 const std::vector<NodeStatus> kAllStatuses = {
@@ -35,8 +36,8 @@ std::string streamed(const T& value) {
 }
 
 TEST(ErrorCode, EveryCodeHasADistinctName) {
-  // The enumerators are 0..kInternal with no gaps; the list above has them all.
-  ASSERT_EQ(kAllCodes.size(), static_cast<std::size_t>(ErrorCode::kInternal) + 1);
+  // The enumerators are 0..kLockLost with no gaps; the list above has them all.
+  ASSERT_EQ(kAllCodes.size(), static_cast<std::size_t>(ErrorCode::kLockLost) + 1);
   std::set<std::string_view> names;
   for (const auto code : kAllCodes) {
     const std::string_view name = to_string(code);
@@ -52,6 +53,27 @@ TEST(ErrorCode, Names) {
   EXPECT_EQ(to_string(ErrorCode::kNoQuorum), "no quorum");
   EXPECT_EQ(to_string(ErrorCode::kValidityExhausted), "validity exhausted");
   EXPECT_EQ(to_string(ErrorCode::kLockWaitTimeout), "lock wait timeout");
+}
+
+TEST(ErrorCode, ExtendAndWithLockCodesHaveDistinctNames) {
+  const std::vector<ErrorCode> added = {ErrorCode::kNotOwner, ErrorCode::kExpired,
+                                        ErrorCode::kLockLost};
+  std::set<std::string_view> names;
+  for (const auto code : kAllCodes) names.insert(to_string(code));
+  EXPECT_EQ(names.size(), kAllCodes.size());
+  std::set<std::string_view> added_names;
+  for (const auto code : added) {
+    const std::string_view name = to_string(code);
+    EXPECT_FALSE(name.empty()) << static_cast<int>(code);
+    EXPECT_NE(name, "unknown error") << static_cast<int>(code);
+    EXPECT_TRUE(added_names.insert(name).second) << "\"" << name << "\" used twice";
+    EXPECT_EQ(streamed(code), name);
+  }
+  EXPECT_EQ(to_string(ErrorCode::kNotOwner), "not owner");
+  EXPECT_EQ(to_string(ErrorCode::kExpired), "expired");
+  EXPECT_EQ(to_string(ErrorCode::kLockLost), "lock lost");
+  EXPECT_EQ(to_string(Error(ErrorCode::kNotOwner, "a majority has another token")),
+            "not owner: a majority has another token");
 }
 
 TEST(NodeStatus, EveryStatusHasADistinctName) {

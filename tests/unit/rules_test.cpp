@@ -397,6 +397,101 @@ TEST(Round, ThreeNodesToleratesOneFailure) {
   EXPECT_EQ(r.state(), State::kGranted);
 }
 
+TEST(Round, RefusedCountsOnlyRefusals) {
+  Round r = make_round(7);
+  EXPECT_EQ(r.refused(), 0u);
+  r.vote(0, NodeStatus::kRefused, t0 + 1ms);
+  r.vote(1, NodeStatus::kTimeout, t0 + 1ms);
+  r.vote(2, NodeStatus::kError, t0 + 1ms);
+  r.vote(3, NodeStatus::kRefused, t0 + 1ms);
+  r.vote(3, NodeStatus::kRefused, t0 + 1ms);  // a second answer is ignored
+  EXPECT_EQ(r.state(), State::kFailed);
+  EXPECT_EQ(r.refused(), 2u);
+  EXPECT_EQ(r.no(), 4u);
+  EXPECT_EQ(r.yes(), 0u);
+  // Votes after the decision change nothing.
+  r.vote(4, NodeStatus::kRefused, t0 + 2ms);
+  EXPECT_EQ(r.refused(), 2u);
+  EXPECT_EQ(r.no(), 4u);
+}
+
+TEST(Round, ExpireDoesNotCountTimeoutsAsRefusals) {
+  Round r = make_round(5);
+  r.vote(0, NodeStatus::kRefused, t0 + 1ms);
+  r.expire(t0 + 50ms);
+  EXPECT_EQ(r.refused(), 1u);
+  EXPECT_EQ(r.no(), 5u);
+}
+
+Round extend_round(std::size_t n) { return Round(n, t0, 10s, kDrift, 1ms, ErrorCode::kNotOwner); }
+
+TEST(Round, ExtendRefusedByANodeFailsWithNotOwner) {
+  Round r = extend_round(5);
+  r.vote(0, NodeStatus::kOk, t0 + 1ms);
+  r.vote(1, NodeStatus::kRefused, t0 + 1ms);
+  r.vote(2, NodeStatus::kTimeout, t0 + 2ms);
+  EXPECT_EQ(r.state(), State::kOpen);
+  r.vote(3, NodeStatus::kError, t0 + 3ms);  // third no of five
+  EXPECT_EQ(r.state(), State::kFailed);
+  EXPECT_EQ(r.failure(), ErrorCode::kNotOwner) << r.failure();
+  EXPECT_EQ(r.refused(), 1u);
+  EXPECT_EQ(r.yes(), 1u);
+  EXPECT_EQ(r.no(), 3u);
+}
+
+TEST(Round, ExtendAllRefusedIsNotOwner) {
+  Round r = extend_round(3);
+  r.vote(2, NodeStatus::kRefused, t0 + 1ms);
+  r.vote(0, NodeStatus::kRefused, t0 + 1ms);
+  EXPECT_EQ(r.state(), State::kFailed);
+  EXPECT_EQ(r.failure(), ErrorCode::kNotOwner) << r.failure();
+  EXPECT_EQ(r.refused(), 2u);
+}
+
+TEST(Round, ExtendExpiredWithARefusalOnRecordIsNotOwner) {
+  Round r = extend_round(5);
+  r.vote(4, NodeStatus::kRefused, t0 + 1ms);
+  r.vote(0, NodeStatus::kOk, t0 + 1ms);
+  r.expire(t0 + 100ms);
+  EXPECT_EQ(r.state(), State::kFailed);
+  EXPECT_EQ(r.failure(), ErrorCode::kNotOwner) << r.failure();
+}
+
+TEST(Round, ExtendWithoutRefusalsIsStillNoQuorum) {
+  Round r = extend_round(5);
+  r.vote(0, NodeStatus::kTimeout, t0 + 1ms);
+  r.vote(1, NodeStatus::kError, t0 + 1ms);
+  r.vote(2, NodeStatus::kDisconnected, t0 + 1ms);
+  EXPECT_EQ(r.state(), State::kFailed);
+  EXPECT_EQ(r.failure(), ErrorCode::kNoQuorum) << r.failure();
+  EXPECT_EQ(r.refused(), 0u);
+
+  Round expired = extend_round(3);
+  expired.vote(0, NodeStatus::kOk, t0 + 1ms);
+  expired.expire(t0 + 100ms);
+  EXPECT_EQ(expired.state(), State::kFailed);
+  EXPECT_EQ(expired.failure(), ErrorCode::kNoQuorum) << expired.failure();
+}
+
+TEST(Round, ExtendGrantedWithARefusalIsGranted) {
+  Round r = extend_round(3);
+  r.vote(0, NodeStatus::kRefused, t0 + 1ms);
+  r.vote(1, NodeStatus::kOk, t0 + 1ms);
+  r.vote(2, NodeStatus::kOk, t0 + 2ms);
+  EXPECT_EQ(r.state(), State::kGranted);
+  EXPECT_EQ(r.refused(), 1u);
+  EXPECT_EQ(at(r.valid_until()), at(t0 + 10s - 102ms));
+}
+
+TEST(Round, ExtendTooLateIsValidityExhaustedNotNotOwner) {
+  Round r(3, t0, 1000ms, kDrift, 1ms, ErrorCode::kNotOwner);
+  r.vote(0, NodeStatus::kRefused, t0 + 1ms);
+  r.vote(1, NodeStatus::kOk, t0 + 2ms);
+  r.vote(2, NodeStatus::kOk, t0 + 988ms);  // 1000 - 988 - 12 = 0 < 1 ms
+  EXPECT_EQ(r.state(), State::kFailed);
+  EXPECT_EQ(r.failure(), ErrorCode::kValidityExhausted) << r.failure();
+}
+
 // ------------------------------------------------------------ next_retry
 
 RetryPolicy policy(std::chrono::milliseconds max_wait, int max_attempts,

@@ -381,6 +381,258 @@ TEST(ValidateAcquire, AutoNodeTimeoutFloorAgainstAShortTtl) {
   EXPECT_TRUE(ok) << ok.error();
 }
 
+TEST(ValidateAcquire, RetryDelayAndJitterAtMostOneHour) {
+  const ClientOptions c = three_nodes();
+  const auto hour = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::hours(1));
+  ASSERT_EQ(kMaxDelay.count(), hour.count());
+  {
+    AcquireOptions a;
+    a.retry_delay = hour + 1ms;
+    const auto msg = invalid_message(validate_acquire("r", 10s, a, c));
+    EXPECT_THAT(msg, HasSubstr("retry_delay"));
+    EXPECT_THAT(msg, HasSubstr("3600001 ms"));
+  }
+  {
+    AcquireOptions a;
+    a.retry_jitter = hour + 1ms;
+    const auto msg = invalid_message(validate_acquire("r", 10s, a, c));
+    EXPECT_THAT(msg, HasSubstr("retry_jitter"));
+    EXPECT_THAT(msg, HasSubstr("3600001 ms"));
+  }
+  {
+    AcquireOptions a;
+    a.retry_delay = std::chrono::milliseconds::max();
+    EXPECT_THAT(invalid_message(validate_acquire("r", 10s, a, c)), HasSubstr("retry_delay"));
+  }
+  {
+    AcquireOptions a;
+    a.retry_delay = hour;
+    a.retry_jitter = hour;
+    const auto ok = validate_acquire("r", 10s, a, c);
+    EXPECT_TRUE(ok) << ok.error();
+  }
+}
+
+// ---------------------------------------------------- validate_resources
+
+TEST(ValidateResources, EmptyListIsRefused) {
+  const auto msg = invalid_message(validate_resources({}));
+  EXPECT_THAT(msg, HasSubstr("no resources"));
+}
+
+std::vector<std::string> distinct_resources(std::size_t n) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < n; ++i) out.push_back("resource:" + std::to_string(i));
+  return out;
+}
+
+TEST(ValidateResources, SixtyFourDistinctPass) {
+  const auto one = validate_resources({"a"});
+  EXPECT_TRUE(one) << one.error();
+  const auto r = validate_resources(distinct_resources(64));
+  EXPECT_TRUE(r) << r.error();
+}
+
+TEST(ValidateResources, SixtyFiveAreTooMany) {
+  const auto msg = invalid_message(validate_resources(distinct_resources(65)));
+  EXPECT_THAT(msg, HasSubstr("65 resources"));
+  EXPECT_THAT(msg, HasSubstr("64"));
+}
+
+TEST(ValidateResources, DuplicateIsRefusedByName) {
+  auto list = distinct_resources(5);
+  list.push_back("resource:3");
+  const auto msg = invalid_message(validate_resources(list));
+  EXPECT_THAT(msg, HasSubstr("\"resource:3\""));
+  EXPECT_THAT(msg, HasSubstr("twice"));
+}
+
+TEST(ValidateResources, AnInvalidMemberIsRefused) {
+  {
+    auto list = distinct_resources(3);
+    list.insert(list.begin() + 1, "");
+    EXPECT_THAT(invalid_message(validate_resources(list)), HasSubstr("resource name is empty"));
+  }
+  {
+    auto list = distinct_resources(3);
+    list.push_back(std::string(1025, 'x'));
+    const auto msg = invalid_message(validate_resources(list));
+    EXPECT_THAT(msg, HasSubstr("resource"));
+    EXPECT_THAT(msg, HasSubstr("1025"));
+  }
+  {
+    auto list = distinct_resources(3);
+    list.push_back(std::string(1024, 'x'));
+    const auto ok = validate_resources(list);
+    EXPECT_TRUE(ok) << ok.error();
+  }
+}
+
+// ------------------------------------------------------- validate_extend
+
+TEST(ValidateExtend, DefaultsPass) {
+  const auto r = validate_extend(10s, ExtendOptions{}, three_nodes());
+  EXPECT_TRUE(r) << r.error();
+}
+
+TEST(ValidateExtend, TtlMustBePositive) {
+  for (const auto ttl : {0ms, -1ms, -10000ms}) {
+    const auto msg = invalid_message(validate_extend(ttl, {}, three_nodes()));
+    EXPECT_THAT(msg, HasSubstr("ttl"));
+    EXPECT_THAT(msg, HasSubstr("must be positive")) << ttl.count() << " ms";
+  }
+}
+
+TEST(ValidateExtend, TtlAtMostMaxTtl) {
+  ClientOptions c = three_nodes();
+  c.max_ttl = 60s;
+  const auto at_max = validate_extend(60s, {}, c);
+  EXPECT_TRUE(at_max) << at_max.error();
+  const auto msg = invalid_message(validate_extend(60001ms, {}, c));
+  EXPECT_THAT(msg, HasSubstr("ttl 60001 ms"));
+  EXPECT_THAT(msg, HasSubstr("max_ttl 60000 ms"));
+}
+
+TEST(ValidateExtend, MinValidityAtLeastOneMillisecond) {
+  ExtendOptions e;
+  e.min_validity = 0ms;
+  const auto msg = invalid_message(validate_extend(10s, e, three_nodes()));
+  EXPECT_THAT(msg, HasSubstr("min_validity"));
+  EXPECT_THAT(msg, HasSubstr("at least 1 ms"));
+}
+
+TEST(ValidateExtend, TtlTooShortForTheDriftAllowance) {
+  const auto msg = invalid_message(validate_extend(2ms, {}, three_nodes()));
+  EXPECT_THAT(msg, HasSubstr("ttl 2 ms is too short"));
+  EXPECT_THAT(msg, HasSubstr("min_validity"));
+
+  // ttl 1000 ms, drift 0.01: at best 988 ms of validity.
+  ExtendOptions e;
+  e.min_validity = 988ms;
+  const auto ok = validate_extend(1000ms, e, three_nodes());
+  EXPECT_TRUE(ok) << ok.error();
+  e.min_validity = 989ms;
+  EXPECT_THAT(invalid_message(validate_extend(1000ms, e, three_nodes())),
+              HasSubstr("min_validity"));
+}
+
+TEST(ValidateExtend, NodeTimeoutBounds) {
+  const ClientOptions c = three_nodes();
+  {
+    ExtendOptions e;
+    e.node_timeout = -1ms;
+    const auto msg = invalid_message(validate_extend(10s, e, c));
+    EXPECT_THAT(msg, HasSubstr("node_timeout -1 ms is negative"));
+  }
+  {
+    // Above one hour, with a ttl long enough that only the hour bound applies.
+    ExtendOptions e;
+    e.node_timeout = std::chrono::hours(1) + 1ms;
+    const auto msg = invalid_message(validate_extend(std::chrono::hours(2), e, c));
+    EXPECT_THAT(msg, HasSubstr("node_timeout 3600001 ms exceeds"));
+  }
+  {
+    ExtendOptions e;
+    e.node_timeout = std::chrono::hours(1);
+    const auto ok = validate_extend(std::chrono::hours(2), e, c);
+    EXPECT_TRUE(ok) << ok.error();
+  }
+  {
+    ExtendOptions e;
+    e.node_timeout = 100ms;
+    const auto msg = invalid_message(validate_extend(100ms, e, c));
+    EXPECT_THAT(msg, HasSubstr("node_timeout 100 ms must be shorter than the ttl 100 ms"));
+    e.node_timeout = 101ms;
+    EXPECT_THAT(invalid_message(validate_extend(100ms, e, c)), HasSubstr("node_timeout"));
+    e.node_timeout = 99ms;
+    const auto ok = validate_extend(100ms, e, c);
+    EXPECT_TRUE(ok) << ok.error();
+  }
+}
+
+TEST(ValidateExtend, ClientNodeTimeoutAppliesUnlessOverridden) {
+  ClientOptions c = three_nodes();
+  c.node_timeout = 100ms;
+  EXPECT_THAT(invalid_message(validate_extend(100ms, {}, c)), HasSubstr("node_timeout"));
+  ExtendOptions e;
+  e.node_timeout = 50ms;
+  const auto ok = validate_extend(100ms, e, c);
+  EXPECT_TRUE(ok) << ok.error();
+}
+
+// -------------------------------------------------- validate_auto_extend
+
+TEST(ValidateAutoExtend, DefaultsPass) {
+  const auto r = validate_auto_extend(AutoExtendOptions{}, 10s, three_nodes());
+  EXPECT_TRUE(r) << r.error();
+}
+
+TEST(ValidateAutoExtend, ExtendAtRemainingOutOfRange) {
+  for (const double share :
+       {0.0, 1.0, -0.1, 1.5, std::nan(""), std::numeric_limits<double>::infinity()}) {
+    AutoExtendOptions o;
+    o.extend_at_remaining = share;
+    const auto msg = invalid_message(validate_auto_extend(o, 10s, three_nodes()));
+    EXPECT_THAT(msg, HasSubstr("extend_at_remaining")) << "share " << share;
+    EXPECT_THAT(msg, HasSubstr("(0, 1)")) << "share " << share;
+  }
+  for (const double share : {0.01, 0.5, 0.99}) {
+    AutoExtendOptions o;
+    o.extend_at_remaining = share;
+    const auto ok = validate_auto_extend(o, 10s, three_nodes());
+    EXPECT_TRUE(ok) << "share " << share << ": " << ok.error();
+  }
+}
+
+TEST(ValidateAutoExtend, NegativeMaxExtensions) {
+  AutoExtendOptions o;
+  o.max_extensions = -1;
+  const auto msg = invalid_message(validate_auto_extend(o, 10s, three_nodes()));
+  EXPECT_THAT(msg, HasSubstr("max_extensions -1 is negative"));
+}
+
+TEST(ValidateAutoExtend, NegativeMaxHold) {
+  AutoExtendOptions o;
+  o.max_hold = -1ms;
+  const auto msg = invalid_message(validate_auto_extend(o, 10s, three_nodes()));
+  EXPECT_THAT(msg, HasSubstr("max_hold -1 ms is negative"));
+}
+
+TEST(ValidateAutoExtend, NeedsAtLeastOneBound) {
+  AutoExtendOptions o;
+  o.max_extensions = 0;
+  o.max_hold = 0ms;
+  const auto msg = invalid_message(validate_auto_extend(o, 10s, three_nodes()));
+  EXPECT_THAT(msg, HasSubstr("max_extensions"));
+  EXPECT_THAT(msg, HasSubstr("max_hold"));
+
+  o.max_hold = 60s;
+  const auto hold_only = validate_auto_extend(o, 10s, three_nodes());
+  EXPECT_TRUE(hold_only) << hold_only.error();
+
+  o.max_extensions = 3;
+  o.max_hold = 0ms;
+  const auto count_only = validate_auto_extend(o, 10s, three_nodes());
+  EXPECT_TRUE(count_only) << count_only.error();
+}
+
+TEST(ValidateAutoExtend, NegativeTtl) {
+  AutoExtendOptions o;
+  o.ttl = -1ms;
+  const auto msg = invalid_message(validate_auto_extend(o, 10s, three_nodes()));
+  EXPECT_THAT(msg, HasSubstr("auto-extend ttl -1 ms is negative"));
+}
+
+TEST(ValidateAutoExtend, TheExtensionTtlIsChecked) {
+  EXPECT_THAT(invalid_message(validate_auto_extend({}, 0ms, three_nodes())),
+              HasSubstr("must be positive"));
+  EXPECT_THAT(invalid_message(validate_auto_extend({}, 2ms, three_nodes())),
+              HasSubstr("too short"));
+  ClientOptions c = three_nodes();
+  c.max_ttl = 60s;
+  EXPECT_THAT(invalid_message(validate_auto_extend({}, 61s, c)), HasSubstr("max_ttl"));
+}
+
 // ----------------------------------------------------- validate_lock_token
 
 TEST(ValidateLockToken, Length) {
