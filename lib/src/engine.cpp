@@ -42,16 +42,17 @@ NodeResult node_result(const std::string& name, NodeStatus status, std::string d
   return NodeResult{name, status, std::move(detail), rtt};
 }
 
-Result<sockaddr_storage> resolve(const NodeAddress& node) {
+Result<sockaddr_storage> resolve(const NodeAddress& node, const std::string& host,
+                                 std::uint16_t port_number) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
-  const std::string port = std::to_string(node.port);
-  if (int rc = ::getaddrinfo(node.host.c_str(), port.c_str(), &hints, &res); rc != 0 || !res) {
-    return Unexpected(
-        Error(ErrorCode::kInvalidArgument,
-              "node \"" + node.text + "\": cannot resolve host: " + gai_strerror(rc)));
+  const std::string port = std::to_string(port_number);
+  if (int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res); rc != 0 || !res) {
+    return Unexpected(Error(ErrorCode::kInvalidArgument, "node \"" + node.display +
+                                                             "\": cannot resolve host \"" + host +
+                                                             "\": " + gai_strerror(rc)));
   }
   sockaddr_storage out{};
   std::memcpy(&out, res->ai_addr, res->ai_addrlen);
@@ -217,12 +218,17 @@ class QuorumOp : public Operation {
     sent_.assign(nodes.size(), false);
     const auto start = Clock::now();
     round_.emplace(nodes.size(), start, ttl, engine_.options().drift_factor, min_validity, refused);
-    for (std::size_t i = 0; i < nodes.size() && !round_->decided(); ++i) {
-      if (nodes[i]->send(wire, shared_from_this(), tag_, fallback)) {
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      // Once decided, send nothing more, but still say why a node that is
+      // down could not vote.
+      if (round_->decided() && nodes[i]->connected()) continue;
+      if (!round_->decided() && nodes[i]->send(wire, shared_from_this(), tag_, fallback)) {
         sent_[i] = true;
       } else {
         results_[i].status = NodeStatus::kDisconnected;
-        results_[i].detail = "not connected";
+        results_[i].detail = nodes[i]->last_error().empty()
+                                 ? std::string("not connected")
+                                 : "not connected: " + nodes[i]->last_error();
         engine_.metrics().node_reply(i, NodeStatus::kDisconnected, {});
         round_->vote(i, NodeStatus::kDisconnected, start);
       }
@@ -609,18 +615,30 @@ Engine::Engine(ClientOptions options) : options_(std::move(options)), rng_(std::
 Result<std::shared_ptr<Engine>> Engine::start(ClientOptions options) {
   auto parsed = validate_client_options(options);
   if (!parsed) return Unexpected(parsed.error());
-  std::vector<sockaddr_storage> addrs;
-  for (const auto& node : *parsed) {
-    auto addr = resolve(node);
-    if (!addr) return Unexpected(addr.error());
-    for (std::size_t j = 0; j < addrs.size(); ++j) {
-      if (same_address(addrs[j], *addr)) {
-        return Unexpected(Error(ErrorCode::kInvalidArgument,
-                                "nodes \"" + (*parsed)[j].text + "\" and \"" + node.text +
-                                    "\" are the same server; every node must be distinct"));
+  // Names are resolved here, on the caller's thread (getaddrinfo blocks).
+  std::vector<std::vector<sockaddr_storage>> addrs;
+  for (std::size_t i = 0; i < parsed->size(); ++i) {
+    const auto& node = (*parsed)[i];
+    std::vector<sockaddr_storage> resolved;
+    if (node.kind == NodeAddress::Kind::kTcp) {
+      auto addr = resolve(node, node.host, node.port);
+      if (!addr) return Unexpected(addr.error());
+      for (std::size_t j = 0; j < i; ++j) {
+        if ((*parsed)[j].kind == NodeAddress::Kind::kTcp && same_address(addrs[j].front(), *addr)) {
+          return Unexpected(Error(ErrorCode::kInvalidArgument,
+                                  "nodes \"" + (*parsed)[j].display + "\" and \"" + node.display +
+                                      "\" are the same server; every node must be distinct"));
+        }
+      }
+      resolved.push_back(*addr);
+    } else if (node.kind == NodeAddress::Kind::kSentinel) {
+      for (const auto& sentinel : node.sentinels) {
+        auto addr = resolve(node, sentinel.host, sentinel.port);
+        if (!addr) return Unexpected(addr.error());
+        resolved.push_back(*addr);
       }
     }
-    addrs.push_back(*addr);
+    addrs.push_back(std::move(resolved));
   }
 
   std::shared_ptr<Engine> engine(new Engine(std::move(options)));
@@ -639,7 +657,8 @@ Result<std::shared_ptr<Engine>> Engine::start(ClientOptions options) {
   uv_timer_init(&e.loop_, &e.shutdown_timer_);
   e.shutdown_timer_.data = &e;
   for (std::size_t i = 0; i < parsed->size(); ++i) {
-    e.nodes_.push_back(std::make_unique<Node>(e, i, (*parsed)[i], addrs[i]));
+    e.node_names_.push_back((*parsed)[i].display);
+    e.nodes_.push_back(std::make_unique<Node>(e, i, (*parsed)[i], std::move(addrs[i])));
   }
 
   try {
@@ -813,7 +832,7 @@ void Engine::start_release(std::vector<std::string> keys, std::string token,
 }
 
 MetricsSnapshot Engine::metrics_snapshot() const {
-  return metrics_->snapshot(options_.nodes, connected());
+  return metrics_->snapshot(node_names_, connected());
 }
 
 std::vector<bool> Engine::connected() const {

@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -58,16 +59,18 @@ class Operation : public std::enable_shared_from_this<Operation> {
 // the commands were sent, so a release sent after a SET always runs after it.
 class Node {
  public:
-  Node(Engine& engine, std::size_t index, NodeAddress address, const sockaddr_storage& addr);
+  // `addrs`: the node's address (kTcp), each sentinel's (kSentinel), none
+  // (kUnix). `username`/`password`: the credentials to send on connect.
+  Node(Engine& engine, std::size_t index, NodeAddress address, std::vector<sockaddr_storage> addrs);
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
   void start();
   // Queues a command. Returns false, and never calls back, when the node is
-  // not connected: commands are never held for a later connection.
-  // `fallback`, for EVALSHA: the EVAL form, sent instead of delivering a
-  // NOSCRIPT error.
+  // not connected (and ready): commands are never held for a later
+  // connection. `fallback`, for EVALSHA: the EVAL form, sent instead of
+  // delivering a NOSCRIPT error.
   [[nodiscard]] bool send(std::string_view wire, std::shared_ptr<Operation> op, std::uint32_t tag,
                           std::shared_ptr<const std::string> fallback = nullptr);
   // Hands queued bytes to the socket; the engine calls this once per callback.
@@ -81,12 +84,23 @@ class Node {
 
   [[nodiscard]] bool connected() const noexcept { return state_ == State::kConnected; }
   [[nodiscard]] bool connected_any_thread() const noexcept { return connected_flag_.load(); }
-  [[nodiscard]] const std::string& name() const noexcept { return address_.text; }
+  // The address with any password hidden: safe for logs and errors.
+  [[nodiscard]] const std::string& name() const noexcept { return address_.display; }
   [[nodiscard]] std::size_t index() const noexcept { return index_; }
+  // Why the node is not connected, if it is not ("" otherwise).
+  [[nodiscard]] const std::string& last_error() const noexcept { return last_error_; }
 
  private:
   struct Conn;
-  enum class State : std::uint8_t { kIdle, kConnecting, kConnected, kBackoff, kClosed };
+  enum class State : std::uint8_t {
+    kIdle,
+    kResolving,   // asking a sentinel for the master's address
+    kConnecting,  // TCP or Unix connect in progress
+    kHandshake,   // AUTH, SELECT, mode check: not ready for commands yet
+    kConnected,
+    kBackoff,
+    kClosed
+  };
   struct Pending {
     std::shared_ptr<Operation> op;
     std::uint32_t tag;
@@ -97,6 +111,7 @@ class Node {
     std::string token;
     Clock::time_point until;
   };
+  class SetupOp;
 
   static void on_connect_cb(uv_connect_t* req, int status);
   static void on_alloc_cb(uv_handle_t* handle, std::size_t suggested, uv_buf_t* buf);
@@ -105,21 +120,33 @@ class Node {
   static void on_timer_cb(uv_timer_t* timer);
 
   void connect();
+  void open_conn(const sockaddr* addr);
   void on_connected();
+  void on_ready();
+  void on_sentinel_reply(const Reply* reply, std::string_view failure);
+  void on_handshake_reply(std::size_t step, const Reply* reply, std::string_view failure);
   void on_read(ssize_t nread, const uv_buf_t* buf);
-  void fail_connection(const std::string& why);
+  void fail_connection(const std::string& why, bool permanent = false);
   void drop_conn();
   void replay_cleanup();
+  bool push(std::string_view wire, std::shared_ptr<Operation> op, std::uint32_t tag,
+            std::shared_ptr<const std::string> fallback);
 
   Engine& engine_;
   std::size_t index_;
   NodeAddress address_;
-  sockaddr_storage sockaddr_{};
+  std::vector<sockaddr_storage> addrs_;
+  std::string username_;
+  std::string password_;
+  std::optional<sockaddr_storage> master_;  // kSentinel: the master the sentinels named
+  std::size_t sentinel_ = 0;                // kSentinel: which one to ask next
+  std::size_t handshake_left_ = 0;
   State state_ = State::kIdle;
   std::atomic<bool> connected_flag_{false};
   bool reported_first_attempt_ = false;
   bool ever_connected_ = false;
   int failures_ = 0;
+  std::string last_error_;
   Conn* conn_ = nullptr;  // the live connection, or null
   uv_timer_t timer_{};    // connect deadline, then reconnect backoff
   std::string out_;       // formatted commands not yet handed to the socket
@@ -159,9 +186,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
 
   [[nodiscard]] bool on_loop_thread() const noexcept;
   [[nodiscard]] const ClientOptions& options() const noexcept { return options_; }
-  [[nodiscard]] const std::vector<std::string>& node_names() const noexcept {
-    return options_.nodes;
-  }
+  // The nodes as ClientOptions::nodes gave them, passwords hidden.
+  [[nodiscard]] const std::vector<std::string>& node_names() const noexcept { return node_names_; }
   [[nodiscard]] std::vector<bool> connected() const;
 
   // Loop thread only, for nodes and operations.
@@ -206,6 +232,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   uv_timer_t timer_{};           // the scheduler's single timer
   uv_timer_t shutdown_timer_{};  // forces handles closed if a shutdown stalls
   bool loop_ready_ = false;
+  std::vector<std::string> node_names_;
   std::vector<std::unique_ptr<Node>> nodes_;
 
   std::mutex mutex_;  // guards tasks_, stopping_, first_attempts_

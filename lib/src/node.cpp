@@ -22,12 +22,23 @@ std::shared_ptr<Operation> discard_op() {
   return op;
 }
 
+bool starts_with_any(const std::string& s, std::initializer_list<std::string_view> prefixes) {
+  for (auto p : prefixes) {
+    if (s.starts_with(p)) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
-// A TCP connection. It outlives its Node's interest in it: once detached
-// (node == nullptr) its callbacks do nothing, and it frees itself when closed.
+// A connection over TCP or a Unix socket. It outlives its Node's interest in
+// it: once detached (node == nullptr) its callbacks do nothing, and it frees
+// itself when closed.
 struct Node::Conn {
-  uv_tcp_t tcp{};
+  union Handle {
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } h{};
   uv_connect_t connect_req{};
   uv_write_t write_req{};
   uv_shutdown_t shutdown_req{};
@@ -35,17 +46,45 @@ struct Node::Conn {
   std::string writing;  // the bytes of the write in flight
   bool write_in_flight = false;
 
-  static void on_close(uv_handle_t* h) { delete static_cast<Conn*>(h->data); }
+  uv_handle_t* handle() { return reinterpret_cast<uv_handle_t*>(&h); }
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&h); }
+
+  static void on_close(uv_handle_t* handle) { delete static_cast<Conn*>(handle->data); }
   void close() {
     node = nullptr;
-    if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&tcp)) == 0) {
-      uv_close(reinterpret_cast<uv_handle_t*>(&tcp), on_close);
-    }
+    if (uv_is_closing(handle()) == 0) uv_close(handle(), on_close);
   }
 };
 
-Node::Node(Engine& engine, std::size_t index, NodeAddress address, const sockaddr_storage& addr)
-    : engine_(engine), index_(index), address_(std::move(address)), sockaddr_(addr) {
+// Replies to the connection's own commands: the sentinel query and the
+// handshake. Tag = the step.
+class Node::SetupOp final : public Operation {
+ public:
+  explicit SetupOp(Node& node) : node_(node) {}
+  void on_reply(std::size_t, std::uint32_t tag, const Reply* reply,
+                std::string_view failure) override {
+    if (tag == kSentinelQuery) {
+      node_.on_sentinel_reply(reply, failure);
+    } else {
+      node_.on_handshake_reply(tag, reply, failure);
+    }
+  }
+  static constexpr std::uint32_t kSentinelQuery = 1000;
+
+ private:
+  Node& node_;
+};
+
+Node::Node(Engine& engine, std::size_t index, NodeAddress address,
+           std::vector<sockaddr_storage> addrs)
+    : engine_(engine), index_(index), address_(std::move(address)), addrs_(std::move(addrs)) {
+  if (address_.has_credentials) {
+    username_ = address_.username;
+    password_ = address_.password;
+  } else {
+    username_ = engine_.options().username;
+    password_ = engine_.options().password;
+  }
   uv_timer_init(engine_.loop(), &timer_);
   timer_.data = this;
   read_buf_.resize(kReadBufferSize);
@@ -57,23 +96,54 @@ void Node::start() { connect(); }
 
 void Node::connect() {
   if (state_ == State::kClosed) return;
+  switch (address_.kind) {
+    case NodeAddress::Kind::kTcp:
+      state_ = State::kConnecting;
+      open_conn(reinterpret_cast<const sockaddr*>(&addrs_.front()));
+      break;
+    case NodeAddress::Kind::kUnix:
+      state_ = State::kConnecting;
+      open_conn(nullptr);
+      break;
+    case NodeAddress::Kind::kSentinel:
+      if (master_) {
+        state_ = State::kConnecting;
+        open_conn(reinterpret_cast<const sockaddr*>(&*master_));
+      } else {
+        state_ = State::kResolving;
+        open_conn(reinterpret_cast<const sockaddr*>(&addrs_[sentinel_ % addrs_.size()]));
+      }
+      break;
+  }
+}
+
+void Node::open_conn(const sockaddr* addr) {
   auto* c = new Conn;
-  c->tcp.data = c;
-  if (int rc = uv_tcp_init(engine_.loop(), &c->tcp); rc != 0) {
+  c->h.tcp.data = c;  // the first member of either handle type
+  int rc = 0;
+  if (addr == nullptr) {
+    rc = uv_pipe_init(engine_.loop(), &c->h.pipe, 0);
+  } else {
+    rc = uv_tcp_init(engine_.loop(), &c->h.tcp);
+  }
+  if (rc != 0) {
     delete c;
     fail_connection(std::string("cannot create socket: ") + uv_strerror(rc));
     return;
   }
+  c->handle()->data = c;
   c->node = this;
   c->connect_req.data = c;
   conn_ = c;
-  state_ = State::kConnecting;
-  uv_tcp_nodelay(&c->tcp, 1);
-  const int rc = uv_tcp_connect(&c->connect_req, &c->tcp,
-                                reinterpret_cast<const sockaddr*>(&sockaddr_), on_connect_cb);
-  if (rc != 0) {
-    fail_connection(std::string("connect failed: ") + uv_strerror(rc));
-    return;
+  if (addr == nullptr) {
+    uv_pipe_connect(&c->connect_req, &c->h.pipe, address_.path.c_str(), on_connect_cb);
+  } else {
+    uv_tcp_nodelay(&c->h.tcp, 1);
+    rc = uv_tcp_connect(&c->connect_req, &c->h.tcp, addr, on_connect_cb);
+    if (rc != 0) {
+      fail_connection(std::string("connect failed: ") + uv_strerror(rc));
+      return;
+    }
   }
   uv_timer_start(&timer_, on_timer_cb,
                  static_cast<std::uint64_t>(engine_.options().connect_timeout.count()), 0);
@@ -92,9 +162,124 @@ void Node::on_connect_cb(uv_connect_t* req, int status) {
   self->engine_.flush_dirty();
 }
 
+bool Node::push(std::string_view wire, std::shared_ptr<Operation> op, std::uint32_t tag,
+                std::shared_ptr<const std::string> fallback) {
+  out_.append(wire);
+  pending_.push_back({std::move(op), tag, std::move(fallback)});
+  if (!dirty_) {
+    dirty_ = true;
+    engine_.mark_dirty(*this);
+  }
+  return true;
+}
+
 void Node::on_connected() {
+  parser_ = std::make_unique<ReplyParser>();
+  if (int rc = uv_read_start(conn_->stream(), on_alloc_cb, on_read_cb); rc != 0) {
+    fail_connection(std::string("read failed: ") + uv_strerror(rc));
+    return;
+  }
+  auto setup = std::make_shared<SetupOp>(*this);
+  if (state_ == State::kResolving) {
+    (void)push(format_command({"SENTINEL", "get-master-addr-by-name", address_.master}), setup,
+               SetupOp::kSentinelQuery, nullptr);
+    return;
+  }
+  // The handshake runs before any other command: credentials first (sent on
+  // every connect, so a restarted node or a failover target gets them too),
+  // then the database, then a check that the node is not a Redis Cluster
+  // shard (a Redlock node must be an independent master).
+  state_ = State::kHandshake;
+  handshake_left_ = 0;
+  if (!password_.empty()) {
+    (void)push(username_.empty() ? format_command({"AUTH", password_})
+                                 : format_command({"AUTH", username_, password_}),
+               setup, 0, nullptr);
+    ++handshake_left_;
+  }
+  if (address_.db != 0) {
+    (void)push(format_command({"SELECT", std::to_string(address_.db)}), setup, 1, nullptr);
+    ++handshake_left_;
+  }
+  (void)push(format_command({"INFO", "cluster"}), setup, 2, nullptr);
+  ++handshake_left_;
+}
+
+void Node::on_sentinel_reply(const Reply* reply, std::string_view failure) {
+  if (state_ != State::kResolving) return;
+  const std::string sentinel = addrs_.empty() ? "" : std::to_string(sentinel_ % addrs_.size() + 1);
+  if (reply == nullptr) {
+    ++sentinel_;
+    fail_connection("sentinel " + sentinel + ": " + std::string(failure));
+    return;
+  }
+  if (reply->type != Reply::Type::kArray || reply->elements.size() != 2) {
+    ++sentinel_;
+    fail_connection("sentinel " + sentinel + " does not know master \"" + address_.master + "\"" +
+                    (reply->is_error() ? ": " + reply->str : std::string()));
+    return;
+  }
+  const std::string& ip = reply->elements[0].str;
+  int port = 0;
+  try {
+    port = std::stoi(reply->elements[1].str);
+  } catch (...) {
+    port = 0;
+  }
+  sockaddr_storage addr{};
+  if (port <= 0 || port > 65535 ||
+      (uv_ip4_addr(ip.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
+       uv_ip6_addr(ip.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0)) {
+    ++sentinel_;
+    fail_connection("sentinel " + sentinel + " gave an unusable address " + ip + ":" +
+                    std::to_string(port));
+    return;
+  }
+  engine_.log().info("node {}: the sentinels name {}:{} as master \"{}\"", name(), ip, port,
+                     address_.master);
+  master_ = addr;
+  // Done with the sentinel: connect to the master in its place.
+  drop_conn();
+  uv_timer_stop(&timer_);
+  state_ = State::kConnecting;
+  open_conn(reinterpret_cast<const sockaddr*>(&*master_));
+}
+
+void Node::on_handshake_reply(std::size_t step, const Reply* reply, std::string_view failure) {
+  if (state_ != State::kHandshake) return;
+  if (reply == nullptr) {
+    fail_connection(std::string(failure));
+    return;
+  }
+  if (reply->is_error()) {
+    if (step == 0) {
+      // Wrong password or user: say so, and do not hammer the node.
+      fail_connection("authentication failed: " + reply->str, true);
+    } else if (step == 1) {
+      fail_connection("SELECT " + std::to_string(address_.db) + " failed: " + reply->str, true);
+    } else if (reply->str.starts_with("NOAUTH")) {
+      fail_connection("the node requires a password (" + reply->str + ")", true);
+    } else {
+      // INFO refused (for example by an ACL without +info): not fatal.
+      engine_.log().debug("node {}: INFO cluster refused: {}", name(), reply->str);
+      if (--handshake_left_ == 0) on_ready();
+    }
+    return;
+  }
+  if (step == 2 && reply->str.find("cluster_enabled:1") != std::string::npos) {
+    fail_connection(
+        "the node runs in Redis Cluster mode; a Redlock node must be an independent master "
+        "(cluster_enabled:1)",
+        true);
+    return;
+  }
+  if (--handshake_left_ == 0) on_ready();
+}
+
+void Node::on_ready() {
   state_ = State::kConnected;
   connected_flag_ = true;
+  last_error_.clear();
   if (failures_ > 0) {
     engine_.log().info("node {} connected again after {} failed attempt(s)", name(), failures_);
   } else {
@@ -103,21 +288,10 @@ void Node::on_connected() {
   if (ever_connected_) engine_.metrics().reconnect(index_);
   ever_connected_ = true;
   failures_ = 0;
-  parser_ = std::make_unique<ReplyParser>();
-  if (int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(&conn_->tcp), on_alloc_cb, on_read_cb);
-      rc != 0) {
-    fail_connection(std::string("read failed: ") + uv_strerror(rc));
-    return;
-  }
   // Load the scripts up front so EVALSHA rarely meets NOSCRIPT (a node that
   // restarted empty has an empty script cache).
-  static const std::string load = [] {
-    std::string all;
-    for (const auto& script : kAllScripts) all += format_command({"SCRIPT", "LOAD", script.body});
-    return all;
-  }();
-  for (std::size_t i = 0; i < std::size(kAllScripts); ++i) {
-    (void)send(i == 0 ? std::string_view(load) : std::string_view(), discard_op(), 0);
+  for (const auto& script : kAllScripts) {
+    (void)push(format_command({"SCRIPT", "LOAD", script.body}), discard_op(), 0, nullptr);
   }
   replay_cleanup();
   if (!reported_first_attempt_) {
@@ -149,21 +323,15 @@ void Node::remember_cleanup(std::vector<std::string> keys, std::string token,
 bool Node::send(std::string_view wire, std::shared_ptr<Operation> op, std::uint32_t tag,
                 std::shared_ptr<const std::string> fallback) {
   if (state_ != State::kConnected || pending_.size() >= kMaxPending) return false;
-  out_.append(wire);
-  pending_.push_back({std::move(op), tag, std::move(fallback)});
-  if (!dirty_) {
-    dirty_ = true;
-    engine_.mark_dirty(*this);
-  }
-  return true;
+  return push(wire, std::move(op), tag, std::move(fallback));
 }
 
 void Node::flush() {
   dirty_ = false;
-  if (state_ != State::kConnected || conn_ == nullptr || out_.empty() || conn_->write_in_flight) {
-    return;
-  }
-  auto* stream = reinterpret_cast<uv_stream_t*>(&conn_->tcp);
+  const bool live =
+      state_ == State::kConnected || state_ == State::kHandshake || state_ == State::kResolving;
+  if (!live || conn_ == nullptr || out_.empty() || conn_->write_in_flight) return;
+  auto* stream = conn_->stream();
   uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
   const int n = uv_try_write(stream, &buf, 1);
   if (n >= 0 && static_cast<std::size_t>(n) == out_.size()) {
@@ -232,7 +400,7 @@ void Node::on_read(ssize_t nread, const uv_buf_t* buf) {
     return;
   }
   Conn* const current = conn_;
-  while (conn_ == current && state_ == State::kConnected) {
+  while (conn_ == current && parser_) {
     auto reply = parser_->next();
     if (!reply) {
       fail_connection(reply.error().message());
@@ -245,7 +413,7 @@ void Node::on_read(ssize_t nread, const uv_buf_t* buf) {
     }
     Pending p = std::move(pending_.front());
     pending_.pop_front();
-    const Reply& r = **reply;
+    Reply& r = **reply;
     if (p.fallback && r.is_error() && r.str.starts_with("NOSCRIPT")) {
       // The script cache was flushed under us: send the script's body. It
       // runs after whatever was pipelined behind the EVALSHA (rare: every
@@ -253,13 +421,30 @@ void Node::on_read(ssize_t nread, const uv_buf_t* buf) {
       auto body = std::move(p.fallback);
       if (send(*body, p.op, p.tag, nullptr)) continue;
     }
+    bool demoted = false;
+    if (r.is_error()) {
+      if (starts_with_any(r.str, {"MOVED", "ASK", "CROSSSLOT", "CLUSTERDOWN", "TRYAGAIN"})) {
+        r.str = "the node is part of a Redis Cluster (" + r.str +
+                "); a Redlock node must be an independent master";
+      } else if (r.str.starts_with("READONLY")) {
+        demoted = address_.kind == NodeAddress::Kind::kSentinel;
+      }
+    }
     p.op->on_reply(index_, p.tag, &r, {});
+    if (demoted && conn_ == current) {
+      // A failover made our master a replica: ask the sentinels again.
+      master_.reset();
+      fail_connection("the master became a replica (failover); asking the sentinels again");
+      return;
+    }
   }
 }
 
 void Node::on_timer_cb(uv_timer_t* timer) {
   auto* self = static_cast<Node*>(timer->data);
-  if (self->state_ == State::kConnecting) {
+  if (self->state_ == State::kConnecting || self->state_ == State::kResolving ||
+      self->state_ == State::kHandshake) {
+    if (self->state_ == State::kResolving) ++self->sentinel_;
     self->fail_connection("connect timed out after " +
                           std::to_string(self->engine_.options().connect_timeout.count()) + " ms");
   } else if (self->state_ == State::kBackoff) {
@@ -278,12 +463,16 @@ void Node::drop_conn() {
   parser_.reset();
 }
 
-void Node::fail_connection(const std::string& why) {
+void Node::fail_connection(const std::string& why, bool permanent) {
   if (state_ == State::kClosed) return;
   const bool was_connected = state_ == State::kConnected;
   state_ = State::kBackoff;
   drop_conn();
   uv_timer_stop(&timer_);
+  last_error_ = why;
+  // A sentinel-managed node asks the sentinels again after any failure: the
+  // master may have moved.
+  if (address_.kind == NodeAddress::Kind::kSentinel && was_connected) master_.reset();
 
   // Fail what was waiting before anything else can be sent: the operations
   // count these as "no" votes, and the commands are never replayed.
@@ -292,7 +481,9 @@ void Node::fail_connection(const std::string& why) {
   const std::string failure = "connection lost: " + why;
   for (auto& p : waiting) p.op->on_reply(index_, p.tag, nullptr, failure);
 
-  if (was_connected || failures_ == 0) {
+  if (permanent && failures_ == 0) {
+    engine_.log().error("node {}: {}", name(), why);
+  } else if (was_connected || failures_ == 0) {
     engine_.log().warn("node {}: {}", name(), why);
   } else {
     engine_.log().debug("node {}: {} (attempt {})", name(), why, failures_ + 1);
@@ -302,8 +493,12 @@ void Node::fail_connection(const std::string& why) {
     engine_.report_first_attempt();
   }
   if (state_ != State::kBackoff) return;  // closed by an operation's callback
-  const auto delay = reconnect_delay(failures_, engine_.options().reconnect_min,
-                                     engine_.options().reconnect_max, engine_.random_unit());
+  // A refusal that will not go away by itself (wrong password, a cluster
+  // node) is retried at the slowest pace, in case the operator fixes it.
+  const auto delay = permanent
+                         ? engine_.options().reconnect_max
+                         : reconnect_delay(failures_, engine_.options().reconnect_min,
+                                           engine_.options().reconnect_max, engine_.random_unit());
   ++failures_;
   uv_timer_start(&timer_, on_timer_cb, static_cast<std::uint64_t>(delay.count()), 0);
 }
@@ -332,7 +527,7 @@ void Node::close() {
   }
   // Let releases written during shutdown reach the node: write what is
   // queued, then a graceful shutdown, then close.
-  auto* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
+  auto* stream = c->stream();
   if (!out_.empty() && !c->write_in_flight) {
     c->writing = std::move(out_);
     uv_buf_t buf = uv_buf_init(c->writing.data(), static_cast<unsigned>(c->writing.size()));

@@ -21,13 +21,35 @@ inline constexpr std::chrono::milliseconds kMaxTtlCeiling{std::chrono::hours(24 
 // from them far from overflow; a larger pause is not a retry any more).
 inline constexpr std::chrono::milliseconds kMaxDelay{std::chrono::hours(1)};
 
-struct NodeAddress {
-  std::string text;  // as given
+struct HostPort {
   std::string host;  // without brackets for IPv6
   std::uint16_t port = 0;
 };
 
-// "host:port", "ip:port" or "[ipv6]:port".
+struct NodeAddress {
+  enum class Kind : std::uint8_t { kTcp, kUnix, kSentinel };
+  Kind kind = Kind::kTcp;
+  std::string text;     // as given; may hold a password, so never logged
+  std::string display;  // text with any password replaced by "***": logs, errors, metrics
+  std::string host;     // kTcp, without brackets for IPv6
+  std::uint16_t port = 0;
+  std::string path;                 // kUnix: the socket's path
+  std::vector<HostPort> sentinels;  // kSentinel
+  std::string master;               // kSentinel: the monitored master's name
+  // Credentials from a URL; when none are given the client's shared ones
+  // apply (ClientOptions::username / password).
+  std::string username;
+  std::string password;
+  bool has_credentials = false;
+  int db = 0;
+};
+
+// One of:
+//   host:port, ip:port, [ipv6]:port
+//   unix:/path/to/socket
+//   redis://[user[:password]@]host[:port][/db]        (port 6379 by default)
+//   sentinel://[user[:password]@]host:port,host:port,.../master-name[/db]
+// User and password may be percent-encoded. Errors never quote a password.
 [[nodiscard]] Result<NodeAddress> parse_node(std::string_view text);
 
 // Everything but name resolution: parses every node and rejects duplicates by

@@ -22,10 +22,21 @@ class Error;
 class MetricsSink;
 
 struct ClientOptions {
-  // The independent Redis masters, as "host:port" (IPv4 address or host name).
-  // One to kMaxNodes of them, no duplicates. A majority (size / 2 + 1) must
-  // agree for a lock to be granted.
+  // The independent Redis masters. One to kMaxNodes of them, no duplicates; a
+  // majority (size / 2 + 1) must agree for a lock to be granted. Each is one
+  // of:
+  //   host:port, ip:port, [ipv6]:port
+  //   unix:/path/to/socket
+  //   redis://[user[:password]@]host[:port][/db]
+  //   sentinel://[user[:password]@]host:port,host:port,.../master-name[/db]
+  //     (a Sentinel-managed master: one vote, followed across failovers)
+  // Passwords never appear in logs, errors or Client::nodes().
   std::vector<std::string> nodes;
+
+  // Credentials sent on every (re)connect to the nodes whose address carries
+  // none: a password (AUTH password), or an ACL user and password.
+  std::string username;
+  std::string password;
 
   // Clock drift allowance as a share of the ttl, in [0, 0.5). Every grant
   // subtracts ttl * drift_factor + 2 ms from the validity.
