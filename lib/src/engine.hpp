@@ -126,6 +126,12 @@ class Node {
   void on_sentinel_reply(const Reply* reply, std::string_view failure);
   void on_handshake_reply(std::size_t step, const Reply* reply, std::string_view failure);
   void on_read(ssize_t nread, const uv_buf_t* buf);
+  // kSentinel: a subscription to +switch-master on one sentinel, so a
+  // failover is followed at once, not only when the old master fails.
+  void start_watch();
+  void on_watch_connected(int status);
+  void on_watch_read(ssize_t nread, const uv_buf_t* buf);
+  void fail_watch(const std::string& why);
   void fail_connection(const std::string& why, bool permanent = false);
   void drop_conn();
   void replay_cleanup();
@@ -149,6 +155,10 @@ class Node {
   std::string last_error_;
   Conn* conn_ = nullptr;  // the live connection, or null
   uv_timer_t timer_{};    // connect deadline, then reconnect backoff
+  Conn* watch_ = nullptr;  // kSentinel: the +switch-master subscription
+  uv_timer_t watch_timer_{};
+  std::unique_ptr<ReplyParser> watch_parser_;
+  std::size_t watch_sentinel_ = 0;
   std::string out_;       // formatted commands not yet handed to the socket
   bool dirty_ = false;
   std::deque<Pending> pending_;  // sent or queued, awaiting replies, in order

@@ -1,6 +1,8 @@
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <cstring>
+#include <sstream>
 
 #include "engine.hpp"
 
@@ -43,6 +45,7 @@ struct Node::Conn {
   uv_write_t write_req{};
   uv_shutdown_t shutdown_req{};
   Node* node = nullptr;
+  bool watch = false;   // the sentinel subscription, not the data connection
   std::string writing;  // the bytes of the write in flight
   bool write_in_flight = false;
 
@@ -87,12 +90,120 @@ Node::Node(Engine& engine, std::size_t index, NodeAddress address,
   }
   uv_timer_init(engine_.loop(), &timer_);
   timer_.data = this;
+  uv_timer_init(engine_.loop(), &watch_timer_);
+  watch_timer_.data = this;
   read_buf_.resize(kReadBufferSize);
 }
 
 Node::~Node() = default;
 
-void Node::start() { connect(); }
+void Node::start() {
+  if (address_.kind == NodeAddress::Kind::kSentinel) start_watch();
+  connect();
+}
+
+void Node::start_watch() {
+  if (state_ == State::kClosed) return;
+  auto* c = new Conn;
+  c->watch = true;
+  if (uv_tcp_init(engine_.loop(), &c->h.tcp) != 0) {
+    delete c;
+    fail_watch("cannot create socket");
+    return;
+  }
+  c->handle()->data = c;
+  c->node = this;
+  c->connect_req.data = c;
+  watch_ = c;
+  const auto& addr = addrs_[watch_sentinel_ % addrs_.size()];
+  if (int rc = uv_tcp_connect(&c->connect_req, &c->h.tcp, reinterpret_cast<const sockaddr*>(&addr),
+                              on_connect_cb);
+      rc != 0) {
+    fail_watch(std::string("connect failed: ") + uv_strerror(rc));
+  }
+}
+
+void Node::on_watch_connected(int status) {
+  if (status != 0) {
+    fail_watch(std::string("connect failed: ") + uv_strerror(status));
+    return;
+  }
+  watch_parser_ = std::make_unique<ReplyParser>();
+  watch_->writing = format_command({"SUBSCRIBE", "+switch-master"});
+  uv_buf_t buf = uv_buf_init(watch_->writing.data(), static_cast<unsigned>(watch_->writing.size()));
+  watch_->write_req.data = watch_;
+  if (uv_write(&watch_->write_req, watch_->stream(), &buf, 1, on_write_cb) != 0 ||
+      uv_read_start(watch_->stream(), on_alloc_cb, on_read_cb) != 0) {
+    fail_watch("cannot subscribe");
+    return;
+  }
+  watch_->write_in_flight = true;
+}
+
+void Node::on_watch_read(ssize_t nread, const uv_buf_t* buf) {
+  if (nread == 0) return;
+  if (nread < 0 || !watch_parser_->feed(buf->base, static_cast<std::size_t>(nread))) {
+    fail_watch(nread < 0 ? "connection lost" : "protocol error");
+    return;
+  }
+  for (;;) {
+    auto reply = watch_parser_->next();
+    if (!reply) {
+      fail_watch(reply.error().message());
+      return;
+    }
+    if (!reply->has_value()) return;
+    const Reply& r = **reply;
+    // ["message", "+switch-master", "<name> <old-ip> <old-port> <new-ip> <new-port>"]
+    if (r.type != Reply::Type::kArray || r.elements.size() != 3 || r.elements[0].str != "message") {
+      continue;
+    }
+    std::istringstream words(r.elements[2].str);
+    std::string master_name, old_ip, old_port, new_ip, new_port;
+    words >> master_name >> old_ip >> old_port >> new_ip >> new_port;
+    if (master_name != address_.master) continue;
+    sockaddr_storage addr{};
+    int port = 0;
+    std::from_chars(new_port.data(), new_port.data() + new_port.size(), port);
+    if (uv_ip4_addr(new_ip.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
+        uv_ip6_addr(new_ip.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
+      continue;
+    }
+    engine_.log().info("node {}: +switch-master: master \"{}\" moved to {}:{}", name(),
+                       address_.master, new_ip, new_port);
+    if (state_ == State::kConnected || state_ == State::kHandshake ||
+        state_ == State::kConnecting || state_ == State::kResolving) {
+      fail_connection("failover: the sentinels switched the master to " + new_ip + ":" + new_port);
+    }
+    master_ = addr;
+    if (state_ == State::kBackoff) {
+      // Reconnect now rather than after the backoff.
+      uv_timer_stop(&timer_);
+      connect();
+    }
+  }
+}
+
+void Node::fail_watch(const std::string& why) {
+  if (watch_ != nullptr) {
+    watch_->close();
+    watch_ = nullptr;
+  }
+  watch_parser_.reset();
+  if (state_ == State::kClosed) return;
+  engine_.log().debug("node {}: sentinel subscription: {}", name(), why);
+  ++watch_sentinel_;
+  const auto delay = reconnect_delay(1, engine_.options().reconnect_min,
+                                     engine_.options().reconnect_max, engine_.random_unit());
+  uv_timer_start(
+      &watch_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Node*>(t->data);
+        self->start_watch();
+        self->engine_.flush_dirty();
+      },
+      static_cast<std::uint64_t>(delay.count()), 0);
+}
 
 void Node::connect() {
   if (state_ == State::kClosed) return;
@@ -153,6 +264,10 @@ void Node::on_connect_cb(uv_connect_t* req, int status) {
   auto* c = static_cast<Conn*>(req->data);
   Node* self = c->node;
   if (self == nullptr) return;  // detached: timed out or shut down meanwhile
+  if (c->watch) {
+    self->on_watch_connected(status);
+    return;
+  }
   uv_timer_stop(&self->timer_);
   if (status != 0) {
     self->fail_connection(std::string("connect failed: ") + uv_strerror(status));
@@ -361,6 +476,10 @@ void Node::on_write_cb(uv_write_t* req, int status) {
   c->writing.clear();
   Node* self = c->node;
   if (self == nullptr) return;
+  if (c->watch) {
+    if (status != 0) self->fail_watch(std::string("write failed: ") + uv_strerror(status));
+    return;
+  }
   if (status != 0) {
     self->fail_connection(std::string("write failed: ") + uv_strerror(status));
   } else if (!self->out_.empty()) {
@@ -383,7 +502,11 @@ void Node::on_read_cb(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   auto* c = static_cast<Conn*>(stream->data);
   Node* self = c->node;
   if (self == nullptr) return;
-  self->on_read(nread, buf);
+  if (c->watch) {
+    self->on_watch_read(nread, buf);
+  } else {
+    self->on_read(nread, buf);
+  }
   self->engine_.flush_dirty();
 }
 
@@ -510,6 +633,12 @@ void Node::close() {
   connected_flag_ = false;
   uv_timer_stop(&timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+  uv_timer_stop(&watch_timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&watch_timer_), nullptr);
+  if (watch_ != nullptr) {
+    watch_->close();
+    watch_ = nullptr;
+  }
 
   auto waiting = std::move(pending_);
   pending_.clear();

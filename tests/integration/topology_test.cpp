@@ -318,8 +318,10 @@ class SentinelTest : public ClusterTest {
 };
 
 TEST_F(SentinelTest, ASentinelManagedMasterVotesAndIsFollowedAcrossAFailover) {
-  auto client =
-      connect_or_fail(client_options({sentinel_url(), cluster().address(0), cluster().address(1)}));
+  auto o = client_options({sentinel_url(), cluster().address(0), cluster().address(1)});
+  std::shared_ptr<std::ostringstream> logs;
+  capture_logs(o, logs);
+  auto client = connect_or_fail(o);
   ASSERT_NE(client, nullptr);
   auto lock = client->acquire("res:sentinel", 10s);
   ASSERT_TRUE(lock) << lock.error();
@@ -356,6 +358,10 @@ TEST_F(SentinelTest, ASentinelManagedMasterVotesAndIsFollowedAcrossAFailover) {
   }
   EXPECT_TRUE(followed) << "the client never wrote to the promoted replica";
   EXPECT_GT(granted, 0);
+  client.reset();
+  // Followed through the sentinels' announcement, not only by noticing that
+  // the old master turned read-only.
+  EXPECT_THAT(logs->str(), HasSubstr("+switch-master"));
 }
 
 }  // namespace
