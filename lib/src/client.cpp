@@ -80,14 +80,17 @@ Result<LockGuard> Client::acquire_guard(std::string_view resource, std::chrono::
 Result<LockGuard> Client::acquire_guard(std::string_view resource, std::chrono::milliseconds ttl,
                                         const AcquireOptions& options,
                                         const AutoExtendOptions& extend) {
+  // Extensions use the acquire's node timeout unless told otherwise.
+  AutoExtendOptions keep = extend;
+  if (keep.node_timeout.count() == 0) keep.node_timeout = options.node_timeout;
   // Check the extension options before taking a lock they would refuse.
-  const auto extend_ttl = extend.ttl.count() > 0 ? extend.ttl : ttl;
-  if (auto ok = detail::validate_auto_extend(extend, extend_ttl, engine_->options()); !ok) {
+  const auto extend_ttl = keep.ttl.count() > 0 ? keep.ttl : ttl;
+  if (auto ok = detail::validate_auto_extend(keep, extend_ttl, engine_->options()); !ok) {
     return Unexpected(ok.error());
   }
   auto lock = acquire(resource, ttl, options);
   if (!lock) return Unexpected(lock.error());
-  return LockGuard::keep_alive(*this, std::move(*lock), extend);
+  return LockGuard::keep_alive(*this, std::move(*lock), keep);
 }
 
 Result<Lock> Client::extend(const Lock& lock, std::chrono::milliseconds ttl,

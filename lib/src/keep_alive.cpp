@@ -87,7 +87,9 @@ void KeepAlive::extend_now() {
     return;
   }
   auto weak = weak_from_this();
-  engine_.start_extend(current(), ttl_, ExtendOptions{}, [weak](Result<Lock> result) {
+  ExtendOptions how;
+  how.node_timeout = options_.node_timeout;
+  engine_.start_extend(current(), ttl_, how, [weak](Result<Lock> result) {
     if (auto self = weak.lock())
       static_cast<KeepAlive*>(self.get())->on_extended(std::move(result));
   });

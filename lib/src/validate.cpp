@@ -348,7 +348,7 @@ Result<void> validate_auto_extend(const AutoExtendOptions& o, std::chrono::milli
         "requires the number of re-acquisitions to be limited)");
   }
   if (o.ttl.count() < 0) return invalid("auto-extend ttl " + ms(o.ttl) + " is negative");
-  return validate_ttl(ttl, ExtendOptions{}.min_validity, std::chrono::milliseconds(0), c);
+  return validate_ttl(ttl, ExtendOptions{}.min_validity, o.node_timeout, c);
 }
 
 Result<void> validate_acquire(std::string_view resource, std::chrono::milliseconds ttl,

@@ -123,6 +123,9 @@ struct AutoExtendOptions {
   double extend_at_remaining = 0.5;
   // The ttl of each extension (0: the ttl the lock was acquired with).
   std::chrono::milliseconds ttl{0};
+  // Node timeout of each extension round (0: the acquire's, when the guard
+  // comes from acquire_guard or with_lock; else ClientOptions::node_timeout).
+  std::chrono::milliseconds node_timeout{0};
   // The Redlock spec asks for a bound on re-acquisitions: at most this many
   // extensions (0: no count limit) and/or no extension that would hold the
   // lock past max_hold after it was granted (0: no time limit). At least one
