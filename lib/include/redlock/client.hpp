@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "redlock/export.hpp"
 #include "redlock/lock.hpp"
 #include "redlock/lock_guard.hpp"
 #include "redlock/metrics.hpp"
@@ -40,7 +41,7 @@ class Engine;
 using AcquireCallback = std::function<void(Result<Lock>)>;
 using ReleaseCallback = std::function<void(Result<ReleaseReport>)>;
 
-class Client {
+class REDLOCK_EXPORT Client {
  public:
   // Validates the options, starts the loop thread and connects to every node,
   // waiting up to connect_timeout for the first connections. Nodes that are

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "redlock/export.hpp"
+
 namespace redlock {
 
 enum class ErrorCode : std::uint8_t {
@@ -29,8 +31,8 @@ enum class ErrorCode : std::uint8_t {
   kLockLost,           // with_lock: the lock was lost while the function ran
 };
 
-[[nodiscard]] std::string_view to_string(ErrorCode code) noexcept;
-std::ostream& operator<<(std::ostream& os, ErrorCode code);
+[[nodiscard]] REDLOCK_EXPORT std::string_view to_string(ErrorCode code) noexcept;
+REDLOCK_EXPORT std::ostream& operator<<(std::ostream& os, ErrorCode code);
 
 // What one node answered to one command.
 enum class NodeStatus : std::uint8_t {
@@ -42,8 +44,8 @@ enum class NodeStatus : std::uint8_t {
   kPending,       // the operation was decided before this node answered
 };
 
-[[nodiscard]] std::string_view to_string(NodeStatus status) noexcept;
-std::ostream& operator<<(std::ostream& os, NodeStatus status);
+[[nodiscard]] REDLOCK_EXPORT std::string_view to_string(NodeStatus status) noexcept;
+REDLOCK_EXPORT std::ostream& operator<<(std::ostream& os, NodeStatus status);
 
 struct NodeResult {
   std::string node;  // "host:port", as given in ClientOptions::nodes
@@ -71,7 +73,7 @@ class Error {
 };
 
 // "<code>: <message> [node1=status(detail), ...]"
-[[nodiscard]] std::string to_string(const Error& error);
-std::ostream& operator<<(std::ostream& os, const Error& error);
+[[nodiscard]] REDLOCK_EXPORT std::string to_string(const Error& error);
+REDLOCK_EXPORT std::ostream& operator<<(std::ostream& os, const Error& error);
 
 }  // namespace redlock

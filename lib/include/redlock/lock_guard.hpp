@@ -16,6 +16,7 @@
 #include <optional>
 #include <stop_token>
 
+#include "redlock/export.hpp"
 #include "redlock/lock.hpp"
 #include "redlock/options.hpp"
 #include "redlock/result.hpp"
@@ -29,7 +30,7 @@ class Engine;
 class KeepAlive;
 }  // namespace detail
 
-class LockGuard {
+class REDLOCK_EXPORT LockGuard {
  public:
   LockGuard() noexcept = default;
   LockGuard(Client& client, Lock lock);

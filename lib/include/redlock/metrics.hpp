@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "redlock/error.hpp"
+#include "redlock/export.hpp"
 
 namespace redlock {
 
@@ -54,12 +55,12 @@ struct MetricsSnapshot {
 
 // The snapshot in the Prometheus text exposition format, every metric
 // prefixed with `prefix` ("redlock_acquires_total", ...).
-[[nodiscard]] std::string to_prometheus(const MetricsSnapshot& snapshot,
-                                        std::string_view prefix = "redlock");
+[[nodiscard]] REDLOCK_EXPORT std::string to_prometheus(const MetricsSnapshot& snapshot,
+                                                       std::string_view prefix = "redlock");
 
 // Receives every event the engine counts, as it happens, on the loop thread.
 // Override what you need; the defaults do nothing.
-class MetricsSink {
+class REDLOCK_EXPORT MetricsSink {
  public:
   virtual ~MetricsSink() = default;
   // `error` is null when the lock was granted.
