@@ -12,18 +12,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class AcquireTest : public ClusterTest {
+class AcquireTest : public ClientTest {
  protected:
-  void SetUp() override {
-    ClusterTest::SetUp();
-    if (HasFatalFailure()) return;
-    client_ = connect_or_fail(client_options(addresses()));
-    ASSERT_NE(client_, nullptr);
-  }
-  void TearDown() override {
-    client_.reset();
-    ClusterTest::TearDown();
-  }
   std::size_t nodes_holding(const std::string& key, const std::string& token) {
     std::size_t n = 0;
     for (std::size_t i = 0; i < cluster().size(); ++i) {
@@ -32,7 +22,6 @@ class AcquireTest : public ClusterTest {
     }
     return n;
   }
-  std::unique_ptr<Client> client_;
 };
 
 TEST_F(AcquireTest, AcquireSetsTheKeyOnAMajorityAndReleaseDeletesItEverywhere) {

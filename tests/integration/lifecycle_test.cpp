@@ -14,18 +14,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class LifecycleTest : public ClusterTest {
+class LifecycleTest : public ClientTest {
  protected:
-  void SetUp() override {
-    ClusterTest::SetUp();
-    if (HasFatalFailure()) return;
-    client_ = connect_or_fail(client_options(addresses()));
-    ASSERT_NE(client_, nullptr);
-  }
-  void TearDown() override {
-    client_.reset();
-    ClusterTest::TearDown();
-  }
   // Deletes `key` on every node, behind the lock holder's back.
   void delete_everywhere(const std::string& key) {
     for (std::size_t i = 0; i < cluster().size(); ++i) {
@@ -59,7 +49,6 @@ class LifecycleTest : public ClusterTest {
     how.node_timeout = 50ms;
     return how;
   }
-  std::unique_ptr<Client> client_;
 };
 
 // ---------------------------------------------------------------- extend

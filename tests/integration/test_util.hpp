@@ -60,6 +60,22 @@ bool eventually(Pred pred, std::chrono::milliseconds limit) {
   return pred();
 }
 
+// A fresh cluster and one client connected to all of it, for each test.
+class ClientTest : public ClusterTest {
+ protected:
+  void SetUp() override {
+    ClusterTest::SetUp();
+    if (HasFatalFailure()) return;
+    client_ = connect_or_fail(client_options(addresses()));
+    ASSERT_NE(client_, nullptr);
+  }
+  void TearDown() override {
+    client_.reset();
+    ClusterTest::TearDown();
+  }
+  std::unique_ptr<Client> client_;
+};
+
 // Stalls node i with DEBUG SLEEP and returns only once the stall is in
 // effect: DEBUG SLEEP travels on a connection of its own, so without this a
 // command sent right after it may still be served first.
