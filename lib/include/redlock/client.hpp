@@ -127,6 +127,7 @@ class REDLOCK_EXPORT Client {
   [[nodiscard]] Result<void> async_release(const Lock& lock, ReleaseCallback callback);
   [[nodiscard]] std::future<Result<ReleaseReport>> async_release(const Lock& lock);
 
+  // The nodes as ClientOptions::nodes gave them, any password shown as ***.
   [[nodiscard]] const std::vector<std::string>& nodes() const noexcept;
   // Votes needed for a grant: nodes().size() / 2 + 1.
   [[nodiscard]] std::size_t quorum() const noexcept;
