@@ -366,3 +366,35 @@ TEST_F(SentinelTest, ASentinelManagedMasterVotesAndIsFollowedAcrossAFailover) {
 
 }  // namespace
 }  // namespace redlock::testing
+
+namespace redlock::testing {
+namespace {
+
+// One Redis shared by every replica of a service: a majority of one.
+class SingleInstanceTest : public ClientTest {
+ protected:
+  std::size_t nodes_count() const override { return 1; }
+};
+
+TEST_F(SingleInstanceTest, OneNodeIsAMajorityOfOne) {
+  EXPECT_EQ(client_->quorum(), 1u);
+  auto lock = client_->acquire("res:single", 10s);
+  ASSERT_TRUE(lock) << lock.error();
+  auto other = client_->acquire("res:single", 10s);
+  ASSERT_FALSE(other);
+  EXPECT_EQ(other.error().code(), ErrorCode::kHeldByAnother) << other.error();
+  auto extended = client_->extend(*lock, 10s);
+  ASSERT_TRUE(extended) << extended.error();
+  auto released = client_->release(*extended);
+  ASSERT_TRUE(released) << released.error();
+  EXPECT_EQ(released->deleted, 1);
+  // Losing the one node loses the lock service: fast "no quorum".
+  ASSERT_TRUE(cluster().kill(0));
+  ASSERT_TRUE(eventually([&]() -> bool { return !client_->connected()[0]; }, scaled(2s)));
+  auto down = client_->acquire("res:single", 10s);
+  ASSERT_FALSE(down);
+  EXPECT_EQ(down.error().code(), ErrorCode::kNoQuorum) << down.error();
+}
+
+}  // namespace
+}  // namespace redlock::testing
