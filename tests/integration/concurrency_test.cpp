@@ -111,7 +111,7 @@ TEST_F(ConcurrencyTest, ShutdownCompletesEveryOperationInFlightAndLeavesNoKey) {
   std::atomic<int> shutting_down{0};
   for (int i = 0; i < kOps; ++i) {
     auto posted =
-        client->async_acquire("res:shutdown:" + std::to_string(i), 20s, {}, [&](Result<Lock> r) {
+        client->async_acquire("res:shutdown:" + std::to_string(i), 60s, {}, [&](Result<Lock> r) {
           ++calls;
           if (!r && r.error().code() == ErrorCode::kShuttingDown) {
             ++shutting_down;

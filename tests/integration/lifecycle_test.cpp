@@ -321,7 +321,7 @@ TEST_F(LifecycleTest, CancellingDuringAnOpenRoundReleasesWhatItSet) {
   std::stop_source stop;
   AcquireOptions how;
   how.stop = stop.get_token();
-  auto pending = client->async_acquire("res:cancel-open", 20s, how);
+  auto pending = client->async_acquire("res:cancel-open", 60s, how);
   // The two live nodes (4 and 5) said yes; the round waits for the others.
   ASSERT_TRUE(eventually(
       [&]() -> bool {

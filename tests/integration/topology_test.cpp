@@ -165,7 +165,10 @@ TEST_F(TopologyTest, ADatabaseInTheUrlIsSelectedOnEveryConnect) {
 
 TEST_F(TopologyTest, ANodeInRedisClusterModeIsRefusedWithAClearError) {
   ClusterOptions co;
-  co.extra_args = {"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"};
+  // An explicit bus port: the default (port + 10000) overflows for high ports.
+  co.extra_args = {"--cluster-enabled",     "yes",
+                   "--cluster-config-file", "nodes.conf",
+                   "--cluster-port",        std::to_string(free_port())};
   auto shard = LocalCluster::start(1, co);
   ASSERT_TRUE(shard) << shard.error();
   auto client = connect_or_fail(
