@@ -1,0 +1,60 @@
+// commands.hpp: the `redlock` subcommands, each returning its exit status
+// (cli_support.hpp). Messages go to stderr prefixed "redlock: "; results to
+// stdout, as JSON with --json. Each runs on the main thread.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "redlock/redlock.hpp"
+
+namespace redlock::cli {
+
+struct Globals {
+  std::vector<std::string> nodes;
+  bool json = false;
+  bool verbose = false;
+};
+
+// A connected Client whose log goes to stderr, and only with --verbose.
+// Errors: as Client::connect (kInvalidArgument for a bad address).
+[[nodiscard]] Result<std::unique_ptr<Client>> connect_client(const Globals& globals);
+
+// Prints `error` (stderr, or stdout as JSON with --json) and returns its exit
+// status for this client's quorum.
+int report_error(const Globals& globals, const Error& error, std::size_t quorum);
+
+struct AcquireArgs {
+  std::string resource;
+  std::chrono::milliseconds ttl{10000};
+  std::chrono::milliseconds wait{0};
+  std::chrono::milliseconds retry_delay{200};
+};
+int cmd_acquire(const Globals& globals, const AcquireArgs& args);
+
+int cmd_release(const Globals& globals, const std::string& resource, const std::string& token);
+
+int cmd_extend(const Globals& globals, const std::string& resource, const std::string& token,
+               std::chrono::milliseconds ttl);
+
+// Asks each node directly (hiredis, blocking, one thread per node): PING
+// timed, INFO server. 0 when a majority answered, 3 otherwise.
+int cmd_status(const Globals& globals, std::chrono::milliseconds timeout);
+
+struct RunArgs {
+  std::string resource;
+  std::chrono::milliseconds ttl{10000};
+  std::chrono::milliseconds wait{0};
+  std::chrono::milliseconds retry_delay{200};
+  std::chrono::milliseconds max_hold{3600 * 1000};
+  std::chrono::milliseconds kill_after{10000};
+  int signal = 15;  // SIGTERM
+  std::vector<std::string> command;
+};
+// Acquires with automatic extension, runs the command, releases. See
+// main.cpp's help text for the whole contract.
+int cmd_run(const Globals& globals, const RunArgs& args);
+
+}  // namespace redlock::cli

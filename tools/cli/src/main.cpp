@@ -1,0 +1,230 @@
+// redlock: the command line tool.
+//
+//   redlock acquire RESOURCE [--ttl 10s] [--wait 5s]     prints token and validity
+//   redlock release RESOURCE TOKEN
+//   redlock extend RESOURCE TOKEN [--ttl 10s]
+//   redlock status [--timeout 1s]                        each node: reachable, rtt, version, run_id
+//   redlock run RESOURCE [--ttl 10s] [--wait 5s] [--signal TERM] [--kill-after 10s]
+//               [--max-hold 1h] -- CMD ARGS...
+//   redlock cluster up N | down | status | pause I | resume I | kill I | restart I
+//
+// Nodes come from --nodes, --config, REDLOCK_NODES or the default config file
+// (cli_support.hpp). Exit statuses: kExitCodeHelp.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli_support.hpp"
+#include "commands.hpp"
+#include "redlock/cluster/cluster_commands.hpp"
+#include "redlock/tools/duration.hpp"
+#include "redlock/tools/subprocess.hpp"
+
+namespace {
+
+using redlock::cli::kExitOk;
+using redlock::cli::kExitUsage;
+using std::chrono::milliseconds;
+
+std::optional<std::string> env(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr) return std::nullopt;
+  return std::string(value);
+}
+
+// A duration flag: parsed after CLI11 so that the message names the flag.
+struct DurationFlag {
+  const char* name;
+  std::string text;
+  milliseconds* out;
+  bool positive;
+};
+
+bool parse_durations(const std::vector<DurationFlag>& flags) {
+  for (const auto& f : flags) {
+    auto parsed = redlock::tools::parse_duration(f.text);
+    if (!parsed) {
+      std::cerr << "redlock: " << f.name << ": " << parsed.error() << '\n';
+      return false;
+    }
+    if (f.positive && parsed->count() == 0) {
+      std::cerr << "redlock: " << f.name << " must be more than 0\n";
+      return false;
+    }
+    *f.out = *parsed;
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // A node that closes its connection must not kill the tool with SIGPIPE
+  // (hiredis writes with write(2)). `run` gives its command the default back.
+  ::signal(SIGPIPE, SIG_IGN);
+
+  CLI::App app{
+      "redlock: Redlock distributed locks over independent Redis masters, from the shell.\n"
+      "Nodes: --nodes host:port,..., else --config FILE, else $REDLOCK_NODES, else\n"
+      "~/.config/redlock/config.json ({\"nodes\": [\"host:port\", ...]}).\n"
+      "Durations: 500ms, 10s, 2m, 1h."};
+  app.footer(redlock::cli::kExitCodeHelp);
+  app.require_subcommand(1);
+  app.fallthrough();
+
+  std::optional<std::string> nodes_flag;
+  std::optional<std::string> config_flag;
+  redlock::cli::Globals globals;
+  app.add_option("--nodes", nodes_flag, "Lock nodes: host:port,host:port,...");
+  app.add_option("--config", config_flag, "Config file: {\"nodes\": [\"host:port\", ...]}");
+  app.add_flag("--json", globals.json,
+               "Machine-readable output (acquire, release, extend, status)");
+  app.add_flag("-v,--verbose", globals.verbose,
+               "Say what happens, with the engine's log, on stderr");
+
+  // acquire
+  redlock::cli::AcquireArgs acquire;
+  std::string acquire_ttl = "10s";
+  std::string acquire_wait = "0s";
+  std::string acquire_retry = "200ms";
+  auto* acquire_cmd =
+      app.add_subcommand("acquire",
+                         "Take a lock; prints its token (first line) and validity. Release it with "
+                         "`redlock release`, or let it expire");
+  acquire_cmd->add_option("RESOURCE", acquire.resource, "What to lock")->required();
+  acquire_cmd->add_option("--ttl", acquire_ttl, "Lock time to live")->capture_default_str();
+  acquire_cmd->add_option("--wait", acquire_wait, "Keep trying this long (0s: try once)")
+      ->capture_default_str();
+  acquire_cmd->add_option("--retry-delay", acquire_retry, "Pause between tries (+/- half of it)")
+      ->capture_default_str();
+
+  // release
+  std::string release_resource;
+  std::string release_token;
+  auto* release_cmd = app.add_subcommand(
+      "release", "Release a lock: deletes the key on every node where it still has TOKEN");
+  release_cmd->add_option("RESOURCE", release_resource, "The locked resource")->required();
+  release_cmd->add_option("TOKEN", release_token, "The token acquire printed")->required();
+
+  // extend
+  std::string extend_resource;
+  std::string extend_token;
+  std::string extend_ttl = "10s";
+  auto* extend_cmd = app.add_subcommand(
+      "extend", "Extend a lock to --ttl from now, on the nodes where it still has TOKEN");
+  extend_cmd->add_option("RESOURCE", extend_resource, "The locked resource")->required();
+  extend_cmd->add_option("TOKEN", extend_token, "The token acquire printed")->required();
+  extend_cmd->add_option("--ttl", extend_ttl, "New time to live")->capture_default_str();
+
+  // status
+  std::string status_timeout = "1s";
+  auto* status_cmd = app.add_subcommand(
+      "status", "Ask each node directly: reachable, round-trip time, version, run_id");
+  status_cmd->add_option("--timeout", status_timeout, "Connect and reply timeout per node")
+      ->capture_default_str();
+
+  // run
+  redlock::cli::RunArgs run;
+  std::string run_ttl = "10s";
+  std::string run_wait = "0s";
+  std::string run_retry = "200ms";
+  std::string run_max_hold = "1h";
+  std::string run_kill_after = "10s";
+  std::string run_signal = "TERM";
+  auto* run_cmd = app.add_subcommand(
+      "run", "Run a command while holding a lock the engine keeps extending (see run --help)");
+  run_cmd->footer(
+      std::string(
+          "Runs COMMAND (no shell) once the lock is held, extends the lock while it runs,\n"
+          "releases it when it ends and exits with its status. The command sees\n"
+          "REDLOCK_RESOURCE and REDLOCK_TOKEN. If the lock is lost, the command gets --signal,\n"
+          "then SIGKILL after --kill-after, and redlock exits 5. SIGINT, SIGTERM and SIGHUP\n"
+          "sent to redlock are forwarded to the command (a terminal's ^C reaches it directly).\n"
+          "If redlock dies, the command gets --signal (PR_SET_PDEATHSIG).\n\n") +
+      redlock::cli::kExitCodeHelp);
+  run_cmd->add_option("RESOURCE", run.resource, "What to lock")->required();
+  run_cmd->add_option("COMMAND", run.command, "The command and its arguments, after --")
+      ->required();
+  run_cmd->add_option("--ttl", run_ttl, "Lock time to live (extended at half of it)")
+      ->capture_default_str();
+  run_cmd->add_option("--wait", run_wait, "Keep trying this long (0s: try once)")
+      ->capture_default_str();
+  run_cmd->add_option("--retry-delay", run_retry, "Pause between tries (+/- half of it)")
+      ->capture_default_str();
+  run_cmd
+      ->add_option("--max-hold", run_max_hold,
+                   "Stop extending after this long: the lock then runs out and counts as lost")
+      ->capture_default_str();
+  run_cmd->add_option("--signal", run_signal, "Signal for the command when the lock is lost")
+      ->capture_default_str();
+  run_cmd
+      ->add_option("--kill-after", run_kill_after,
+                   "SIGKILL the command this long after --signal (0s: never)")
+      ->capture_default_str();
+
+  // cluster
+  auto* cluster_cmd = app.add_subcommand(
+      "cluster", "A local cluster of redis-server nodes on 127.0.0.1 (as redlock-cluster)");
+  cluster_cmd->require_subcommand(1);
+  cluster_cmd->fallthrough();
+  const redlock::cluster::ClusterCommands cluster(*cluster_cmd, "redlock cluster");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
+  }
+
+  const auto* sub = app.get_subcommands().front();
+  if (sub == cluster_cmd) return cluster.run(globals.json);
+
+  bool durations_ok = true;
+  milliseconds extend_ttl_ms{0};
+  milliseconds status_timeout_ms{0};
+  if (sub == acquire_cmd) {
+    durations_ok = parse_durations({{"--ttl", acquire_ttl, &acquire.ttl, true},
+                                    {"--wait", acquire_wait, &acquire.wait, false},
+                                    {"--retry-delay", acquire_retry, &acquire.retry_delay, false}});
+  } else if (sub == extend_cmd) {
+    durations_ok = parse_durations({{"--ttl", extend_ttl, &extend_ttl_ms, true}});
+  } else if (sub == status_cmd) {
+    durations_ok = parse_durations({{"--timeout", status_timeout, &status_timeout_ms, true}});
+  } else if (sub == run_cmd) {
+    durations_ok = parse_durations({{"--ttl", run_ttl, &run.ttl, true},
+                                    {"--wait", run_wait, &run.wait, false},
+                                    {"--retry-delay", run_retry, &run.retry_delay, false},
+                                    {"--max-hold", run_max_hold, &run.max_hold, true},
+                                    {"--kill-after", run_kill_after, &run.kill_after, false}});
+    if (durations_ok) {
+      auto sig = redlock::tools::parse_signal(run_signal);
+      if (!sig || *sig == SIGSTOP || *sig == SIGCHLD || *sig == SIGCONT) {
+        std::cerr << "redlock: --signal: not a signal that ends a command: " << run_signal << '\n';
+        return kExitUsage;
+      }
+      run.signal = *sig;
+    }
+  }
+  if (!durations_ok) return kExitUsage;
+
+  auto nodes = redlock::cli::resolve_nodes(
+      {nodes_flag, config_flag, env("REDLOCK_NODES"), env("XDG_CONFIG_HOME"), env("HOME")});
+  if (!nodes) {
+    std::cerr << "redlock: " << nodes.error() << '\n';
+    return kExitUsage;
+  }
+  globals.nodes = std::move(nodes->nodes);
+
+  if (sub == acquire_cmd) return redlock::cli::cmd_acquire(globals, acquire);
+  if (sub == release_cmd)
+    return redlock::cli::cmd_release(globals, release_resource, release_token);
+  if (sub == extend_cmd) {
+    return redlock::cli::cmd_extend(globals, extend_resource, extend_token, extend_ttl_ms);
+  }
+  if (sub == status_cmd) return redlock::cli::cmd_status(globals, status_timeout_ms);
+  return redlock::cli::cmd_run(globals, run);
+}

@@ -1,0 +1,193 @@
+// status: each node asked directly with hiredis's blocking API (0.14 subset:
+// redisConnectWithTimeout, redisSetTimeout, redisCommand), not through the
+// engine, so that what is shown is what each node answers right now.
+#include <hiredis/hiredis.h>
+#include <sys/time.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "cli_support.hpp"
+#include "commands.hpp"
+
+namespace redlock::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::microseconds;
+using std::chrono::milliseconds;
+
+struct Probe {
+  std::string node;
+  bool reachable = false;
+  microseconds rtt{0};
+  std::string version;
+  std::string run_id;
+  std::string error;
+};
+
+struct ContextDeleter {
+  void operator()(redisContext* c) const { redisFree(c); }
+};
+struct ReplyDeleter {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+
+timeval to_timeval(milliseconds ms) {
+  timeval tv{};
+  tv.tv_sec = static_cast<decltype(tv.tv_sec)>(ms.count() / 1000);
+  tv.tv_usec = static_cast<decltype(tv.tv_usec)>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+// "host:port" split at the last colon; false for anything else.
+bool split_address(const std::string& address, std::string& host, int& port) {
+  const auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 >= address.size()) return false;
+  const std::string digits = address.substr(colon + 1);
+  if (digits.size() > 5 || digits.find_first_not_of("0123456789") != std::string::npos) {
+    return false;
+  }
+  port = std::stoi(digits);
+  host = address.substr(0, colon);
+  return port >= 1 && port <= 65535;
+}
+
+std::string context_error(const redisContext& c) {
+  // A blocking read that hits the timeout fails with EAGAIN.
+  if (c.err == REDIS_ERR_IO && std::string_view(c.errstr) == "Resource temporarily unavailable") {
+    return "timed out";
+  }
+  if (c.err == REDIS_ERR_EOF) return "connection closed by the server";
+  return c.errstr;
+}
+
+std::string info_field(std::string_view info, std::string_view field) {
+  const std::string key = std::string(field) + ":";
+  std::size_t pos = 0;
+  while (pos < info.size()) {
+    auto end = info.find('\n', pos);
+    if (end == std::string_view::npos) end = info.size();
+    std::string_view line = info.substr(pos, end - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.substr(0, key.size()) == key) return std::string(line.substr(key.size()));
+    pos = end + 1;
+  }
+  return "";
+}
+
+Probe probe(const std::string& address, milliseconds timeout) {
+  Probe out;
+  out.node = address;
+  std::string host;
+  int port = 0;
+  if (!split_address(address, host, port)) {
+    out.error = "not host:port";
+    return out;
+  }
+  std::unique_ptr<redisContext, ContextDeleter> c(
+      redisConnectWithTimeout(host.c_str(), port, to_timeval(timeout)));
+  if (!c) {
+    out.error = "cannot allocate a connection";
+    return out;
+  }
+  if (c->err != 0) {
+    out.error = "connect: " + context_error(*c);
+    return out;
+  }
+  if (redisSetTimeout(c.get(), to_timeval(timeout)) != REDIS_OK) {
+    out.error = "set timeout: " + context_error(*c);
+    return out;
+  }
+  const auto t0 = Clock::now();
+  std::unique_ptr<redisReply, ReplyDeleter> pong(
+      static_cast<redisReply*>(redisCommand(c.get(), "PING")));
+  const auto t1 = Clock::now();
+  if (!pong) {
+    out.error = "PING: " + context_error(*c);
+    return out;
+  }
+  if (pong->type == REDIS_REPLY_ERROR) {
+    out.error = "PING: " + std::string(pong->str, pong->len);
+    return out;
+  }
+  out.reachable = true;
+  out.rtt = std::chrono::duration_cast<microseconds>(t1 - t0);
+  std::unique_ptr<redisReply, ReplyDeleter> info(
+      static_cast<redisReply*>(redisCommand(c.get(), "INFO server")));
+  if (!info) {
+    out.error = "INFO: " + context_error(*c);
+  } else if (info->type != REDIS_REPLY_STRING) {
+    out.error = "INFO: " + std::string(info->str != nullptr ? info->str : "unexpected reply");
+  } else {
+    const std::string_view text(info->str, info->len);
+    out.version = info_field(text, "redis_version");
+    out.run_id = info_field(text, "run_id");
+  }
+  return out;
+}
+
+std::string format_rtt(microseconds rtt) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f ms", static_cast<double>(rtt.count()) / 1000.0);
+  return buf;
+}
+
+}  // namespace
+
+int cmd_status(const Globals& globals, milliseconds timeout) {
+  std::vector<Probe> probes(globals.nodes.size());
+  {
+    std::vector<std::thread> threads;
+    threads.reserve(globals.nodes.size());
+    for (std::size_t i = 0; i < globals.nodes.size(); ++i) {
+      threads.emplace_back([&, i] { probes[i] = probe(globals.nodes[i], timeout); });
+    }
+    for (auto& t : threads) t.join();
+  }
+  std::size_t reachable = 0;
+  for (const auto& p : probes) reachable += p.reachable ? 1 : 0;
+  const std::size_t quorum = probes.size() / 2 + 1;
+  const int code = reachable >= quorum ? kExitOk : kExitUnreachable;
+
+  if (globals.json) {
+    nlohmann::json nodes = nlohmann::json::array();
+    for (const auto& p : probes) {
+      nlohmann::json entry = {{"node", p.node}, {"reachable", p.reachable}};
+      entry["rtt_us"] = p.reachable ? nlohmann::json(p.rtt.count()) : nlohmann::json(nullptr);
+      entry["version"] = p.version.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.version);
+      entry["run_id"] = p.run_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.run_id);
+      entry["error"] = p.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.error);
+      nodes.push_back(std::move(entry));
+    }
+    std::cout << nlohmann::json{{"nodes", nodes},
+                                {"reachable", reachable},
+                                {"quorum", quorum},
+                                {"exit_code", code}}
+                     .dump()
+              << '\n';
+    return code;
+  }
+  std::printf("%-22s %-12s %10s  %-8s  %-40s\n", "NODE", "STATE", "RTT", "VERSION", "RUN ID");
+  for (const auto& p : probes) {
+    const std::string rtt = p.reachable ? format_rtt(p.rtt) : "-";
+    std::printf("%-22s %-12s %10s  %-8s  %-40s", p.node.c_str(),
+                p.reachable ? "reachable" : "unreachable", rtt.c_str(),
+                p.version.empty() ? "-" : p.version.c_str(),
+                p.run_id.empty() ? "-" : p.run_id.c_str());
+    if (!p.error.empty()) std::printf("  %s", p.error.c_str());
+    std::printf("\n");
+  }
+  std::printf("%zu of %zu nodes reachable; a lock needs %zu\n", reachable, probes.size(), quorum);
+  std::fflush(stdout);
+  return code;
+}
+
+}  // namespace redlock::cli
