@@ -7,35 +7,28 @@
 // free ports) and connects one Client before Google Benchmark runs. Each
 // benchmark times every cycle on its own (manual time) and reports the p50
 // and p99 of those samples as counters, in microseconds. After the run, unless
-// N is 0 (default 100000), `redis-benchmark -c 1 -n N -t set` is run against
+// N is 0 (default 100000), `redis-benchmark -c 1 -P 1 -n N -t set` is run against
 // node 1 and a table puts its p50/p99 (one round trip to one node) next to
 // redlock's. The cluster is stopped on every path out of main().
 #include <benchmark/benchmark.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "redis_benchmark.hpp"
 #include "redlock/cluster/local_cluster.hpp"
 #include "redlock/redlock.hpp"
-
-extern char** environ;
 
 namespace {
 
@@ -141,97 +134,6 @@ void BM_AcquireThenRelease(benchmark::State& state) {
 }
 BENCHMARK(BM_AcquireThenRelease)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
-// Runs `argv` (looked up in PATH, no shell) and returns its standard output,
-// or nullopt with `why` set when it could not run or failed.
-std::optional<std::string> capture(const std::vector<std::string>& argv, std::string& why) {
-  int fds[2];
-  if (::pipe(fds) != 0) {
-    why = std::string("pipe: ") + std::strerror(errno);
-    return std::nullopt;
-  }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addclose(&actions, fds[0]);
-  posix_spawn_file_actions_addclose(&actions, fds[1]);
-  std::vector<std::string> args = argv;
-  std::vector<char*> raw;
-  for (auto& a : args) raw.push_back(a.data());
-  raw.push_back(nullptr);
-  pid_t pid = 0;
-  const int rc = ::posix_spawnp(&pid, raw[0], &actions, nullptr, raw.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(fds[1]);
-  if (rc != 0) {
-    ::close(fds[0]);
-    why = rc == ENOENT ? argv[0] + " not found in PATH" : argv[0] + ": " + std::strerror(rc);
-    return std::nullopt;
-  }
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fds[0], buf, sizeof buf);
-    if (n > 0) {
-      out.append(buf, static_cast<std::size_t>(n));
-    } else if (n == 0 || errno != EINTR) {
-      break;
-    }
-  }
-  ::close(fds[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    why = argv[0] + " failed (status " + std::to_string(status) + ")";
-    return std::nullopt;
-  }
-  return out;
-}
-
-std::vector<std::string> split_csv_line(const std::string& line) {
-  std::vector<std::string> out;
-  std::string field;
-  std::istringstream in(line);
-  while (std::getline(in, field, ',')) {
-    field.erase(std::remove(field.begin(), field.end(), '"'), field.end());
-    field.erase(std::remove(field.begin(), field.end(), '\r'), field.end());
-    out.push_back(field);
-  }
-  return out;
-}
-
-// redis-benchmark 7 with --csv prints a header line and one line per test:
-//   "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",...
-//   "SET","10741.14","0.087","0.024","0.087","0.119","0.183","4.183"
-std::optional<Percentiles> parse_redis_benchmark(const std::string& csv, std::string& why) {
-  std::istringstream in(csv);
-  std::string line;
-  std::vector<std::string> header;
-  while (std::getline(in, line)) {
-    auto fields = split_csv_line(line);
-    if (fields.empty()) continue;
-    if (fields[0] == "test") {
-      header = fields;
-    } else if (fields[0] == "SET" && !header.empty()) {
-      Percentiles p;
-      bool have50 = false;
-      bool have99 = false;
-      for (std::size_t i = 0; i < header.size() && i < fields.size(); ++i) {
-        if (header[i] == "p50_latency_ms") {
-          p.p50_us = std::strtod(fields[i].c_str(), nullptr) * 1000.0;
-          have50 = true;
-        } else if (header[i] == "p99_latency_ms") {
-          p.p99_us = std::strtod(fields[i].c_str(), nullptr) * 1000.0;
-          have99 = true;
-        }
-      }
-      if (have50 && have99) return p;
-    }
-  }
-  why = "no SET line with p50/p99 columns in redis-benchmark's CSV output:\n" + csv;
-  return std::nullopt;
-}
-
 std::string fmt_us(double us) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%9.1f us", us);
@@ -262,12 +164,10 @@ void compare(const redlock::cluster::LocalCluster& cluster, long requests) {
   if (requests <= 0) {
     why = "skipped (--redis_benchmark_requests=0)";
   } else {
-    std::cout << "\nRunning redis-benchmark -h 127.0.0.1 -p " << cluster.port(0) << " -c 1 -n "
+    std::cout << "\nRunning redis-benchmark -h 127.0.0.1 -p " << cluster.port(0) << " -c 1 -P 1 -n "
               << requests << " -t set --csv ..." << std::endl;
-    auto out = capture({"redis-benchmark", "-h", "127.0.0.1", "-p", std::to_string(cluster.port(0)),
-                        "-c", "1", "-n", std::to_string(requests), "-t", "set", "--csv"},
-                       why);
-    if (out) redis = parse_redis_benchmark(*out, why);
+    auto r = redlock::bench::run_redis_benchmark_set(cluster.port(0), 1, 1, requests, why);
+    if (r) redis = Percentiles{r->p50_us, r->p99_us};
   }
 
   std::cout << "\nLatency, one client, sequential, 127.0.0.1 (" << kNodes << " nodes, quorum "

@@ -1,0 +1,319 @@
+// redlock-bench: the end-to-end load tool. Runs redlock against real Redis
+// nodes and prints one JSON object per measured run on stdout; logs, a
+// progress line for long runs and a human table (with the targets) go to
+// stderr, so stdout stays JSON lines.
+//
+//   redlock-bench --scenario a,b,c,d,geo [--ports P1,P2,...] [--seconds S] ...
+//
+// Scenarios (see bench/README.md):
+//   a    one client, sequential acquire + release of one uncontended resource
+//   b    --inflight K cycles in flight at once (async_acquire/async_release
+//        callbacks, no extra threads), each on its own resource
+//   c    --workers K threads contending on one resource with the library's
+//        retry (or --processes P separate processes of this tool)
+//   d    like a, with one of the nodes a socket that accepts and never answers
+//   geo  like a, through delay proxies (one-way 1, 10, 40, 80, 150 ms)
+// Without --ports the tool starts its own local cluster (LocalCluster) and
+// stops it on the way out. Each --rep starts with the base: redis-benchmark
+// SET against one node (-c 1 -P 1, and the other --base-clients).
+//
+// Every load loop is bounded by time (--warmup-s + --seconds) and by count
+// (--max-ops). Exit status: 0 when every run completed (whatever the figures),
+// 1 when a run could not be set up, 2 bad usage.
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "load.hpp"
+#include "redlock/cluster/local_cluster.hpp"
+#include "silent_node.hpp"
+
+namespace {
+
+using namespace redlock::bench;  // NOLINT: this file is the tool's main
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+// --wait-idle: how busy (in cores) the machine may be before a rep starts.
+constexpr double kIdleCores = 0.15;
+
+std::string label_for(const Config& cfg, const std::string& scenario, int nodes) {
+  std::string label = scenario;
+  if (scenario == "b") label += "/" + std::to_string(cfg.inflight);
+  if (scenario == "c") label += "/" + std::to_string(cfg.workers) + "thr";
+  if ((scenario == "a" || scenario == "d") && cfg.release != "default") {
+    if (release_for(cfg, scenario) != release_for(Config{}, scenario)) {
+      label += "/" + std::string(release_name(release_for(cfg, scenario)));
+    }
+  }
+  if (scenario != "geo" && nodes != 5) label += "/" + std::to_string(nodes) + "n";
+  return label;
+}
+
+// The first n of `nodes`.
+Nodes prefix(const Nodes& nodes, std::size_t n) {
+  Nodes out;
+  out.ports.assign(nodes.ports.begin(), nodes.ports.begin() + static_cast<std::ptrdiff_t>(n));
+  out.pids.assign(nodes.pids.begin(), nodes.pids.begin() + static_cast<std::ptrdiff_t>(n));
+  return out;
+}
+
+// One scenario (but geo and a --processes c) on its own client.
+std::optional<json> run_one(const Config& cfg, const Run& run, const Nodes& used, Output& out) {
+  const std::string& scenario = run.scenario;
+  std::vector<std::string> nodes = addresses(used.ports);
+  std::vector<int> pids = known_pids(used.pids);
+  std::unique_ptr<SilentNode> silent;
+  if (scenario == "d") {
+    auto s = SilentNode::start();
+    if (!s) {
+      std::cerr << "redlock-bench: d: silent node: " << s.error() << '\n';
+      return std::nullopt;
+    }
+    silent = std::move(*s);
+    nodes.back() = silent->address();  // the last node never answers
+    if (!pids.empty()) pids.pop_back();
+  }
+  // d: the silent node never completes the client's connection handshake;
+  // only the others must be up.
+  auto client = connect_client(nodes, node_timeout_for(cfg, scenario),
+                               silent ? nodes.size() - 1 : nodes.size());
+  if (!client) {
+    std::cerr << "redlock-bench: " << run.label << ": " << client.error() << '\n';
+    return std::nullopt;
+  }
+  json j;
+  if (scenario == "a" || scenario == "d") {
+    j = run_sequential(cfg, run, **client, run.key, release_for(cfg, scenario), pids, out);
+  } else if (scenario == "b") {
+    bool ok = true;
+    j = run_inflight(cfg, run, **client, pids, out, ok);
+    if (!ok) return std::nullopt;  // the client's destructor completes what is left
+  } else if (scenario == "c") {
+    Samples raw;
+    j = run_contended(cfg, run, **client, pids, out, cfg.raw_out.empty() ? nullptr : &raw);
+    if (!cfg.raw_out.empty()) {
+      std::ofstream f(cfg.raw_out, std::ios::app);
+      for (double v : raw.cycle) f << run.rep << "\tcycle\t" << v << '\n';
+      for (double v : raw.acquire) f << run.rep << "\tacquire\t" << v << '\n';
+    }
+  }
+  if (silent) {
+    j["silent_node_connections"] = silent->accepted();
+    j["silent_node_seen_connected"] = static_cast<bool>((*client)->connected().back());
+  }
+  return j;
+}
+
+int run_all(const Config& cfg, Output& out) {
+  // The nodes: given, or a local cluster of our own.
+  std::unique_ptr<redlock::cluster::LocalCluster> cluster;
+  Nodes all;
+  all.ports = cfg.ports;
+  all.pids.assign(all.ports.size(), 0);
+  const std::size_t want = cfg.nodes > 0 ? static_cast<std::size_t>(cfg.nodes)
+                                         : (all.ports.empty() ? 5 : all.ports.size());
+  const bool has_geo =
+      std::find(cfg.scenarios.begin(), cfg.scenarios.end(), "geo") != cfg.scenarios.end();
+  const bool geo_only = has_geo && cfg.scenarios.size() == 1;
+  const std::size_t geo_n = cfg.geo_delays_ms.size();
+  if (all.ports.empty()) {
+    const std::size_t start_n = has_geo ? std::max(geo_only ? 0 : want, geo_n) : want;
+    auto started = redlock::cluster::LocalCluster::start(start_n);
+    if (!started) {
+      std::cerr << "redlock-bench: cannot start the local cluster: " << started.error() << '\n';
+      return kExitFailure;
+    }
+    cluster = std::move(*started);
+    for (std::size_t i = 0; i < cluster->size(); ++i) {
+      all.ports.push_back(cluster->port(i));
+      all.pids.push_back(cluster->info(i).pid);
+    }
+    if (cfg.child < 0) {
+      std::cerr << "redlock-bench: local cluster of " << all.ports.size() << " nodes on ports "
+                << join(all.ports) << " (" << cluster->dir().string() << ")\n";
+    }
+  }
+  if (want > all.ports.size()) {
+    std::cerr << "redlock-bench: --nodes " << want << " but only " << all.ports.size()
+              << " ports\n";
+    return kExitUsage;
+  }
+  if (has_geo && geo_n > all.ports.size()) {
+    std::cerr << "redlock-bench: geo needs " << geo_n << " nodes (one per --geo-delays-ms)\n";
+    return kExitUsage;
+  }
+  if (std::find(cfg.scenarios.begin(), cfg.scenarios.end(), "d") != cfg.scenarios.end() &&
+      want < 3) {
+    std::cerr << "redlock-bench: d needs at least 3 nodes (one of them silent)\n";
+    return kExitUsage;
+  }
+  const Nodes used = prefix(all, want);
+
+  int status = kExitOk;
+  for (int rep = 1; rep <= cfg.rep; ++rep) {
+    if (cfg.wait_idle_s > 0) {
+      const double busy = wait_until_idle(kIdleCores, std::chrono::seconds(cfg.wait_idle_s));
+      if (busy > kIdleCores) {
+        std::fprintf(stderr, "redlock-bench: the machine is still busy (%.2f cores); going on\n",
+                     busy);
+      }
+    }
+    run_base(cfg, rep, all.ports[0], all.pids[0], out);
+    for (const auto& scenario : cfg.scenarios) {
+      const int n = scenario == "geo" ? static_cast<int>(geo_n) : static_cast<int>(want);
+      Run run{scenario, label_for(cfg, scenario, n), rep, n, {}};
+      if (scenario == "c" && cfg.processes > 0) {
+        if (rep > 1) continue;  // the processes run every rep themselves
+        if (!run_c_processes(cfg, used, out)) status = kExitFailure;
+        continue;
+      }
+      // Other processes busy on this machine make a run noise: run it again
+      // (a bounded number of times), after waiting for a quiet moment.
+      std::optional<json> j;
+      for (int attempt = 0; attempt <= cfg.noise_retries; ++attempt) {
+        run.key = cfg.key_prefix + ":" + scenario + ":" + std::to_string(rep) + "." +
+                  std::to_string(attempt);
+        j = scenario == "geo" ? run_geo(cfg, run, prefix(all, geo_n), out)
+                              : run_one(cfg, run, used, out);
+        if (!j) break;
+        const double noise = j->value("cpu_other_busy_cores", 0.0);
+        if (cfg.max_noise_cores <= 0 || noise <= cfg.max_noise_cores) break;
+        (*j)["noisy"] = true;
+        if (attempt == cfg.noise_retries) break;
+        out.drop_samples();
+        std::fprintf(stderr,
+                     "redlock-bench: %s rep %d: %.2f cores busy with other processes; "
+                     "running it again\n",
+                     run.label.c_str(), rep, noise);
+        if (cfg.wait_idle_s > 0) {
+          (void)wait_until_idle(kIdleCores, std::chrono::seconds(cfg.wait_idle_s));
+        }
+      }
+      if (!j) {
+        status = kExitFailure;
+        continue;
+      }
+      out.emit(std::move(*j));
+    }
+  }
+  if (cluster) cluster->stop();
+  if (cfg.child < 0) {
+    print_table(out.lines());
+    print_targets(out.lines());
+  }
+  return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"redlock-bench: load scenarios against real Redis nodes; JSON lines on stdout"};
+  Config cfg;
+  app.add_option("--scenario", cfg.scenarios, "a, b, c, d, geo (comma-separated), or all")
+      ->delimiter(',')
+      ->required()
+      ->check(CLI::IsMember({"a", "b", "c", "d", "geo", "all"}));
+  app.add_option("--ports", cfg.ports, "existing nodes on 127.0.0.1 (default: start 5 locally)")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 65535));
+  app.add_option("--nodes", cfg.nodes, "use the first N nodes (default: all ports, or 5)")
+      ->check(CLI::Range(1, 64));
+  app.add_option("--seconds", cfg.seconds, "measured time per run")->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--warmup-s", cfg.warmup_s, "unmeasured time before each run")
+      ->check(CLI::Range(0.0, 600.0));
+  app.add_option("--inflight", cfg.inflight, "b: cycles in flight")->check(CLI::Range(1, 10000));
+  app.add_option("--workers", cfg.workers, "c: threads contending")->check(CLI::Range(1, 256));
+  app.add_option("--processes", cfg.processes,
+                 "c: run P processes of this tool (each with --workers threads) instead")
+      ->check(CLI::Range(0, 64));
+  app.add_option("--ttl-ms", cfg.ttl_ms, "lock ttl (default 10000; geo 30000)")
+      ->check(CLI::Range(0L, 86400000L));
+  app.add_option("--retry-delay-ms", cfg.retry_delay_ms, "c: pause between rounds")
+      ->check(CLI::Range(0L, 3600000L));
+  app.add_option("--retry-jitter-ms", cfg.retry_jitter_ms, "c: +/- jitter of the pause")
+      ->check(CLI::Range(0L, 3600000L));
+  app.add_option("--cmd-timeout-ms", cfg.cmd_timeout_ms,
+                 "node timeout, ClientOptions::node_timeout (default 50; geo 1000)")
+      ->check(CLI::Range(0L, 3600000L));
+  app.add_option("--max-wait-ms", cfg.max_wait_ms, "c: longest wait for the lock")
+      ->check(CLI::Range(1L, 3600000L));
+  app.add_option("--hold-us", cfg.hold_us, "c: time spent inside the critical section")
+      ->check(CLI::Range(0L, 10000000L));
+  app.add_option("--c-retry", cfg.c_retry,
+                 "c: library (AcquireOptions retry; attempts estimated) or manual (try-locks "
+                 "and our own sleeps; attempts counted)")
+      ->check(CLI::IsMember({"library", "manual"}));
+  app.add_option("--release", cfg.release,
+                 "a/d/geo: wait (blocking release) or guard (LockGuard, not waited for); "
+                 "default: wait, but guard for geo")
+      ->check(CLI::IsMember({"default", "wait", "guard"}));
+  app.add_option("--rep", cfg.rep, "repetitions (one JSON line each)")->check(CLI::Range(1, 1000));
+  app.add_option("--key-prefix", cfg.key_prefix,
+                 "every key derives from it: processes with the same prefix contend");
+  app.add_option("--max-ops", cfg.max_ops, "upper bound of operations per run")
+      ->check(CLI::Range(1L, 1000000000L));
+  app.add_option("--geo-delays-ms", cfg.geo_delays_ms, "geo: one-way delay of each node")
+      ->delimiter(',')
+      ->check(CLI::Range(0.0, 10000.0));
+  app.add_option("--base-requests", cfg.base_requests, "redis-benchmark -n (0: no base)")
+      ->check(CLI::Range(0L, 100000000L));
+  app.add_option("--base-clients", cfg.base_clients, "redis-benchmark -c values")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 10000));
+  app.add_option("--wait-idle", cfg.wait_idle_s,
+                 "before each rep, wait up to S seconds for the machine to be idle "
+                 "(other processes make the figures noise)")
+      ->check(CLI::Range(0L, 86400L));
+  app.add_option("--max-noise", cfg.max_noise_cores,
+                 "run a scenario again when other processes kept more cores than this busy "
+                 "(0: never)")
+      ->check(CLI::Range(0.0, 64.0));
+  app.add_option("--noise-retries", cfg.noise_retries, "how many times at most")
+      ->check(CLI::Range(0, 20));
+  app.add_option("--samples", cfg.samples_path,
+                 "append every latency sample to FILE (label, rep, kind, us; for CDFs)");
+  app.add_option("--child", cfg.child)->group("");
+  app.add_option("--raw-out", cfg.raw_out)->group("");
+  CLI11_PARSE(app, argc, argv);
+
+  if (std::find(cfg.scenarios.begin(), cfg.scenarios.end(), "all") != cfg.scenarios.end()) {
+    cfg.scenarios = {"a", "b", "c", "d", "geo"};
+  }
+  cfg.prefix_given = !cfg.key_prefix.empty();
+  if (!cfg.prefix_given) {
+    cfg.key_prefix = "redlock-bench:" + std::to_string(::getpid()) + ":" +
+                     std::to_string(std::random_device{}() % 1000000);
+  }
+  if (cfg.geo_delays_ms.empty()) {
+    std::cerr << "redlock-bench: --geo-delays-ms is empty\n";
+    return kExitUsage;
+  }
+  for (const auto& s : cfg.scenarios) {
+    const long timeout = node_timeout_for(cfg, s).count();
+    if (timeout >= ttl_for(cfg, s).count()) {
+      std::cerr << "redlock-bench: " << s << ": the node timeout must be shorter than the ttl\n";
+      return kExitUsage;
+    }
+    if (s == "geo" && timeout <= 2 * static_cast<long>(*std::max_element(
+                                         cfg.geo_delays_ms.begin(), cfg.geo_delays_ms.end()))) {
+      std::cerr << "redlock-bench: geo: --cmd-timeout-ms " << timeout
+                << " is not above the slowest round trip\n";
+      return kExitUsage;
+    }
+  }
+  // Logs of the library go to stderr (its private logger); stdout is ours.
+  ::signal(SIGPIPE, SIG_IGN);
+  Output out(cfg);
+  return run_all(cfg, out);
+}
