@@ -8,7 +8,8 @@ packages=(
   libuv1-dev libhiredis-dev libspdlog-dev libexpected-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
   libcpp-httplib-dev libsqlite3-dev libpq-dev
-  redis-server redis-tools postgresql
+  redis-server redis-tools postgresql python3-yaml
+  gnuplot-nox
 )
 
 missing=()

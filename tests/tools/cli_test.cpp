@@ -1,0 +1,498 @@
+// The redlock command line tool against a real 5-node cluster: each
+// subcommand's output and exit status, run's exclusion, extension, loss and
+// signal handling, and the cluster launcher behind `redlock cluster`.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cluster_fixture.hpp"
+#include "tool_process.hpp"
+
+namespace redlock::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using redlock::cluster::scaled;
+using Clock = std::chrono::steady_clock;
+
+constexpr int kOk = 0;
+constexpr int kFailure = 1;
+constexpr int kUsage = 2;
+constexpr int kUnreachable = 3;
+constexpr int kNotAcquired = 4;
+constexpr int kLockLost = 5;
+
+class RedlockCli : public ClusterTest {
+ protected:
+  void SetUp() override {
+    ClusterTest::SetUp();
+    ASSERT_FALSE(scratch_.path().empty()) << "mkdtemp failed";
+  }
+
+  std::string nodes() const {
+    std::string out;
+    for (const auto& a : addresses()) out += (out.empty() ? "" : ",") + a;
+    return out;
+  }
+
+  // The tool's environment: no inherited node configuration.
+  std::vector<std::string> isolated_env(std::vector<std::string> extra = {}) const {
+    std::vector<std::string> env = {"REDLOCK_NODES", "XDG_CONFIG_HOME",
+                                    "HOME=" + scratch_.path().string()};
+    env.insert(env.end(), extra.begin(), extra.end());
+    return env;
+  }
+
+  std::vector<std::string> argv(std::vector<std::string> args, bool with_nodes = true) const {
+    std::vector<std::string> out = {REDLOCK_CLI_PATH};
+    if (with_nodes) out.insert(out.end(), {"--nodes", nodes()});
+    out.insert(out.end(), args.begin(), args.end());
+    return out;
+  }
+
+  ToolResult cli(std::vector<std::string> args, std::vector<std::string> env = {}) {
+    return run_tool(scratch_.path(), argv(std::move(args)), isolated_env(std::move(env)));
+  }
+  ToolResult cli_without_nodes(std::vector<std::string> args, std::vector<std::string> env = {}) {
+    return run_tool(scratch_.path(), argv(std::move(args), false), isolated_env(std::move(env)));
+  }
+  ToolProcess start(std::vector<std::string> args) {
+    return ToolProcess(scratch_.path(), argv(std::move(args)), isolated_env());
+  }
+
+  std::size_t nodes_holding(const std::string& key, const std::string& token) {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < cluster().size(); ++i) {
+      auto v = cluster().get(i, key);
+      if (v.has_value() && v->has_value() && **v == token) ++n;
+    }
+    return n;
+  }
+
+  std::string token_of(const ToolResult& r) { return r.out.substr(0, r.out.find('\n')); }
+
+  // Waits for a file the command creates once it runs (and has set up its
+  // signal handling).
+  static bool appears(const std::filesystem::path& file) {
+    return wait_until([&]() -> bool { return std::filesystem::exists(file); }, scaled(10000ms));
+  }
+
+  // Whether process `pid` blocks `sig` (its main thread, from /proc): redlock
+  // run blocks the signals it handles before anything else.
+  static bool blocks(pid_t pid, int sig) {
+    const std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
+    const auto at = status.find("SigBlk:");
+    if (at == std::string::npos) return false;
+    const unsigned long long mask = std::stoull(status.substr(at + 7, 24), nullptr, 16);
+    return ((mask >> (sig - 1)) & 1ULL) != 0;
+  }
+
+  // Empties every node: the lock keys vanish behind the holders' backs.
+  void flush_all() {
+    for (std::size_t i = 0; i < cluster().size(); ++i) {
+      auto done = cluster().command(i, {"FLUSHALL"});
+      ASSERT_TRUE(done.has_value()) << done.error();
+    }
+  }
+
+  ScratchDir scratch_;
+};
+
+// ---------------------------------------------------------------------------
+// Usage
+
+TEST_F(RedlockCli, HelpOnEverySubcommand) {
+  auto top = cli_without_nodes({"--help"});
+  EXPECT_EQ(top.code, kOk) << top;
+  EXPECT_NE(top.out.find("Exit status:"), std::string::npos) << top;
+  EXPECT_NE(top.out.find("5    run: the lock was lost"), std::string::npos) << top;
+  for (const char* sub : {"acquire", "release", "extend", "status", "run", "cluster"}) {
+    auto r = cli_without_nodes({sub, "--help"});
+    EXPECT_EQ(r.code, kOk) << sub << ": " << r;
+    EXPECT_NE(r.out.find("Usage:"), std::string::npos) << sub << ": " << r;
+  }
+  auto up = cli_without_nodes({"cluster", "up", "--help"});
+  EXPECT_EQ(up.code, kOk) << up;
+  EXPECT_NE(up.out.find("--base-port"), std::string::npos) << up;
+}
+
+TEST_F(RedlockCli, BadUsageExits2) {
+  const std::vector<std::vector<std::string>> cases = {
+      {},
+      {"frobnicate"},
+      {"acquire"},
+      {"acquire", "r", "--ttl", "10x"},
+      {"acquire", "r", "--ttl", "10"},
+      {"acquire", "r", "--ttl", "0s"},
+      {"acquire", "r", "--ttl", "-1s"},
+      {"acquire", "r", "--wait", "soon"},
+      {"acquire", "r", "--bogus"},
+      {"release", "r"},
+      {"extend", "r", "token", "--ttl", "1.5"},
+      {"status", "--timeout", "0ms"},
+      {"run", "r"},
+      {"run", "r", "--ttl", "1y", "--", "true"},
+      {"run", "r", "--signal", "NOPE", "--", "true"},
+      {"run", "r", "--max-hold", "0s", "--", "true"},
+  };
+  for (const auto& args : cases) {
+    auto r = cli(args);
+    std::string line;
+    for (const auto& a : args) line += a + " ";
+    EXPECT_EQ(r.code, kUsage) << "redlock " << line << "\n" << r;
+    EXPECT_FALSE(r.err.empty()) << "redlock " << line << ": no message";
+  }
+  auto bad_node = run_tool(scratch_.path(), {REDLOCK_CLI_PATH, "--nodes", "nohost", "acquire", "r"},
+                           isolated_env());
+  EXPECT_EQ(bad_node.code, kUsage) << bad_node;
+  EXPECT_NE(bad_node.err.find("invalid argument"), std::string::npos) << bad_node;
+}
+
+TEST_F(RedlockCli, NodesFromEnvironmentAndConfigFiles) {
+  auto none = cli_without_nodes({"acquire", "r"});
+  EXPECT_EQ(none.code, kUsage) << none;
+  EXPECT_NE(none.err.find("no lock nodes"), std::string::npos) << none;
+
+  auto from_env = cli_without_nodes({"status"}, {"REDLOCK_NODES=" + nodes()});
+  EXPECT_EQ(from_env.code, kOk) << from_env;
+
+  nlohmann::json config = {{"nodes", addresses()}};
+  const auto file = scratch_.path() / "nodes.json";
+  write_file(file, config.dump());
+  auto from_file = cli_without_nodes({"--config", file.string(), "status"});
+  EXPECT_EQ(from_file.code, kOk) << from_file;
+  // --config beats REDLOCK_NODES, and --nodes beats both.
+  auto config_first =
+      cli_without_nodes({"--config", file.string(), "status"}, {"REDLOCK_NODES=nohost"});
+  EXPECT_EQ(config_first.code, kOk) << config_first;
+  auto flag_first = cli({"status"}, {"REDLOCK_NODES=nohost"});
+  EXPECT_EQ(flag_first.code, kOk) << flag_first;
+
+  // The default file, under $HOME.
+  std::filesystem::create_directories(scratch_.path() / ".config" / "redlock");
+  write_file(scratch_.path() / ".config" / "redlock" / "config.json", config.dump());
+  auto from_home = cli_without_nodes({"status"});
+  EXPECT_EQ(from_home.code, kOk) << from_home;
+
+  for (const char* text : {"{\"nodes\": []}", "{\"nodes\": \"a:1\"}", "[1]",
+                           "{\"nodes\": [\"127.0.0.1:1\"], \"ttl\": 3}", "not json"}) {
+    write_file(file, text);
+    auto bad = cli_without_nodes({"--config", file.string(), "status"});
+    EXPECT_EQ(bad.code, kUsage) << text << ": " << bad;
+    EXPECT_NE(bad.err.find(file.string()), std::string::npos) << bad;
+  }
+  auto missing =
+      cli_without_nodes({"--config", (scratch_.path() / "nope.json").string(), "status"});
+  EXPECT_EQ(missing.code, kUsage) << missing;
+}
+
+// ---------------------------------------------------------------------------
+// acquire, release, extend
+
+TEST_F(RedlockCli, AcquirePrintsTokenAndValidity) {
+  auto r = cli({"acquire", "cli:a", "--ttl", "10s"});
+  ASSERT_EQ(r.code, kOk) << r;
+  const std::string token = token_of(r);
+  EXPECT_TRUE(std::regex_match(token, std::regex("[0-9a-f]{32}"))) << r;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("valid for [0-9]+ ms \\(ttl 10s, [3-5] of 5")))
+      << r;
+  EXPECT_GE(nodes_holding("cli:a", token), 3U);
+
+  auto j = cli({"--json", "acquire", "cli:b", "--ttl", "2m"});
+  ASSERT_EQ(j.code, kOk) << j;
+  const auto json = nlohmann::json::parse(j.out);
+  EXPECT_EQ(json.at("resource"), "cli:b");
+  EXPECT_EQ(json.at("ttl_ms"), 120000);
+  EXPECT_GT(json.at("validity_ms").get<long long>(), 100000);
+  EXPECT_LE(json.at("validity_ms").get<long long>(), 120000);
+  EXPECT_EQ(json.at("nodes").size(), 5U);
+  EXPECT_GE(nodes_holding("cli:b", json.at("token").get<std::string>()), 3U);
+
+  EXPECT_EQ(cli({"release", "cli:a", token}).code, kOk);
+  EXPECT_EQ(cli({"release", "cli:b", json.at("token").get<std::string>()}).code, kOk);
+}
+
+TEST_F(RedlockCli, AcquireHeldByAnotherExits4) {
+  auto held = cli({"acquire", "cli:held", "--ttl", "30s"});
+  ASSERT_EQ(held.code, kOk) << held;
+  auto once = cli({"acquire", "cli:held"});
+  EXPECT_EQ(once.code, kNotAcquired) << once;
+  EXPECT_NE(once.err.find("held by another"), std::string::npos) << once;
+  auto waited = cli({"acquire", "cli:held", "--wait", "300ms", "--retry-delay", "50ms"});
+  EXPECT_EQ(waited.code, kNotAcquired) << waited;
+  EXPECT_NE(waited.err.find("lock wait timeout"), std::string::npos) << waited;
+  EXPECT_GE(waited.took, 250ms) << waited;
+  auto json = cli({"--json", "acquire", "cli:held"});
+  EXPECT_EQ(json.code, kNotAcquired) << json;
+  EXPECT_EQ(nlohmann::json::parse(json.out).at("error"), "held by another") << json;
+  EXPECT_EQ(cli({"release", "cli:held", token_of(held)}).code, kOk);
+}
+
+TEST_F(RedlockCli, NoQuorumExits3) {
+  for (std::size_t i : {0U, 1U, 2U}) ASSERT_TRUE(cluster().kill(i).has_value());
+  auto once = cli({"acquire", "cli:nq"});
+  EXPECT_EQ(once.code, kUnreachable) << once;
+  EXPECT_NE(once.err.find("no quorum"), std::string::npos) << once;
+  // A wait that runs out while a majority is unreachable is still "unreachable".
+  auto waited = cli({"acquire", "cli:nq", "--wait", "300ms", "--retry-delay", "50ms"});
+  EXPECT_EQ(waited.code, kUnreachable) << waited;
+  auto status = cli({"status", "--timeout", "300ms"});
+  EXPECT_EQ(status.code, kUnreachable) << status;
+  EXPECT_NE(status.out.find("2 of 5 nodes reachable; a lock needs 3"), std::string::npos) << status;
+  auto release = cli({"release", "cli:nq", "0123456789abcdef0123456789abcdef"});
+  EXPECT_EQ(release.code, kUnreachable) << release;
+}
+
+TEST_F(RedlockCli, ReleaseThenNotOwner) {
+  auto a = cli({"acquire", "cli:r"});
+  ASSERT_EQ(a.code, kOk) << a;
+  const std::string token = token_of(a);
+  auto released = cli({"release", "cli:r", token});
+  EXPECT_EQ(released.code, kOk) << released;
+  EXPECT_NE(released.out.find("deleted on 5 of 5 nodes"), std::string::npos) << released;
+  EXPECT_EQ(nodes_holding("cli:r", token), 0U);
+  // Nothing left to release: not the owner.
+  auto again = cli({"release", "cli:r", token});
+  EXPECT_EQ(again.code, kFailure) << again;
+  EXPECT_NE(again.err.find("not held with this token"), std::string::npos) << again;
+  auto json = cli({"--json", "release", "cli:r", token});
+  EXPECT_EQ(json.code, kFailure) << json;
+  EXPECT_EQ(nlohmann::json::parse(json.out).at("outcome"), "not owner") << json;
+  // Another holder's lock is not released by a wrong token.
+  auto b = cli({"acquire", "cli:r"});
+  ASSERT_EQ(b.code, kOk) << b;
+  auto wrong = cli({"release", "cli:r", token});
+  EXPECT_EQ(wrong.code, kFailure) << wrong;
+  EXPECT_GE(nodes_holding("cli:r", token_of(b)), 3U);
+  EXPECT_EQ(cli({"release", "cli:r", token_of(b)}).code, kOk);
+}
+
+TEST_F(RedlockCli, ExtendThenNotOwner) {
+  auto a = cli({"acquire", "cli:e", "--ttl", "2s"});
+  ASSERT_EQ(a.code, kOk) << a;
+  const std::string token = token_of(a);
+  auto extended = cli({"extend", "cli:e", token, "--ttl", "60s"});
+  EXPECT_EQ(extended.code, kOk) << extended;
+  EXPECT_EQ(token_of(extended), token) << extended;
+  std::size_t long_lived = 0;
+  for (std::size_t i = 0; i < cluster().size(); ++i) {
+    auto pttl = cluster().command(i, {"PTTL", "cli:e"});
+    if (pttl.has_value() && std::stoll(*pttl) > 30000) ++long_lived;
+  }
+  EXPECT_GE(long_lived, 3U);
+  auto wrong = cli({"extend", "cli:e", "0123456789abcdef0123456789abcdef", "--ttl", "60s"});
+  EXPECT_EQ(wrong.code, kFailure) << wrong;
+  EXPECT_NE(wrong.err.find("not owner"), std::string::npos) << wrong;
+  EXPECT_EQ(cli({"release", "cli:e", token}).code, kOk);
+  auto gone = cli({"--json", "extend", "cli:e", token});
+  EXPECT_EQ(gone.code, kFailure) << gone;
+  EXPECT_EQ(nlohmann::json::parse(gone.out).at("error"), "not owner") << gone;
+}
+
+// ---------------------------------------------------------------------------
+// status
+
+TEST_F(RedlockCli, StatusShowsEachNode) {
+  auto r = cli({"--json", "status"});
+  ASSERT_EQ(r.code, kOk) << r;
+  const auto json = nlohmann::json::parse(r.out);
+  EXPECT_EQ(json.at("reachable"), 5);
+  EXPECT_EQ(json.at("quorum"), 3);
+  ASSERT_EQ(json.at("nodes").size(), 5U);
+  for (std::size_t i = 0; i < 5; ++i) {
+    const auto& n = json.at("nodes").at(i);
+    EXPECT_EQ(n.at("node"), addresses()[i]);
+    EXPECT_TRUE(n.at("reachable").get<bool>()) << n;
+    EXPECT_GT(n.at("rtt_us").get<long long>(), 0) << n;
+    EXPECT_TRUE(std::regex_match(n.at("version").get<std::string>(), std::regex("[0-9.]+"))) << n;
+    EXPECT_TRUE(std::regex_match(n.at("run_id").get<std::string>(), std::regex("[0-9a-f]{40}")))
+        << n;
+  }
+  ASSERT_TRUE(cluster().kill(1).has_value());
+  ASSERT_TRUE(cluster().pause(2).has_value());
+  auto text = cli({"status", "--timeout", "300ms"});
+  EXPECT_EQ(text.code, kOk) << text;
+  EXPECT_NE(text.out.find("3 of 5 nodes reachable; a lock needs 3"), std::string::npos) << text;
+  EXPECT_TRUE(std::regex_search(text.out, std::regex(addresses()[1] + " +unreachable .*connect")))
+      << text;
+  EXPECT_TRUE(std::regex_search(text.out, std::regex(addresses()[2] + " +unreachable .*timed out")))
+      << text;
+}
+
+// ---------------------------------------------------------------------------
+// run
+
+TEST_F(RedlockCli, RunExitsWithTheCommandsStatus) {
+  const auto env_file = scratch_.path() / "env";
+  auto r = cli({"run", "cli:run", "--", "sh", "-c",
+                "echo \"$REDLOCK_RESOURCE $REDLOCK_TOKEN\" > '" + env_file.string() + "'; exit 7"});
+  EXPECT_EQ(r.code, 7) << r;
+  EXPECT_TRUE(std::regex_match(read_file(env_file), std::regex("cli:run [0-9a-f]{32}\n")))
+      << read_file(env_file);
+  EXPECT_EQ(cli({"run", "cli:run", "--", "true"}).code, kOk);
+  EXPECT_EQ(cli({"run", "cli:run", "true"}).code, kOk);  // "--" is optional
+  auto killed = cli({"run", "cli:run", "--", "sh", "-c", "kill -KILL $$"});
+  EXPECT_EQ(killed.code, 128 + SIGKILL) << killed;
+  auto missing = cli({"run", "cli:run", "--", "no-such-command-here"});
+  EXPECT_EQ(missing.code, 127) << missing;
+  EXPECT_NE(missing.err.find("command not found"), std::string::npos) << missing;
+  auto not_executable = cli({"run", "cli:run", "--", scratch_.path().string()});
+  EXPECT_EQ(not_executable.code, 126) << not_executable;
+  // Every run released its lock (the fixture also checks no key is left).
+  auto after = cli({"acquire", "cli:run", "--ttl", "1s"});
+  EXPECT_EQ(after.code, kOk) << after;
+  EXPECT_EQ(cli({"release", "cli:run", token_of(after)}).code, kOk);
+}
+
+TEST_F(RedlockCli, RunOnceWhileAnotherRunHoldsTheLock) {
+  const auto started = scratch_.path() / "first-started";
+  const auto go = scratch_.path() / "go";
+  const auto marker = scratch_.path() / "second-ran";
+  // The first command holds the lock until the test lets it go.
+  auto first = start({"run", "cli:excl", "--ttl", "2s", "--", "sh", "-c",
+                      "touch '" + started.string() + "'; while [ ! -e '" + go.string() +
+                          "' ]; do sleep 0.02; done"});
+  ASSERT_TRUE(appears(started));
+  auto second = cli({"run", "cli:excl", "--wait", "200ms", "--retry-delay", "50ms", "--", "touch",
+                     marker.string()});
+  write_file(go, "");
+  EXPECT_EQ(second.code, kNotAcquired) << second;
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "the second command ran";
+  auto done = first.finish();
+  EXPECT_EQ(done.code, kOk) << done;
+}
+
+TEST_F(RedlockCli, RunWaitsForTheOtherRunThenRuns) {
+  const auto log = scratch_.path() / "log";
+  const std::string script =
+      "echo start >> '" + log.string() + "'; sleep 0.6; echo end >> '" + log.string() + "'";
+  auto first = start({"run", "cli:seq", "--ttl", "2s", "--", "sh", "-c", script});
+  ASSERT_TRUE(wait_until([&]() -> bool { return cluster().count_keys("cli:seq").value_or(0) >= 3; },
+                         scaled(5000ms)));
+  auto second = start({"run", "cli:seq", "--ttl", "2s", "--wait", "20s", "--retry-delay", "50ms",
+                       "--", "sh", "-c", script});
+  auto a = first.finish();
+  auto b = second.finish();
+  EXPECT_EQ(a.code, kOk) << a;
+  EXPECT_EQ(b.code, kOk) << b;
+  EXPECT_EQ(read_file(log), "start\nend\nstart\nend\n");
+}
+
+TEST_F(RedlockCli, RunKeepsTheLockPastSeveralTtls) {
+  auto run = start({"run", "cli:long", "--ttl", "1s", "--", "sleep", "3.5"});
+  ASSERT_TRUE(wait_until(
+      [&]() -> bool { return cluster().count_keys("cli:long").value_or(0) >= 3; }, scaled(5000ms)));
+  // Three ttls later the lock is still held: others are refused.
+  for (int k = 0; k < 3; ++k) {
+    std::this_thread::sleep_for(1s);
+    auto other = cli({"acquire", "cli:long", "--ttl", "1s"});
+    EXPECT_EQ(other.code, kNotAcquired) << "after " << k + 1 << " s: " << other;
+    if (other.code == kOk) (void)cli({"release", "cli:long", token_of(other)});
+  }
+  auto done = run.finish();
+  EXPECT_EQ(done.code, kOk) << done;
+  EXPECT_TRUE(done.err.empty()) << done;
+}
+
+TEST_F(RedlockCli, RunSignalsTheCommandWhenTheLockIsLost) {
+  const auto started = scratch_.path() / "started";
+  const auto marker = scratch_.path() / "got-term";
+  // -v: should this fail, the engine's log says what happened to the lock.
+  auto run = start({"-v", "run", "cli:lost", "--ttl", "1s", "--kill-after", "3s", "--", "sh", "-c",
+                    "trap 'echo term > \"" + marker.string() + "\"; exit 0' TERM; touch '" +
+                        started.string() + "'; while :; do sleep 0.05; done"});
+  ASSERT_TRUE(appears(started));
+  flush_all();  // the keys vanish: the next extension is refused
+  auto done = run.finish(scaled(20000ms));
+  EXPECT_EQ(done.code, kLockLost) << done;
+  EXPECT_NE(done.err.find("lost the lock on \"cli:lost\""), std::string::npos) << done;
+  EXPECT_NE(done.err.find("sending SIGTERM"), std::string::npos) << done;
+  EXPECT_EQ(read_file(marker), "term\n");
+}
+
+TEST_F(RedlockCli, RunKillsACommandThatIgnoresTheSignal) {
+  const auto started = scratch_.path() / "started";
+  auto run = start({"run", "cli:stubborn", "--ttl", "1s", "--signal", "INT", "--kill-after",
+                    "300ms", "--", "sh", "-c",
+                    "trap '' INT; touch '" + started.string() + "'; while :; do sleep 0.05; done"});
+  ASSERT_TRUE(appears(started));
+  flush_all();
+  auto done = run.finish(scaled(10000ms));
+  EXPECT_EQ(done.code, kLockLost) << done;
+  EXPECT_NE(done.err.find("sending SIGINT"), std::string::npos) << done;
+  EXPECT_NE(done.err.find("sending SIGKILL"), std::string::npos) << done;
+}
+
+TEST_F(RedlockCli, RunForwardsSigtermToTheCommand) {
+  const auto started = scratch_.path() / "started";
+  auto run = start({"run", "cli:fwd", "--ttl", "2s", "--", "sh", "-c",
+                    "touch '" + started.string() + "'; exec sleep 30"});
+  ASSERT_TRUE(appears(started));
+  run.signal(SIGTERM);
+  auto done = run.finish(scaled(10000ms));
+  EXPECT_EQ(done.code, 128 + SIGTERM) << done;  // sleep died of the forwarded SIGTERM
+  EXPECT_LT(done.took, scaled(5000ms)) << done;
+  // ... and the lock was released, not left to expire.
+  EXPECT_EQ(cluster().count_keys("cli:fwd").value_or(-1), 0);
+}
+
+TEST_F(RedlockCli, RunInterruptedWhileWaiting) {
+  auto held = cli({"acquire", "cli:int", "--ttl", "30s"});
+  ASSERT_EQ(held.code, kOk) << held;
+  const auto marker = scratch_.path() / "ran";
+  auto run = start(
+      {"run", "cli:int", "--wait", "20s", "--retry-delay", "50ms", "--", "touch", marker.string()});
+  std::this_thread::sleep_for(300ms);
+  run.signal(SIGTERM);
+  auto done = run.finish(scaled(10000ms));
+  EXPECT_EQ(done.code, 128 + SIGTERM) << done;
+  EXPECT_LT(done.took, scaled(5000ms)) << done;
+  EXPECT_NE(done.err.find("interrupted by SIGTERM"), std::string::npos) << done;
+  EXPECT_FALSE(std::filesystem::exists(marker));
+  EXPECT_EQ(cli({"release", "cli:int", token_of(held)}).code, kOk);
+}
+
+// ---------------------------------------------------------------------------
+// cluster
+
+TEST_F(RedlockCli, ClusterCommands) {
+  const std::string dir = (scratch_.path() / "cluster").string();
+  auto up = cli_without_nodes({"cluster", "--dir", dir, "up", "3", "--base-port", "0"});
+  // Stop what `up` started whatever happens below.
+  struct Down {
+    std::string dir;
+    ~Down() {
+      if (auto c = redlock::cluster::LocalCluster::attach(dir)) (*c)->stop();
+    }
+  } down{dir};
+  ASSERT_EQ(up.code, kOk) << up;
+  EXPECT_NE(up.out.find("started 3 nodes"), std::string::npos) << up;
+
+  auto status = cli_without_nodes({"--json", "cluster", "--dir", dir, "status"});
+  ASSERT_EQ(status.code, kOk) << status;
+  auto json = nlohmann::json::parse(status.out);
+  ASSERT_EQ(json.size(), 3U) << status;
+  for (const auto& n : json) EXPECT_EQ(n.at("state"), "running") << n;
+
+  EXPECT_EQ(cli_without_nodes({"cluster", "--dir", dir, "pause", "2"}).code, kOk);
+  status = cli_without_nodes({"cluster", "status", "--json", "--dir", dir});
+  EXPECT_EQ(nlohmann::json::parse(status.out).at(1).at("state"), "paused") << status;
+  EXPECT_EQ(cli_without_nodes({"cluster", "--dir", dir, "resume", "2"}).code, kOk);
+  EXPECT_EQ(cli_without_nodes({"cluster", "--dir", dir, "restart", "3"}).code, kOk);
+  auto bad = cli_without_nodes({"cluster", "--dir", dir, "kill", "9"});
+  EXPECT_EQ(bad.code, kFailure) << bad;
+  EXPECT_NE(bad.err.find("redlock cluster: no node 9"), std::string::npos) << bad;
+  auto usage = cli_without_nodes({"cluster", "--dir", dir, "pause"});
+  EXPECT_EQ(usage.code, kUsage) << usage;
+  auto stopped = cli_without_nodes({"cluster", "--dir", dir, "down"});
+  EXPECT_EQ(stopped.code, kOk) << stopped;
+  EXPECT_NE(stopped.out.find("stopped 3 nodes"), std::string::npos) << stopped;
+}
+
+}  // namespace
+}  // namespace redlock::testing

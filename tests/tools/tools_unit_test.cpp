@@ -1,0 +1,362 @@
+// The tools' pure parts, without a network: durations, signal names, the
+// redlock CLI's exit codes and node configuration, chatroomd's validation,
+// metrics and race checker, and the SQLite store on a temporary file.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "chat_service.hpp"
+#include "cli_support.hpp"
+#include "connection_pool.hpp"
+#include "race_kit.hpp"
+#include "redlock/tools/duration.hpp"
+#include "redlock/tools/subprocess.hpp"
+#include "service_metrics.hpp"
+#include "store.hpp"
+#include "tool_process.hpp"
+#include "validation.hpp"
+
+namespace redlock::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using redlock::tools::format_duration;
+using redlock::tools::parse_duration;
+using std::chrono::milliseconds;
+
+// ---------------------------------------------------------------------------
+// Durations and lists
+
+TEST(Duration, ParsesNumbersWithUnits) {
+  EXPECT_EQ(parse_duration("500ms").value(), 500ms);
+  EXPECT_EQ(parse_duration("10s").value(), 10s);
+  EXPECT_EQ(parse_duration("2m").value(), 2min);
+  EXPECT_EQ(parse_duration("1h").value(), 1h);
+  EXPECT_EQ(parse_duration("1.5s").value(), 1500ms);
+  EXPECT_EQ(parse_duration("0.25m").value(), 15s);
+  EXPECT_EQ(parse_duration(" 0s ").value(), 0ms);
+  EXPECT_EQ(parse_duration("8760h").value(), redlock::tools::kMaxDuration);
+}
+
+TEST(Duration, RefusesWithAMessage) {
+  for (const char* bad : {"", "10", "s", "10x", "-1s", "1.s", ".5s", "1e3ms", "10 s", "1.0005s",
+                          "0.5ms", "8761h", "9999999999999h", "1.1234567891s"}) {
+    auto r = parse_duration(bad);
+    ASSERT_FALSE(r.has_value()) << "'" << bad << "' parsed as " << r->count() << " ms";
+    EXPECT_NE(r.error().find(std::string("'") + bad + "'"), std::string::npos) << r.error();
+  }
+  EXPECT_NE(parse_duration("10").error().find("a unit is required"), std::string::npos);
+}
+
+TEST(Duration, FormatsWhatItParses) {
+  for (auto d : {0ms, 1ms, 500ms, 1000ms, 1500ms, 60000ms, 90000ms, 3600000ms}) {
+    EXPECT_EQ(parse_duration(format_duration(d)).value(), d) << format_duration(d);
+  }
+  EXPECT_EQ(format_duration(10s), "10s");
+  EXPECT_EQ(format_duration(2min), "2m");
+  EXPECT_EQ(format_duration(1500ms), "1500ms");
+}
+
+TEST(SplitList, TrimsAndDropsEmptyItems) {
+  EXPECT_EQ(redlock::tools::split_list(" a, b,,c "), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_TRUE(redlock::tools::split_list("").empty());
+  EXPECT_TRUE(redlock::tools::split_list(" , ").empty());
+}
+
+TEST(Signals, ByNameOrNumber) {
+  using redlock::tools::parse_signal;
+  EXPECT_EQ(parse_signal("TERM"), SIGTERM);
+  EXPECT_EQ(parse_signal("SIGTERM"), SIGTERM);
+  EXPECT_EQ(parse_signal("int"), SIGINT);
+  EXPECT_EQ(parse_signal("9"), SIGKILL);
+  EXPECT_EQ(parse_signal("USR1"), SIGUSR1);
+  EXPECT_FALSE(parse_signal(""));
+  EXPECT_FALSE(parse_signal("NOPE"));
+  EXPECT_FALSE(parse_signal("0"));
+  EXPECT_FALSE(parse_signal("1000"));
+  EXPECT_EQ(redlock::tools::signal_name(SIGHUP), "HUP");
+}
+
+// ---------------------------------------------------------------------------
+// Subprocess
+
+TEST(Subprocess, ExitStatusSignalsAndExecErrors) {
+  ScratchDir dir;
+  auto r = run_tool(dir.path(), {"sh", "-c", "echo out; echo err >&2; exit 3"});
+  EXPECT_EQ(r.code, 3) << r;
+  EXPECT_EQ(r.out, "out\n");
+  EXPECT_EQ(r.err, "err\n");
+  EXPECT_EQ(run_tool(dir.path(), {"sh", "-c", "kill -TERM $$"}).code, 128 + SIGTERM);
+  auto env = run_tool(dir.path(), {"sh", "-c", "echo \"$A/${HOME-unset}\""}, {"A=1", "HOME"});
+  EXPECT_EQ(env.out, "1/unset\n") << env;
+
+  redlock::tools::SpawnOptions missing;
+  missing.argv = {"no-such-program-anywhere"};
+  auto m = redlock::tools::Subprocess::spawn(missing);
+  ASSERT_FALSE(m.has_value());
+  EXPECT_EQ(m.error().error_number, ENOENT) << m.error().message;
+  missing.argv = {dir.path().string()};
+  auto d = redlock::tools::Subprocess::spawn(missing);
+  ASSERT_FALSE(d.has_value());
+  EXPECT_EQ(d.error().error_number, EACCES) << d.error().message;
+
+  redlock::tools::SpawnOptions sleeper;
+  sleeper.argv = {"sleep", "30"};
+  auto s = redlock::tools::Subprocess::spawn(sleeper);
+  ASSERT_TRUE(s.has_value()) << s.error().message;
+  EXPECT_FALSE(s->poll());
+  EXPECT_EQ(redlock::tools::exit_code(s->stop(SIGTERM, 5000ms)), 128 + SIGTERM);
+  EXPECT_FALSE(s->running());
+}
+
+// ---------------------------------------------------------------------------
+// The redlock CLI's exit codes and configuration
+
+redlock::Error error_with(redlock::ErrorCode code, std::vector<redlock::NodeStatus> statuses) {
+  std::vector<redlock::NodeResult> nodes;
+  for (auto s : statuses) nodes.push_back({"n", s, "", {}});
+  return redlock::Error(code, "x", nodes);
+}
+
+TEST(CliExitCodes, OnePerKindOfFailure) {
+  using redlock::ErrorCode;
+  using redlock::NodeStatus;
+  using redlock::cli::exit_code_for;
+  EXPECT_EQ(exit_code_for(redlock::Error(ErrorCode::kInvalidArgument, ""), 3), 2);
+  EXPECT_EQ(exit_code_for(redlock::Error(ErrorCode::kNoQuorum, ""), 3), 3);
+  EXPECT_EQ(exit_code_for(redlock::Error(ErrorCode::kValidityExhausted, ""), 3), 3);
+  EXPECT_EQ(exit_code_for(redlock::Error(ErrorCode::kHeldByAnother, ""), 3), 4);
+  EXPECT_EQ(exit_code_for(redlock::Error(ErrorCode::kLockLost, ""), 3), 5);
+  EXPECT_EQ(exit_code_for(redlock::Error(ErrorCode::kNotOwner, ""), 3), 1);
+  EXPECT_EQ(exit_code_for(redlock::Error(ErrorCode::kExpired, ""), 3), 1);
+  EXPECT_EQ(exit_code_for(redlock::Error(ErrorCode::kShuttingDown, ""), 3), 1);
+  // A wait that ran out: held, unless the last round could not reach a majority.
+  const auto held = error_with(ErrorCode::kLockWaitTimeout,
+                               {NodeStatus::kRefused, NodeStatus::kRefused, NodeStatus::kOk,
+                                NodeStatus::kTimeout, NodeStatus::kDisconnected});
+  EXPECT_EQ(exit_code_for(held, 3), 4);
+  const auto unreachable = error_with(ErrorCode::kLockWaitTimeout,
+                                      {NodeStatus::kOk, NodeStatus::kRefused, NodeStatus::kTimeout,
+                                       NodeStatus::kDisconnected, NodeStatus::kDisconnected});
+  EXPECT_EQ(exit_code_for(unreachable, 3), 3);
+  EXPECT_EQ(exit_code_for(redlock::Error(ErrorCode::kLockWaitTimeout, ""), 3), 4);
+}
+
+TEST(CliConfig, PrecedenceAndFileFormat) {
+  using redlock::cli::resolve_nodes;
+  ScratchDir home;
+  const auto config_dir = home.path() / ".config" / "redlock";
+  std::filesystem::create_directories(config_dir);
+  write_file(config_dir / "config.json", R"({"nodes": ["h:1", "h:2", "h:3"]})");
+  const auto other = home.path() / "other.json";
+  write_file(other, R"({"nodes": ["o:1"]})");
+  const std::string h = home.path().string();
+
+  auto flag = resolve_nodes({"a:1, b:2", other.string(), "e:1", std::nullopt, h});
+  ASSERT_TRUE(flag.has_value()) << flag.error();
+  EXPECT_EQ(flag->nodes, (std::vector<std::string>{"a:1", "b:2"}));
+  EXPECT_EQ(flag->origin, "--nodes");
+  auto config = resolve_nodes({std::nullopt, other.string(), "e:1", std::nullopt, h});
+  ASSERT_TRUE(config.has_value());
+  EXPECT_EQ(config->nodes, (std::vector<std::string>{"o:1"}));
+  auto env = resolve_nodes({std::nullopt, std::nullopt, "e:1,e:2", std::nullopt, h});
+  ASSERT_TRUE(env.has_value());
+  EXPECT_EQ(env->origin, "REDLOCK_NODES");
+  auto deflt = resolve_nodes({std::nullopt, std::nullopt, std::nullopt, std::nullopt, h});
+  ASSERT_TRUE(deflt.has_value()) << deflt.error();
+  EXPECT_EQ(deflt->nodes.size(), 3U);
+  // $XDG_CONFIG_HOME wins over ~/.config (relative values are ignored).
+  EXPECT_EQ(redlock::cli::default_config_path("/x", h),
+            std::filesystem::path("/x/redlock/config.json"));
+  EXPECT_EQ(redlock::cli::default_config_path("rel", h), config_dir / "config.json");
+  EXPECT_FALSE(redlock::cli::default_config_path(std::nullopt, std::nullopt));
+  auto nothing =
+      resolve_nodes({std::nullopt, std::nullopt, std::nullopt, std::nullopt, "/nonexistent"});
+  EXPECT_FALSE(nothing.has_value());
+  EXPECT_FALSE(resolve_nodes({" , ", std::nullopt, std::nullopt, std::nullopt, h}).has_value());
+
+  EXPECT_TRUE(redlock::cli::parse_config(R"({"nodes": ["a:1"]})").has_value());
+  for (const char* bad : {"", "[]", "{}", R"({"nodes": []})", R"({"nodes": [1]})",
+                          R"({"nodes": "a:1"})", R"({"nodes": ["a:1"], "extra": 1})"}) {
+    EXPECT_FALSE(redlock::cli::parse_config(bad).has_value()) << bad;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// chatroomd
+
+TEST(ChatroomValidation, RoomNames) {
+  using redlock::chatroom::room_name_problem;
+  EXPECT_FALSE(room_name_problem("general"));
+  EXPECT_FALSE(room_name_problem("café ☕ 🚀"));
+  EXPECT_FALSE(room_name_problem(std::string(64, 'a')));
+  EXPECT_EQ(room_name_problem(""), "name is empty");
+  EXPECT_EQ(room_name_problem(std::string(65, 'a')), "name is longer than 64 bytes");
+  EXPECT_EQ(
+      room_name_problem(std::string(22, 'a') + std::string("\xe2\x98\x95") + std::string(40, 'b')),
+      "name is longer than 64 bytes");
+  for (const std::string& bad : {std::string("a\nb"), std::string("a\tb"), std::string(1, '\0'),
+                                 std::string("\x7f"), std::string("a\xc2\x85")}) {
+    EXPECT_EQ(room_name_problem(bad), "name contains a control character") << bad;
+  }
+  for (const std::string& bad : {std::string("\xff"), std::string("\xc0\xaf"),
+                                 std::string("\xed\xa0\x80"), std::string("\xe2\x98")}) {
+    EXPECT_EQ(room_name_problem(bad), "name is not valid UTF-8");
+  }
+  EXPECT_EQ(room_name_problem("a/b"), "name contains '/'");
+  EXPECT_FALSE(redlock::chatroom::text_problem("line one\nline two\tand a/slash"));
+  EXPECT_TRUE(redlock::chatroom::author_problem("a\nb"));
+  EXPECT_TRUE(redlock::chatroom::text_problem(std::string(4097, 'x')));
+}
+
+TEST(ChatroomMetrics, RoutesAndPrometheusText) {
+  using redlock::chatroom::route_of;
+  EXPECT_EQ(route_of("POST", "/chatrooms"), "POST /chatrooms");
+  EXPECT_EQ(route_of("POST", "/chatrooms/x/messages"), "POST /chatrooms/{name}/messages");
+  EXPECT_EQ(route_of("GET", "/chatrooms/x"), "GET /chatrooms/{name}");
+  EXPECT_EQ(route_of("GET", "/chatrooms/x/messages"), "GET /chatrooms/{name}/messages");
+  EXPECT_EQ(route_of("GET", "/healthz"), "GET /healthz");
+  EXPECT_EQ(route_of("GET", "/metrics"), "GET /metrics");
+  for (const char* other :
+       {"/", "/chatrooms/", "/chatrooms//messages", "/chatrooms/x/y", "/a/b/c/d/e", "metrics"}) {
+    EXPECT_EQ(route_of("GET", other), "other") << other;
+  }
+  EXPECT_EQ(route_of("DELETE", "/chatrooms/x"), "other");
+
+  redlock::chatroom::ServiceMetrics m;
+  m.observe_request("POST /chatrooms", 201, 0.003);
+  m.observe_request("POST /chatrooms", 200, 0.5);
+  m.observe_request("POST /chatrooms", 200, 20);
+  m.unique_conflict();
+  m.room_created();
+  const std::string text = m.render();
+  for (const char* line :
+       {"chatroom_http_requests_total{route=\"POST /chatrooms\",status=\"200\"} 2\n",
+        "chatroom_http_requests_total{route=\"POST /chatrooms\",status=\"201\"} 1\n",
+        "chatroom_http_request_duration_seconds_bucket{route=\"POST /chatrooms\",le=\"0.001\"} 0\n",
+        "chatroom_http_request_duration_seconds_bucket{route=\"POST /chatrooms\",le=\"0.005\"} 1\n",
+        "chatroom_http_request_duration_seconds_bucket{route=\"POST /chatrooms\",le=\"0.5\"} 2\n",
+        "chatroom_http_request_duration_seconds_bucket{route=\"POST /chatrooms\",le=\"10\"} 2\n",
+        "chatroom_http_request_duration_seconds_bucket{route=\"POST /chatrooms\",le=\"+Inf\"} 3\n",
+        "chatroom_http_request_duration_seconds_count{route=\"POST /chatrooms\"} 3\n",
+        "chatroom_unique_conflicts_total 1\n", "chatroom_rooms_created_total 1\n",
+        "# TYPE chatroom_http_request_duration_seconds histogram\n"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+  }
+  EXPECT_EQ(m.unique_conflicts(), 1U);
+}
+
+TEST(ChatroomRaceChecker, CleanOnlyWhenCreatedOnce) {
+  using redlock::chatroom::RoomAudit;
+  using redlock::chatroom::race::check;
+  redlock::chatroom::race::RaceResult race;
+  race.requests = 10;
+  race.created = 1;
+  race.existed = 8;
+  race.unavailable = 1;
+  EXPECT_TRUE(check(race, RoomAudit{1, 1, 1}, 0).clean);
+  EXPECT_FALSE(check(race, RoomAudit{1, 1, 1}, 3).clean);
+  EXPECT_FALSE(check(race, RoomAudit{1, 2, 1}, 0).clean);
+  EXPECT_FALSE(check(race, RoomAudit{1, 1, 2}, 0).clean);
+  EXPECT_FALSE(check(race, RoomAudit{2, 2, 2}, 0).clean);
+  race.created = 2;
+  EXPECT_FALSE(check(race, RoomAudit{1, 1, 1}, 0).clean);
+  race.created = 1;
+  race.other = 1;
+  const auto v = check(race, RoomAudit{1, 1, 1}, 0);
+  EXPECT_FALSE(v.clean);
+  EXPECT_EQ(v.problems.size(), 1U);
+}
+
+TEST(ConnectionPool, LendsAtMostSizeAndDropsBrokenOnes) {
+  std::atomic<int> made{0};
+  redlock::chatroom::ConnectionPool<int, std::string> pool(
+      2, [&]() -> tl::expected<std::unique_ptr<int>, std::string> {
+        return std::make_unique<int>(++made);
+      });
+  {
+    auto a = pool.borrow();
+    auto b = pool.borrow();
+    ASSERT_TRUE(a && b);
+    EXPECT_NE(**a, **b);
+    std::atomic<bool> got{false};
+    std::thread third([&] {
+      auto c = pool.borrow();
+      got = c.has_value();
+    });
+    std::this_thread::sleep_for(50ms);
+    EXPECT_FALSE(got.load());  // waits for a connection to come back
+    a->broken();
+    { auto drop = std::move(*a); }
+    third.join();
+    EXPECT_TRUE(got.load());
+  }
+  EXPECT_EQ(made.load(), 3);  // the broken one was replaced
+}
+
+TEST(SqliteStore, CreatesOnceAndRollsBackWhenTheLockIsGone) {
+  ScratchDir dir;
+  auto opened = redlock::chatroom::open_store("sqlite:" + (dir.path() / "t.db").string(), 2);
+  ASSERT_TRUE(opened.has_value()) << opened.error().message;
+  auto& store = **opened;
+  EXPECT_EQ(store.kind(), "sqlite");
+  const auto yes = [] { return true; };
+  auto room = store.create_room("r", yes);
+  ASSERT_TRUE(room.has_value()) << room.error().message;
+  auto again = store.create_room("r", yes);
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().kind, redlock::chatroom::StoreErrorKind::kUniqueViolation)
+      << again.error().message;
+  auto aborted = store.create_room("s", [] { return false; });
+  ASSERT_FALSE(aborted.has_value());
+  EXPECT_EQ(aborted.error().kind, redlock::chatroom::StoreErrorKind::kAborted);
+  EXPECT_FALSE(store.find_room("s").value().has_value());
+  EXPECT_EQ(store.audit("s").value().created_events, 0);
+  auto audit = store.audit("r");
+  ASSERT_TRUE(audit.has_value());
+  EXPECT_EQ(audit->rooms, 1);
+  EXPECT_EQ(audit->created_messages, 1);
+  EXPECT_EQ(audit->created_events, 1);
+  auto message = store.append_message(*room, "ann", "hello");
+  ASSERT_TRUE(message.has_value()) << message.error().message;
+  auto list = store.messages(*room, 10);
+  ASSERT_TRUE(list.has_value());
+  ASSERT_EQ(list->size(), 2U);
+  EXPECT_EQ(list->at(0).kind, "system");
+  EXPECT_EQ(list->at(1).text, "hello");
+  EXPECT_EQ(store.messages(*room, 1).value().size(), 1U);
+  EXPECT_TRUE(store.ping().has_value());
+  EXPECT_FALSE(redlock::chatroom::open_store("mysql://x", 1).has_value());
+  EXPECT_FALSE(redlock::chatroom::open_store("sqlite:/nonexistent/dir/x.db", 1).has_value());
+}
+
+TEST(ChatService, WithoutTheLockAUniqueViolationReportsTheRoom) {
+  ScratchDir dir;
+  auto store = redlock::chatroom::open_store("sqlite:" + (dir.path() / "t.db").string(), 4);
+  ASSERT_TRUE(store.has_value());
+  redlock::chatroom::ServiceMetrics metrics;
+  redlock::chatroom::ServiceOptions options;
+  options.create_delay = 100ms;
+  redlock::chatroom::ChatService service(**store, nullptr, options, metrics);
+  // Two creates past the look-up at once: one creates, the other meets the
+  // UNIQUE constraint and reports the room as existing.
+  redlock::chatroom::RoomOutcome a;
+  redlock::chatroom::RoomOutcome b;
+  std::thread ta([&] { a = service.ensure_room("dup"); });
+  std::thread tb([&] { b = service.ensure_room("dup"); });
+  ta.join();
+  tb.join();
+  ASSERT_TRUE(a.room && b.room) << a.detail << " / " << b.detail;
+  EXPECT_EQ(a.room->id, b.room->id);
+  const int created = (a.outcome == redlock::chatroom::Outcome::kCreated ? 1 : 0) +
+                      (b.outcome == redlock::chatroom::Outcome::kCreated ? 1 : 0);
+  EXPECT_EQ(created, 1);
+  EXPECT_EQ(metrics.unique_conflicts(), 1U);
+  EXPECT_EQ(service.ensure_room("dup").outcome, redlock::chatroom::Outcome::kExisted);
+}
+
+}  // namespace
+}  // namespace redlock::testing
