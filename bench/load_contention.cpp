@@ -427,7 +427,7 @@ bool run_c_processes(const Config& cfg, const Nodes& nodes, Output& out) {
   for (int rep = 1; rep <= cfg.rep; ++rep) {
     Samples merged;
     const Run run{"c", "c/" + std::to_string(cfg.processes) + "proc", rep,
-                  static_cast<int>(ports.size())};
+                  static_cast<int>(ports.size()), cfg.key_prefix + ":c"};
     json j = redlock_line(run);
     long ops = 0, errors = 0, violations = 0, min_ops = -1, timeouts = 0;
     double rate = 0, secs = 0, attempts = 0;

@@ -60,6 +60,11 @@ void print_targets(const std::vector<json>& lines) {
     for (const auto& [label, j] : runs) {
       const std::string scenario = j->value("scenario", "");
       const double p50 = j->value("p50_us", 0.0);
+      if (scenario != "base" && (j->value("ops", 0L) == 0 || j->value("errors", 0L) > 0)) {
+        std::fprintf(stderr, "  rep %d %-12s %ld ops, %ld errors: no verdict\n", rep, label.c_str(),
+                     j->value("ops", 0L), j->value("errors", 0L));
+        continue;
+      }
       if (scenario == "a" && base != nullptr && j->value("release", "") == "wait") {
         const double ratio = p50 / base->value("p50_us", 1.0);
         std::fprintf(stderr,
