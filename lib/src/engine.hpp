@@ -153,13 +153,13 @@ class Node {
   bool ever_connected_ = false;
   int failures_ = 0;
   std::string last_error_;
-  Conn* conn_ = nullptr;  // the live connection, or null
-  uv_timer_t timer_{};    // connect deadline, then reconnect backoff
+  Conn* conn_ = nullptr;   // the live connection, or null
+  uv_timer_t timer_{};     // connect deadline, then reconnect backoff
   Conn* watch_ = nullptr;  // kSentinel: the +switch-master subscription
   uv_timer_t watch_timer_{};
   std::unique_ptr<ReplyParser> watch_parser_;
   std::size_t watch_sentinel_ = 0;
-  std::string out_;       // formatted commands not yet handed to the socket
+  std::string out_;  // formatted commands not yet handed to the socket
   bool dirty_ = false;
   std::deque<Pending> pending_;  // sent or queued, awaiting replies, in order
   std::unique_ptr<ReplyParser> parser_;
