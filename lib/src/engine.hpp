@@ -163,7 +163,7 @@ class Node {
   bool dirty_ = false;
   std::deque<Pending> pending_;  // sent or queued, awaiting replies, in order
   std::unique_ptr<ReplyParser> parser_;
-  std::vector<Cleanup> cleanup_;
+  std::deque<Cleanup> cleanup_;  // oldest first; dropped from the front when full
   std::vector<char> read_buf_;
 
   friend class Engine;

@@ -431,7 +431,7 @@ void Node::replay_cleanup() {
 void Node::remember_cleanup(std::vector<std::string> keys, std::string token,
                             Clock::time_point until) {
   if (state_ == State::kClosed || until <= Clock::now()) return;
-  if (cleanup_.size() >= kMaxCleanup) cleanup_.erase(cleanup_.begin());
+  if (cleanup_.size() >= kMaxCleanup) cleanup_.pop_front();
   cleanup_.push_back({std::move(keys), std::move(token), until});
 }
 
