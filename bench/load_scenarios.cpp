@@ -149,6 +149,7 @@ class InflightRun : public std::enable_shared_from_this<InflightRun> {
   long active_ = 0;
 };
 
+#ifdef REDLOCK_BENCH_HAVE_DELAYPROXY
 // Median round trip of PING to 127.0.0.1:port, in microseconds; nullopt
 // when the port does not answer PING.
 std::optional<double> ping_rtt_us(int port, std::string& why) {
@@ -177,6 +178,8 @@ std::optional<double> ping_rtt_us(int port, std::string& why) {
   std::sort(v.begin(), v.end());
   return percentile_sorted(v, 0.5);
 }
+
+#endif
 
 }  // namespace
 

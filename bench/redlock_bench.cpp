@@ -37,9 +37,8 @@
 #include "redlock/cluster/local_cluster.hpp"
 #include "silent_node.hpp"
 
+namespace redlock::bench {
 namespace {
-
-using namespace redlock::bench;  // NOLINT: this file is the tool's main
 
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
@@ -217,7 +216,7 @@ int run_all(const Config& cfg, Output& out) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int tool_main(int argc, char** argv) {
   CLI::App app{"redlock-bench: load scenarios against real Redis nodes; JSON lines on stdout"};
   Config cfg;
   app.add_option("--scenario", cfg.scenarios, "a, b, c, d, geo (comma-separated), or all")
@@ -317,3 +316,7 @@ int main(int argc, char** argv) {
   Output out(cfg);
   return run_all(cfg, out);
 }
+
+}  // namespace redlock::bench
+
+int main(int argc, char** argv) { return redlock::bench::tool_main(argc, argv); }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Renders redlock-bench results to one PNG with gnuplot (Debian: gnuplot-nox).
 #
-#   scripts/plot.sh [-o OUT.png] [--samples SAMPLES.tsv] RESULTS.jsonl
-#   scripts/plot.sh [-o OUT.png] --run [redlock-bench arguments...]
+#   scripts/plot.sh [-o OUT.png] [-t TITLE] [--samples SAMPLES.tsv] RESULTS.jsonl
+#   scripts/plot.sh [-o OUT.png] [-t TITLE] --run [redlock-bench arguments...]
 #
 # RESULTS.jsonl is redlock-bench's stdout (one JSON object per line). With
 # --run the tool is run first (build/release/bench/redlock-bench, or
@@ -15,12 +15,14 @@ set -euo pipefail
 usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 out=bench.png
+title=""
 samples=""
 run=0
 results=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -o) [[ $# -ge 2 ]] || usage; out=$2; shift 2 ;;
+    -t) [[ $# -ge 2 ]] || usage; title=${2//\"/}; shift 2 ;;
     --samples) [[ $# -ge 2 ]] || usage; samples=$2; shift 2 ;;
     --run) run=1; shift; break ;;
     -h|--help) usage ;;
@@ -41,6 +43,7 @@ if [[ $run -eq 1 ]]; then
   "$bench" --samples "$samples" "$@" >"$results"
 fi
 [[ -n $results && -r $results ]] || usage
+[[ -n $title ]] || title="redlock-bench: $(basename "$results")"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -141,7 +144,7 @@ rows=$(( (panels + 1) / 2 ))
   cat <<EOF
 set terminal pngcairo size 1400,$(( rows * 430 )) font "sans,10"
 set output "$out"
-set multiplot layout $rows,2 title "redlock-bench: $(basename "$results")"
+set multiplot layout $rows,2 title "$title"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
@@ -169,6 +172,7 @@ plot "$work/thr.dat" using 2:xtic(1) notitle lc rgb "#58a058", \
      "" using 0:2:(sprintf("%.0f", \$2)) with labels offset 0,0.7 font ",8" notitle
 
 set title "Targets: measured ratio next to its limit"
+set key top right
 set ylabel "ratio (log)"
 set offsets 0, 0, 0, 0
 set logscale y
@@ -179,6 +183,7 @@ plot "$work/targets.dat" using 2:xtic(1) title "measured" lc rgb "#b04848", \
      "" using (\$0+0.2):3:4 with labels offset 0,0.7 font ",8" notitle
 unset logscale y
 set yrange [0:*]
+set key top left
 EOF
   if [[ -s $work/geo.dat ]]; then
     read -r geo_acq geo_q <"$work/geo_lines.dat"
