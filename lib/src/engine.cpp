@@ -222,6 +222,13 @@ class QuorumOp : public Operation {
       // Once decided, send nothing more, but still say why a node that is
       // down could not vote.
       if (round_->decided() && nodes[i]->connected()) continue;
+      if (auto why = nodes[i]->vote_block(start)) {
+        // Restart-aware voting: not asked, and counted as a "no".
+        results_[i].status = NodeStatus::kNotVoting;
+        results_[i].detail = std::move(*why);
+        round_->vote(i, NodeStatus::kNotVoting, start);
+        continue;
+      }
       if (!round_->decided() && nodes[i]->send(wire, shared_from_this(), tag_, fallback)) {
         sent_[i] = true;
       } else {
@@ -603,6 +610,9 @@ class ExtendOp final : public QuorumOp {
 // Engine
 
 Engine::Engine(ClientOptions options) : options_(std::move(options)), rng_(std::random_device{}()) {
+  restart_grace_ = options_.restart_grace.value_or(
+      options_.max_ttl +
+      std::chrono::ceil<milliseconds>(drift_allowance(options_.max_ttl, options_.drift_factor)));
   logger_ = options_.logger;
   if (!logger_) {
     // A private logger: never registered, never the global default one.

@@ -89,6 +89,11 @@ class Node {
   [[nodiscard]] std::size_t index() const noexcept { return index_; }
   // Why the node is not connected, if it is not ("" otherwise).
   [[nodiscard]] const std::string& last_error() const noexcept { return last_error_; }
+  // Set when the node must not count toward a majority at `now` (restart-
+  // aware voting): why, and for how long, for the round's per-node detail.
+  [[nodiscard]] std::optional<std::string> vote_block(Clock::time_point now) const;
+  // The node's run_id as its last handshake reported it ("" if unknown).
+  [[nodiscard]] const std::string& run_id() const noexcept { return run_id_; }
 
  private:
   struct Conn;
@@ -125,6 +130,7 @@ class Node {
   void on_ready();
   void on_sentinel_reply(const Reply* reply, std::string_view failure);
   void on_handshake_reply(std::size_t step, const Reply* reply, std::string_view failure);
+  void note_server_info(std::string_view info);
   void on_read(ssize_t nread, const uv_buf_t* buf);
   // kSentinel: a subscription to +switch-master on one sentinel, so a
   // failover is followed at once, not only when the old master fails.
@@ -153,6 +159,9 @@ class Node {
   bool ever_connected_ = false;
   int failures_ = 0;
   std::string last_error_;
+  std::string run_id_;
+  Clock::time_point votes_from_{};  // restart-aware voting: no vote before this
+  std::string not_voting_why_;      // what set votes_from_
   Conn* conn_ = nullptr;   // the live connection, or null
   uv_timer_t timer_{};     // connect deadline, then reconnect backoff
   Conn* watch_ = nullptr;  // kSentinel: the +switch-master subscription
@@ -196,6 +205,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
 
   [[nodiscard]] bool on_loop_thread() const noexcept;
   [[nodiscard]] const ClientOptions& options() const noexcept { return options_; }
+  // ClientOptions::restart_grace, resolved (0: restart-aware voting off).
+  [[nodiscard]] milliseconds restart_grace() const noexcept { return restart_grace_; }
   // The nodes as ClientOptions::nodes gave them, passwords hidden.
   [[nodiscard]] const std::vector<std::string>& node_names() const noexcept { return node_names_; }
   [[nodiscard]] std::vector<bool> connected() const;
@@ -235,6 +246,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // Declaration order is destruction order: the nodes (and the operations
   // their queues keep alive) go before the loop they were registered with.
   ClientOptions options_;
+  milliseconds restart_grace_{0};
   std::shared_ptr<spdlog::logger> logger_;
   std::unique_ptr<Metrics> metrics_;
   uv_loop_t loop_{};

@@ -48,6 +48,8 @@ std::string_view to_string(NodeStatus status) noexcept {
       return "disconnected";
     case NodeStatus::kPending:
       return "pending";
+    case NodeStatus::kNotVoting:
+      return "not voting";
   }
   return "unknown";
 }

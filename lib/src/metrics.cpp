@@ -106,6 +106,11 @@ void Metrics::reconnect(std::size_t node) {
   if (sink_) sink_->on_reconnect(node);
 }
 
+void Metrics::restart(std::size_t node) {
+  nodes_[node]->restarts.fetch_add(1, kRelaxed);
+  if (sink_) sink_->on_node_restart(node);
+}
+
 MetricsSnapshot Metrics::snapshot(const std::vector<std::string>& names,
                                   const std::vector<bool>& connected) const {
   MetricsSnapshot s;
@@ -123,6 +128,7 @@ MetricsSnapshot Metrics::snapshot(const std::vector<std::string>& names,
     n.node = i < names.size() ? names[i] : std::string();
     n.connected = i < connected.size() && connected[i];
     n.reconnects = nodes_[i]->reconnects.load(kRelaxed);
+    n.restarts = nodes_[i]->restarts.load(kRelaxed);
     n.timeouts = nodes_[i]->timeouts.load(kRelaxed);
     n.errors = nodes_[i]->errors.load(kRelaxed);
     n.rtt_us = nodes_[i]->rtt.snapshot();
@@ -222,6 +228,11 @@ std::string to_prometheus(const MetricsSnapshot& s, std::string_view prefix) {
   for (const auto& n : s.nodes) {
     out += p + "_node_reconnects_total{node=\"" + escape_label(n.node) + "\"} " +
            std::to_string(n.reconnects) + "\n";
+  }
+  header(out, p + "_node_restarts_total", "Restarts seen (run_id changes).", "counter");
+  for (const auto& n : s.nodes) {
+    out += p + "_node_restarts_total{node=\"" + escape_label(n.node) + "\"} " +
+           std::to_string(n.restarts) + "\n";
   }
   header(out, p + "_node_timeouts_total", "Commands not answered within the node timeout.",
          "counter");

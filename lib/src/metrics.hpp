@@ -38,6 +38,7 @@ class Metrics {
   void lock_lost();
   void late_reply_released(std::size_t node);
   void reconnect(std::size_t node);
+  void restart(std::size_t node);
 
   [[nodiscard]] MetricsSnapshot snapshot(const std::vector<std::string>& names,
                                          const std::vector<bool>& connected) const;
@@ -46,6 +47,7 @@ class Metrics {
   struct PerNode {
     PerNode();
     std::atomic<std::uint64_t> reconnects{0};
+    std::atomic<std::uint64_t> restarts{0};
     std::atomic<std::uint64_t> timeouts{0};
     std::atomic<std::uint64_t> errors{0};
     AtomicHistogram rtt;

@@ -318,6 +318,9 @@ void Node::on_connected() {
   }
   (void)push(format_command({"INFO", "cluster"}), setup, 2, nullptr);
   ++handshake_left_;
+  // run_id and uptime, for restart-aware voting.
+  (void)push(format_command({"INFO", "server"}), setup, 3, nullptr);
+  ++handshake_left_;
 }
 
 void Node::on_sentinel_reply(const Reply* reply, std::string_view failure) {
@@ -375,12 +378,21 @@ void Node::on_handshake_reply(std::size_t step, const Reply* reply, std::string_
     } else if (reply->str.starts_with("NOAUTH")) {
       fail_connection("the node requires a password (" + reply->str + ")", true);
     } else {
-      // INFO refused (for example by an ACL without +info): not fatal.
-      engine_.log().debug("node {}: INFO cluster refused: {}", name(), reply->str);
+      // INFO refused (for example by an ACL without +info): not fatal, but
+      // without run_id and uptime a restart cannot be noticed.
+      if (step == 3 && engine_.restart_grace().count() > 0) {
+        engine_.log().warn(
+            "node {}: INFO server refused ({}): restarts of this node cannot be noticed, so "
+            "restart-aware voting does not cover it",
+            name(), reply->str);
+      } else {
+        engine_.log().debug("node {}: INFO refused: {}", name(), reply->str);
+      }
       if (--handshake_left_ == 0) on_ready();
     }
     return;
   }
+  if (step == 3) note_server_info(reply->str);
   if (step == 2 && reply->str.find("cluster_enabled:1") != std::string::npos) {
     fail_connection(
         "the node runs in Redis Cluster mode; a Redlock node must be an independent master "
@@ -389,6 +401,44 @@ void Node::on_handshake_reply(std::size_t step, const Reply* reply, std::string_
     return;
   }
   if (--handshake_left_ == 0) on_ready();
+}
+
+void Node::note_server_info(std::string_view info) {
+  const auto run_id = info_field(info, "run_id").value_or("");
+  std::optional<std::chrono::seconds> uptime;
+  if (auto text = info_field(info, "uptime_in_seconds")) {
+    long long v = 0;
+    const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
+    if (ec == std::errc() && end == text->data() + text->size() && v >= 0) {
+      uptime = std::chrono::seconds(v);
+    }
+  }
+  const auto now = Clock::now();
+  const auto grace = engine_.restart_grace();
+  const auto d = restart_rule(run_id_, run_id, uptime, grace, now, votes_from_);
+  if (d.restarted) {
+    engine_.metrics().restart(index_);
+    not_voting_why_ = "restarted (run_id " + run_id_.substr(0, 8) + " -> " +
+                      std::string(run_id.substr(0, 8)) + ")";
+    engine_.log().warn("node {} restarted (run_id changed); it may have lost its keys, so it "
+                       "does not vote for {} ms",
+                       name(), grace.count());
+  } else if (d.votes_from > votes_from_) {
+    not_voting_why_ = "up for only " + std::to_string(uptime ? uptime->count() : 0) + " s";
+    engine_.log().warn("node {} has been up for only {} s; it does not vote for another {} ms "
+                       "(restart_grace {} ms)",
+                       name(), uptime ? uptime->count() : 0,
+                       std::chrono::ceil<milliseconds>(d.votes_from - now).count(),
+                       grace.count());
+  }
+  votes_from_ = d.votes_from;
+  if (!run_id.empty()) run_id_ = std::string(run_id);
+}
+
+std::optional<std::string> Node::vote_block(Clock::time_point now) const {
+  if (now >= votes_from_) return std::nullopt;
+  return not_voting_why_ + "; votes again in " +
+         std::to_string(std::chrono::ceil<milliseconds>(votes_from_ - now).count()) + " ms";
 }
 
 void Node::on_ready() {

@@ -113,4 +113,43 @@ milliseconds reconnect_delay(int failures, milliseconds min, milliseconds max,
   return milliseconds(std::max<milliseconds::rep>(1, static_cast<milliseconds::rep>(d)));
 }
 
+VotingDecision restart_rule(std::string_view previous_run_id, std::string_view run_id,
+                            std::optional<std::chrono::seconds> uptime, milliseconds grace,
+                            Clock::time_point now, Clock::time_point current_votes_from) noexcept {
+  VotingDecision d{current_votes_from, false};
+  if (grace.count() <= 0) return {Clock::time_point{}, false};
+  if (!previous_run_id.empty() && !run_id.empty() && run_id != previous_run_id) {
+    // Seen restarting: the whole grace from now (the restart happened at
+    // most a reconnect ago, and may have been just now).
+    d.votes_from = std::max(current_votes_from, now + grace);
+    d.restarted = true;
+    return d;
+  }
+  if (previous_run_id.empty() && uptime) {
+    // First sight: the process started at most `uptime` (+ < 1 s, as INFO
+    // rounds down) ago, so it may vote once `grace` has passed since then.
+    // Counting from the rounded-down uptime errs on the side of waiting.
+    if (*uptime < grace) {
+      d.votes_from = std::max(current_votes_from,
+                              now + (grace - std::chrono::duration_cast<milliseconds>(*uptime)));
+    }
+  }
+  return d;
+}
+
+std::optional<std::string_view> info_field(std::string_view info, std::string_view field) noexcept {
+  std::size_t pos = 0;
+  while (pos < info.size()) {
+    auto end = info.find('\n', pos);
+    if (end == std::string_view::npos) end = info.size();
+    auto line = info.substr(pos, end - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.size() > field.size() && line.starts_with(field) && line[field.size()] == ':') {
+      return line.substr(field.size() + 1);
+    }
+    pos = end + 1;
+  }
+  return std::nullopt;
+}
+
 }  // namespace redlock::detail

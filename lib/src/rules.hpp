@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "redlock/error.hpp"
@@ -109,6 +110,31 @@ struct RetryDecision {
 [[nodiscard]] RetryDecision next_retry(const RetryPolicy& policy, int attempts_done,
                                        Clock::time_point call_start, Clock::time_point now,
                                        double unit_random) noexcept;
+
+// Restart-aware voting. A node that restarted may have lost the keys it held,
+// so it must not help grant a lock that a client could still hold from before
+// the restart: it does not vote for `grace` (the largest ttl handed out plus
+// the drift allowance) after the restart. The client notices a restart by a
+// new run_id; a node it meets for the first time is judged by its uptime.
+struct VotingDecision {
+  // When the node may vote again (a past instant: at once).
+  Clock::time_point votes_from{};
+  // The run_id changed since the last handshake.
+  bool restarted = false;
+};
+
+// `previous_run_id`: what the last handshake saw ("" for the first one).
+// `uptime`: INFO's uptime_in_seconds, whole seconds rounded down (unset when
+// unknown). `current_votes_from`: the node's present rule, kept when nothing
+// new is learnt (a reconnect to the same process does not lift a wait).
+[[nodiscard]] VotingDecision restart_rule(std::string_view previous_run_id, std::string_view run_id,
+                                          std::optional<std::chrono::seconds> uptime,
+                                          milliseconds grace, Clock::time_point now,
+                                          Clock::time_point current_votes_from) noexcept;
+
+// The value of `field` in an INFO reply ("field:value" lines), if present.
+[[nodiscard]] std::optional<std::string_view> info_field(std::string_view info,
+                                                         std::string_view field) noexcept;
 
 // Capped exponential reconnect backoff with "equal jitter": the nominal delay
 // min * 2^failures, capped at max, of which the upper half is randomised.

@@ -270,6 +270,10 @@ Result<std::vector<NodeAddress>> validate_client_options(const ClientOptions& o)
   if (o.max_ttl.count() <= 0 || o.max_ttl > kMaxTtlCeiling) {
     return invalid("max_ttl " + ms(o.max_ttl) + " is out of range (0, " + ms(kMaxTtlCeiling) + "]");
   }
+  if (o.restart_grace && (o.restart_grace->count() < 0 || *o.restart_grace > 2 * kMaxTtlCeiling)) {
+    return invalid("restart_grace " + ms(*o.restart_grace) + " is out of range [0, " +
+                   ms(2 * kMaxTtlCeiling) + "]");
+  }
   return out;
 }
 

@@ -14,6 +14,10 @@ int readme_example() {
   redlock::ClientOptions opts;
   opts.nodes = {"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003", "127.0.0.1:7004",
                 "127.0.0.1:7005"};
+  // These nodes were just started empty (redlock-cluster up), so no lock can
+  // predate them: let them vote at once. Against long-lived nodes leave this
+  // unset, and a node that restarted waits out max_ttl before it votes.
+  opts.restart_grace = std::chrono::milliseconds(0);
   auto client = redlock::Client::connect(opts);
   if (!client) {
     std::cerr << client.error() << "\n";

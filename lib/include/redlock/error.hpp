@@ -42,6 +42,7 @@ enum class NodeStatus : std::uint8_t {
   kTimeout,       // no answer within the node timeout
   kDisconnected,  // not connected: failed at once, never queued
   kPending,       // the operation was decided before this node answered
+  kNotVoting,     // left out of the vote: restarted too recently, or its clock is suspect
 };
 
 [[nodiscard]] REDLOCK_EXPORT std::string_view to_string(NodeStatus status) noexcept;

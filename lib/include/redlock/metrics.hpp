@@ -30,6 +30,7 @@ struct NodeMetrics {
   std::string node;
   bool connected = false;
   std::uint64_t reconnects = 0;  // connections established after the first
+  std::uint64_t restarts = 0;    // run_id changes seen (restart-aware voting)
   std::uint64_t timeouts = 0;    // commands not answered within the node timeout
   std::uint64_t errors = 0;      // error replies and connection failures
   Histogram rtt_us;              // send to reply, microseconds
@@ -73,6 +74,8 @@ class REDLOCK_EXPORT MetricsSink {
   virtual void on_lock_lost() {}
   virtual void on_late_reply_released(std::size_t /*node*/) {}
   virtual void on_reconnect(std::size_t /*node*/) {}
+  // The node's run_id changed: it restarted and sits out restart_grace.
+  virtual void on_node_restart(std::size_t /*node*/) {}
 };
 
 }  // namespace redlock

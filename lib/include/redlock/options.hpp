@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -59,8 +60,29 @@ struct ClientOptions {
   std::chrono::milliseconds reconnect_min{50};
   std::chrono::milliseconds reconnect_max{2000};
 
-  // The largest ttl acquire() accepts.
-  std::chrono::milliseconds max_ttl{std::chrono::hours(24)};
+  // The largest ttl acquire() and extend() accept. It also sets how long a
+  // restarted node stays out of the vote (restart_grace), so keep it close to
+  // the longest ttl you use; every client of a cluster should agree on it. A
+  // lock held for longer than this is best held with automatic extension.
+  std::chrono::milliseconds max_ttl{std::chrono::seconds(60)};
+
+  // Restart-aware voting (the Redlock spec's "delayed restarts", enforced by
+  // the client). A node whose run_id changed since the client last connected
+  // to it (it restarted, or a Sentinel failover put a replica in its place)
+  // does not count toward a majority for this long after the client noticed;
+  // a node the client meets for the first time does not count until it has
+  // been up this long. It may have lost keys that a lock granted before the
+  // restart still relies on. Unset: max_ttl plus its drift allowance.
+  // 0: off (only for nodes whose data survives restarts, e.g. with
+  // appendfsync always, or for a cluster this program just started empty).
+  std::optional<std::chrono::milliseconds> restart_grace;
+
+  // Fencing tokens: every granted lock carries a number that strictly
+  // increases across the successive holders of a resource (Lock::fence()).
+  // The counters live on the nodes next to the locks, in keys named
+  // "redlock:fence:<resource>". Costs a Lua script instead of SET NX, and
+  // now and then one more round trip. Off: Lock::fence() is 0.
+  bool fencing = true;
 
   // Where logs go. Null: a private logger named "redlock" writing warnings and
   // errors to stderr; the global spdlog default logger is never used.
