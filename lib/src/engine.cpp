@@ -205,6 +205,8 @@ class QuorumOp : public Operation {
   virtual NodeStatus classify(const Reply& reply, std::string& detail) const = 0;
   // The round was decided (round_->decided()).
   virtual void on_decided(Clock::time_point now) = 0;
+  // A reply of the current round, after classify() judged it `status`.
+  virtual void on_answer(std::size_t /*node*/, const Reply& /*reply*/, NodeStatus /*status*/) {}
   // A reply for a round already decided, or an older one.
   virtual void on_late_reply(std::size_t /*node*/, std::uint32_t /*tag*/, const Reply& /*reply*/) {}
 
@@ -268,6 +270,7 @@ class QuorumOp : public Operation {
       r.detail = std::string(failure);
     } else {
       r.status = classify(*reply, r.detail);
+      on_answer(node, *reply, r.status);
     }
     engine_.metrics().node_reply(node, r.status, r.rtt);
     round_->vote(node, r.status, now);
@@ -335,9 +338,18 @@ class AcquireOp final : public QuorumOp {
         ttl_(ttl),
         options_(options),
         callback_(std::move(callback)),
-        call_start_(Clock::now()) {
+        call_start_(Clock::now()),
+        fenced_(engine.options().fencing) {
     const std::string ttl_ms = std::to_string(ttl.count());
-    if (resources_.size() == 1) {
+    if (fenced_) {
+      // KEYS: the resources, then their fencing counters.
+      std::vector<std::string> keys = resources_;
+      for (const auto& r : resources_) counters_.push_back(std::string(kFencePrefix) + r);
+      keys.insert(keys.end(), counters_.begin(), counters_.end());
+      wire_ = script_command(kFencedAcquireScript, true, keys, {token_, ttl_ms});
+      fallback_ = std::make_shared<const std::string>(
+          script_command(kFencedAcquireScript, false, keys, {token_, ttl_ms}));
+    } else if (resources_.size() == 1) {
       wire_ = set_nx_px_command(resources_.front(), token_, ttl.count());
     } else {
       wire_ = script_command(kAcquireAllScript, true, resources_, {token_, ttl_ms});
@@ -375,6 +387,7 @@ class AcquireOp final : public QuorumOp {
       return;
     }
     ++attempts_;
+    fences_.assign(engine_.nodes().size(), 0);
     start_round(wire_, fallback_, ttl_, options_.min_validity, ErrorCode::kHeldByAnother);
   }
 
@@ -387,8 +400,14 @@ class AcquireOp final : public QuorumOp {
   }
 
   NodeStatus classify(const Reply& reply, std::string& detail) const override {
-    if (resources_.size() == 1 ? reply.is_status("OK")
-                               : reply.type == Reply::Type::kInteger && reply.integer == 1) {
+    if (raising_) {
+      if (reply.type == Reply::Type::kInteger && reply.integer == 1) return NodeStatus::kOk;
+      detail = reply.is_error() ? reply.str : "unexpected reply to the fence raise";
+      return NodeStatus::kError;
+    }
+    if (fenced_                  ? reply.type == Reply::Type::kInteger && reply.integer > 0
+        : resources_.size() == 1 ? reply.is_status("OK")
+                                 : reply.type == Reply::Type::kInteger && reply.integer == 1) {
       return NodeStatus::kOk;
     }
     if (reply.type == Reply::Type::kNil ||
@@ -400,26 +419,107 @@ class AcquireOp final : public QuorumOp {
     return NodeStatus::kError;
   }
 
+  void on_answer(std::size_t node, const Reply& reply, NodeStatus status) override {
+    if (fenced_ && !raising_ && status == NodeStatus::kOk) {
+      fences_[node] = static_cast<std::uint64_t>(reply.integer);
+    }
+  }
+
   void on_late_reply(std::size_t node, std::uint32_t tag, const Reply& reply) override {
     std::string ignored;
+    if (raising_ || tag == raise_tag_) return;  // raise replies carry no key
     if (tag != granted_tag_ && classify(reply, ignored) == NodeStatus::kOk) {
       engine_.metrics().late_reply_released(node);  // its round's cleanup covers it
     }
   }
 
   void on_decided(Clock::time_point now) override {
-    if (round_->state() == Round::State::kGranted) {
-      granted_tag_ = tag_;
-      complete(Lock(resources_, token_, round_->valid_until(), results_, ttl_));
+    if (raising_) {
+      on_raise_decided(now);
       return;
     }
+    if (round_->state() == Round::State::kGranted) {
+      granted_tag_ = tag_;
+      if (!fenced_) {
+        complete(Lock(resources_, token_, round_->valid_until(), results_, ttl_));
+        return;
+      }
+      // The fence is the largest counter among the nodes that granted. It is
+      // handed out only once a majority holds it, so that every later
+      // majority (which shares a node with this one) counts up from it.
+      fence_ = 0;
+      std::size_t at_fence = 0;
+      for (const auto& f : fences_) fence_ = std::max(fence_, f);
+      for (std::size_t i = 0; i < fences_.size(); ++i) {
+        at_fence += round_->votes()[i] == NodeStatus::kOk && fences_[i] == fence_ ? 1U : 0U;
+      }
+      if (at_fence >= quorum(fences_.size())) {
+        complete(Lock(resources_, token_, round_->valid_until(), results_, ttl_, fence_));
+        return;
+      }
+      start_raise();
+      return;
+    }
+    fail_round(now, round_error(now));
+  }
+
+  // Compare-and-raise of the counters to fence_ on every node, decided within
+  // the lock's validity.
+  void start_raise() {
+    raising_ = true;
+    valid_until_ = round_->valid_until();
+    grant_votes_ = results_;
+    acquire_sent_ = sent_;
+    engine_.metrics().fence_raise();
+    const std::string fence = std::to_string(fence_);
+    const auto remaining = std::chrono::floor<milliseconds>(valid_until_ - Clock::now());
+    if (remaining < options_.min_validity) {
+      raising_ = false;
+      sent_ = acquire_sent_;
+      fail_round(Clock::now(), raise_error("no validity left to make the fence durable"));
+      return;
+    }
+    raise_wire_ = script_command(kRaiseFenceScript, true, counters_, {fence});
+    auto fallback = std::make_shared<const std::string>(
+        script_command(kRaiseFenceScript, false, counters_, {fence}));
+    // The Round only tallies here: its ttl is what is left of the lock's.
+    start_round(raise_wire_, fallback, remaining, milliseconds(1), ErrorCode::kNoQuorum,
+                valid_until_);
+    raise_tag_ = tag_;
+  }
+
+  void on_raise_decided(Clock::time_point now) {
+    raising_ = false;
+    const bool durable = round_->state() == Round::State::kGranted;
+    sent_ = acquire_sent_;
+    if (durable && now + options_.min_validity <= valid_until_) {
+      complete(Lock(resources_, token_, valid_until_, std::move(grant_votes_), ttl_, fence_));
+      return;
+    }
+    fail_round(now, raise_error(durable ? "the fence became durable too late to leave min_validity"
+                                        : "the fence could not be made durable on a majority"));
+  }
+
+  Error raise_error(std::string_view why) const {
+    return Error(durable_code(),
+                 describe(resources_) + ": granted with fence " + std::to_string(fence_) +
+                     ", but " + std::string(why),
+                 results_);
+  }
+  ErrorCode durable_code() const {
+    return round_ && round_->state() == Round::State::kGranted ? ErrorCode::kValidityExhausted
+                                                               : ErrorCode::kNoQuorum;
+  }
+
+  // A round failed (or its grant could not be completed): release, then
+  // retry or report `error`.
+  void fail_round(Clock::time_point now, Error error) {
     if (round_->refused() > 0) engine_.metrics().contended_round();
     // A failed round releases everywhere its command went, answered or not:
     // an OK still in flight must not leave a key behind, and on each
     // connection the release runs after the SET, so our own retry never
     // meets our own key.
     release_round();
-    Error error = round_error(now);
     const RetryPolicy policy{options_.max_wait, options_.max_attempts, options_.retry_delay,
                              options_.retry_jitter};
     const auto next = next_retry(policy, attempts_, call_start_, now, engine_.random_unit());
@@ -469,9 +569,11 @@ class AcquireOp final : public QuorumOp {
   }
 
   void release_round() {
-    if (std::none_of(sent_.begin(), sent_.end(), [](bool b) { return b; })) return;
-    engine_.start_release(resources_, token_, Clock::now() + ttl_, sent_, nullptr);
-    sent_.assign(sent_.size(), false);
+    // While the fence is being raised, the keys are where the acquire went.
+    auto& targets = raising_ ? acquire_sent_ : sent_;
+    if (std::none_of(targets.begin(), targets.end(), [](bool b) { return b; })) return;
+    engine_.start_release(resources_, token_, Clock::now() + ttl_, targets, nullptr);
+    targets.assign(targets.size(), false);
   }
 
   void complete(Result<Lock> result) {
@@ -499,6 +601,17 @@ class AcquireOp final : public QuorumOp {
   std::uint32_t granted_tag_ = 0;
   Engine::TimerId retry_timer_ = 0;
   std::optional<std::stop_callback<std::function<void()>>> stop_callback_;
+  // Fencing (ClientOptions::fencing).
+  bool fenced_;
+  std::vector<std::string> counters_;  // the resources' counter keys
+  std::vector<std::uint64_t> fences_;  // per node: the fence its acquire returned
+  std::uint64_t fence_ = 0;            // the grant's fence: the largest of them
+  bool raising_ = false;               // the raise round is open
+  std::uint32_t raise_tag_ = 0;
+  std::string raise_wire_;
+  Clock::time_point valid_until_{};      // of the grant being made durable
+  std::vector<NodeResult> grant_votes_;  // the granting round's votes
+  std::vector<bool> acquire_sent_;       // where the granting round's command went
 };
 
 // ---------------------------------------------------------------------------
@@ -559,7 +672,8 @@ class ExtendOp final : public QuorumOp {
       return;
     }
     if (round_->state() == Round::State::kGranted) {
-      complete(Lock(lock_.resources(), lock_.token(), round_->valid_until(), results_, ttl_));
+      complete(Lock(lock_.resources(), lock_.token(), round_->valid_until(), results_, ttl_,
+                    lock_.fence()));
       return;
     }
     const auto n = results_.size();

@@ -162,9 +162,9 @@ class Node {
   std::string run_id_;
   Clock::time_point votes_from_{};  // restart-aware voting: no vote before this
   std::string not_voting_why_;      // what set votes_from_
-  Conn* conn_ = nullptr;   // the live connection, or null
-  uv_timer_t timer_{};     // connect deadline, then reconnect backoff
-  Conn* watch_ = nullptr;  // kSentinel: the +switch-master subscription
+  Conn* conn_ = nullptr;            // the live connection, or null
+  uv_timer_t timer_{};              // connect deadline, then reconnect backoff
+  Conn* watch_ = nullptr;           // kSentinel: the +switch-master subscription
   uv_timer_t watch_timer_{};
   std::unique_ptr<ReplyParser> watch_parser_;
   std::size_t watch_sentinel_ = 0;

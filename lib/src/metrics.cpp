@@ -111,6 +111,8 @@ void Metrics::restart(std::size_t node) {
   if (sink_) sink_->on_node_restart(node);
 }
 
+void Metrics::fence_raise() { fence_raises_.fetch_add(1, kRelaxed); }
+
 MetricsSnapshot Metrics::snapshot(const std::vector<std::string>& names,
                                   const std::vector<bool>& connected) const {
   MetricsSnapshot s;
@@ -123,6 +125,7 @@ MetricsSnapshot Metrics::snapshot(const std::vector<std::string>& names,
   s.extensions_failed = extensions_failed_.load(kRelaxed);
   s.locks_lost = lost_.load(kRelaxed);
   s.late_replies_released = late_released_.load(kRelaxed);
+  s.fence_raises = fence_raises_.load(kRelaxed);
   for (std::size_t i = 0; i < nodes_.size(); ++i) {
     NodeMetrics n;
     n.node = i < names.size() ? names[i] : std::string();
@@ -218,6 +221,9 @@ std::string to_prometheus(const MetricsSnapshot& s, std::string_view prefix) {
   counter("_late_replies_released_total",
           "Yes votes that arrived after their round failed (released by its cleanup).",
           s.late_replies_released);
+  counter("_fence_raises_total",
+          "Grants whose fencing token was raised on a majority before being handed out.",
+          s.fence_raises);
 
   header(out, p + "_node_connected", "Whether the node is connected now.", "gauge");
   for (const auto& n : s.nodes) {

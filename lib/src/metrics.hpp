@@ -39,6 +39,7 @@ class Metrics {
   void late_reply_released(std::size_t node);
   void reconnect(std::size_t node);
   void restart(std::size_t node);
+  void fence_raise();
 
   [[nodiscard]] MetricsSnapshot snapshot(const std::vector<std::string>& names,
                                          const std::vector<bool>& connected) const;
@@ -63,6 +64,7 @@ class Metrics {
   std::atomic<std::uint64_t> extensions_failed_{0};
   std::atomic<std::uint64_t> lost_{0};
   std::atomic<std::uint64_t> late_released_{0};
+  std::atomic<std::uint64_t> fence_raises_{0};
   std::vector<std::unique_ptr<PerNode>> nodes_;
 };
 

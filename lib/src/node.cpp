@@ -420,16 +420,17 @@ void Node::note_server_info(std::string_view info) {
     engine_.metrics().restart(index_);
     not_voting_why_ = "restarted (run_id " + run_id_.substr(0, 8) + " -> " +
                       std::string(run_id.substr(0, 8)) + ")";
-    engine_.log().warn("node {} restarted (run_id changed); it may have lost its keys, so it "
-                       "does not vote for {} ms",
-                       name(), grace.count());
+    engine_.log().warn(
+        "node {} restarted (run_id changed); it may have lost its keys, so it "
+        "does not vote for {} ms",
+        name(), grace.count());
   } else if (d.votes_from > votes_from_) {
     not_voting_why_ = "up for only " + std::to_string(uptime ? uptime->count() : 0) + " s";
-    engine_.log().warn("node {} has been up for only {} s; it does not vote for another {} ms "
-                       "(restart_grace {} ms)",
-                       name(), uptime ? uptime->count() : 0,
-                       std::chrono::ceil<milliseconds>(d.votes_from - now).count(),
-                       grace.count());
+    engine_.log().warn(
+        "node {} has been up for only {} s; it does not vote for another {} ms "
+        "(restart_grace {} ms)",
+        name(), uptime ? uptime->count() : 0,
+        std::chrono::ceil<milliseconds>(d.votes_from - now).count(), grace.count());
   }
   votes_from_ = d.votes_from;
   if (!run_id.empty()) run_id_ = std::string(run_id);

@@ -78,7 +78,35 @@ inline constexpr Script kExtendScript{
     "redis.call(\"set\", key, ARGV[1], \"PX\", ARGV[2]) end return 1",
     "30a5926790cc17f08a8cdf2123b79b5902469cb7"};
 
-inline constexpr Script kAllScripts[] = {kReleaseScript, kAcquireAllScript, kExtendScript};
+// Fenced acquire. KEYS: the n resources, then their n fencing counters. If
+// no resource key exists: sets each to ARGV[1] with a ttl of ARGV[2] ms,
+// sets every counter to one more than the largest of them (or to the node's
+// clock in microseconds since the epoch, when a counter is missing and that
+// is larger) and returns that fence; otherwise changes nothing and returns 0.
+// Counters are written with %d: Lua's tostring would print 1.7e+15.
+inline constexpr Script kFencedAcquireScript{
+    "local n = #KEYS / 2 for i = 1, n do if redis.call(\"exists\", KEYS[i]) == 1 then return 0 "
+    "end end local f, missing = 0, false for i = n + 1, #KEYS do local c = "
+    "tonumber(redis.call(\"get\", KEYS[i])) if c == nil then missing = true elseif c > f then "
+    "f = c end end f = f + 1 if missing then local t = redis.call(\"time\") local now = "
+    "tonumber(t[1]) * 1000000 + tonumber(t[2]) if now > f then f = now end end local v = "
+    "string.format(\"%d\", f) for i = 1, n do redis.call(\"set\", KEYS[i], ARGV[1], \"PX\", "
+    "ARGV[2]) end for i = n + 1, #KEYS do redis.call(\"set\", KEYS[i], v) end return f",
+    "cf57231478c6a71901adda20083013a37593d4ee"};
+
+// Compare-and-raise over fencing counters (KEYS): each counter below ARGV[1]
+// (or missing) is set to ARGV[1]. Returns 1.
+inline constexpr Script kRaiseFenceScript{
+    "local f = tonumber(ARGV[1]) for _, key in ipairs(KEYS) do local c = "
+    "tonumber(redis.call(\"get\", key)) if c == nil or c < f then redis.call(\"set\", key, "
+    "ARGV[1]) end end return 1",
+    "b9de2aab3ad9b989ba4437bdea4a30618b484ff4"};
+
+// The key of a resource's fencing counter. Keeps the resource's hash tag.
+inline constexpr std::string_view kFencePrefix = "redlock:fence:";
+
+inline constexpr Script kAllScripts[] = {kReleaseScript, kAcquireAllScript, kExtendScript,
+                                         kFencedAcquireScript, kRaiseFenceScript};
 
 [[nodiscard]] std::string set_nx_px_command(std::string_view key, std::string_view token,
                                             long long ttl_ms);

@@ -111,7 +111,7 @@ TEST_F(AcquireTest, LockExpiresAfterItsTtl) {
   // Never released: the nodes drop the key after the ttl, and the lock value
   // knows it is no longer valid.
   EXPECT_TRUE(eventually([&]() -> bool { return lock->expired(); }, scaled(2s)));
-  EXPECT_TRUE(eventually([&]() -> bool { return cluster().count_keys("*").value_or(-1) == 0; },
+  EXPECT_TRUE(eventually([&]() -> bool { return count_lock_keys().value_or(-1) == 0; },
                          scaled(2s)));
   auto after = client_->acquire("res:expire", 10s);
   ASSERT_TRUE(after) << after.error();
@@ -191,7 +191,7 @@ TEST_F(AcquireTest, LockGuardReleasesWhenItGoesOutOfScope) {
     EXPECT_EQ(nodes_holding("res:guard", guard->lock().token()), 5u);
   }
   // The destructor released asynchronously: the resource is free again.
-  EXPECT_TRUE(eventually([&]() -> bool { return cluster().count_keys("*").value_or(-1) == 0; },
+  EXPECT_TRUE(eventually([&]() -> bool { return count_lock_keys().value_or(-1) == 0; },
                          scaled(2s)));
   auto guard = client_->acquire_guard("res:guard", 10s);
   ASSERT_TRUE(guard) << guard.error();
@@ -232,7 +232,7 @@ TEST_F(AcquireTest, BadInputIsRefusedWithoutTouchingTheNodes) {
 
   std::this_thread::sleep_for(50ms);
   EXPECT_FALSE(called) << "a call that returns an error must never call back";
-  EXPECT_EQ(cluster().count_keys("*").value_or(-1), 0);
+  EXPECT_EQ(count_lock_keys().value_or(-1), 0);
 }
 
 TEST_F(AcquireTest, ConnectRefusesBadNodeLists) {

@@ -142,7 +142,7 @@ TEST_F(ConcurrencyTest, AGuardOutlivingItsClientReportsShuttingDown) {
   ASSERT_FALSE(released);
   EXPECT_EQ(released.error().code(), ErrorCode::kShuttingDown);
   // Nothing released it: it expires with its ttl.
-  EXPECT_TRUE(eventually([&]() -> bool { return cluster().count_keys("*").value_or(-1) == 0; },
+  EXPECT_TRUE(eventually([&]() -> bool { return count_lock_keys().value_or(-1) == 0; },
                          scaled(3s)));
 }
 

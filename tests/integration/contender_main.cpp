@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   std::stringstream ss(nodes);
   for (std::string n; std::getline(ss, n, ',');) opts.nodes.push_back(n);
   opts.node_timeout = std::chrono::milliseconds(250);
+  opts.restart_grace = std::chrono::milliseconds(0);  // the test's cluster starts empty
   auto client = redlock::Client::connect(opts);
   if (!client) {
     std::cerr << "connect: " << client.error() << "\n";

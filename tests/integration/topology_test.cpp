@@ -28,8 +28,9 @@ using ::testing::Not;
 
 // The commands redlock needs, and nothing else (the README shows this ACL).
 const std::vector<std::string> kMinimalAcl = {
-    "ACL",  "SETUSER", "redlock", "on",      ">s3cret-pass", "~*",    "resetchannels", "-@all",
-    "+set", "+get",    "+del",    "+exists", "+evalsha",     "+eval", "+script|load",  "+info"};
+    "ACL",           "SETUSER", "redlock",      "on",    ">s3cret-pass", "~*",
+    "resetchannels", "-@all",   "+set",         "+get",  "+del",         "+exists",
+    "+evalsha",      "+eval",   "+script|load", "+info", "+time"};
 
 int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -158,7 +159,8 @@ TEST_F(TopologyTest, ADatabaseInTheUrlIsSelectedOnEveryConnect) {
   ASSERT_TRUE(lock) << lock.error();
   auto keyspace = cluster().command(0, {"INFO", "keyspace"});
   ASSERT_TRUE(keyspace) << keyspace.error();
-  EXPECT_THAT(*keyspace, HasSubstr("db3:keys=1"));
+  // The lock and its fencing counter.
+  EXPECT_THAT(*keyspace, HasSubstr("db3:keys=2,expires=1"));
   EXPECT_THAT(*keyspace, Not(HasSubstr("db0:")));
   ASSERT_TRUE(client->release(*lock));
 }

@@ -100,7 +100,9 @@ TEST(Options, DocumentedDefaults) {
   EXPECT_EQ(c.connect_timeout.count(), 1000);
   EXPECT_EQ(c.reconnect_min.count(), 50);
   EXPECT_EQ(c.reconnect_max.count(), 2000);
-  EXPECT_EQ(c.max_ttl.count(), 24 * 3600 * 1000);
+  EXPECT_EQ(c.max_ttl.count(), 60 * 1000);
+  EXPECT_FALSE(c.restart_grace.has_value()) << "unset: max_ttl plus its drift allowance";
+  EXPECT_TRUE(c.fencing);
   EXPECT_EQ(c.logger, nullptr);
   EXPECT_EQ(ClientOptions::kMaxNodes, 64u);
 

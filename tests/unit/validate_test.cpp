@@ -528,13 +528,17 @@ TEST(ValidateExtend, NodeTimeoutBounds) {
     // Above one hour, with a ttl long enough that only the hour bound applies.
     ExtendOptions e;
     e.node_timeout = std::chrono::hours(1) + 1ms;
-    const auto msg = invalid_message(validate_extend(std::chrono::hours(2), e, c));
+    ClientOptions long_ttl = c;
+    long_ttl.max_ttl = std::chrono::hours(3);
+    const auto msg = invalid_message(validate_extend(std::chrono::hours(2), e, long_ttl));
     EXPECT_THAT(msg, HasSubstr("node_timeout 3600001 ms exceeds"));
   }
   {
     ExtendOptions e;
     e.node_timeout = std::chrono::hours(1);
-    const auto ok = validate_extend(std::chrono::hours(2), e, c);
+    ClientOptions long_ttl = c;
+    long_ttl.max_ttl = std::chrono::hours(3);
+    const auto ok = validate_extend(std::chrono::hours(2), e, long_ttl);
     EXPECT_TRUE(ok) << ok.error();
   }
   {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,18 +22,25 @@ class Lock {
 
   Lock() = default;
   Lock(std::string resource, std::string token, Clock::time_point valid_until,
-       std::vector<NodeResult> votes = {}, std::chrono::milliseconds ttl = {})
-      : token_(std::move(token)), valid_until_(valid_until), votes_(std::move(votes)), ttl_(ttl) {
+       std::vector<NodeResult> votes = {}, std::chrono::milliseconds ttl = {},
+       std::uint64_t fence = 0)
+      : token_(std::move(token)),
+        valid_until_(valid_until),
+        votes_(std::move(votes)),
+        ttl_(ttl),
+        fence_(fence) {
     resources_.push_back(std::move(resource));
   }
   // A lock on several resources at once (Client::acquire_all).
   Lock(std::vector<std::string> resources, std::string token, Clock::time_point valid_until,
-       std::vector<NodeResult> votes = {}, std::chrono::milliseconds ttl = {})
+       std::vector<NodeResult> votes = {}, std::chrono::milliseconds ttl = {},
+       std::uint64_t fence = 0)
       : resources_(std::move(resources)),
         token_(std::move(token)),
         valid_until_(valid_until),
         votes_(std::move(votes)),
-        ttl_(ttl) {}
+        ttl_(ttl),
+        fence_(fence) {}
 
   // The resource locked; for a lock on several resources, the first of them.
   [[nodiscard]] const std::string& resource() const noexcept {
@@ -58,6 +66,13 @@ class Lock {
   [[nodiscard]] const std::vector<NodeResult>& votes() const noexcept { return votes_; }
   // The ttl it was granted (or last extended) with; 0 if unknown.
   [[nodiscard]] std::chrono::milliseconds ttl() const noexcept { return ttl_; }
+  // The fencing token: larger than that of every earlier holder of any of
+  // the resources, so a resource that remembers the largest fence it has
+  // seen can refuse a holder that lost the lock without knowing (paused past
+  // its validity, say). Pass it with every write the lock protects. 0 when
+  // ClientOptions::fencing is off. Values are near the nodes' clocks in
+  // microseconds since the epoch (see README, "Fencing tokens").
+  [[nodiscard]] std::uint64_t fence() const noexcept { return fence_; }
 
  private:
   std::vector<std::string> resources_;
@@ -65,6 +80,7 @@ class Lock {
   Clock::time_point valid_until_{};
   std::vector<NodeResult> votes_;
   std::chrono::milliseconds ttl_{0};
+  std::uint64_t fence_ = 0;
 };
 
 // What a release did on each node. Releasing is idempotent: a token that no

@@ -51,6 +51,9 @@ struct MetricsSnapshot {
   // Yes votes that arrived after their round had failed; their keys were
   // released by that round's cleanup.
   std::uint64_t late_replies_released = 0;
+  // Grants whose fence had to be raised on a majority before the lock was
+  // handed out (the granting nodes' counters disagreed): one round trip more.
+  std::uint64_t fence_raises = 0;
   std::vector<NodeMetrics> nodes;
 };
 
