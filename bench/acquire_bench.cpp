@@ -254,6 +254,7 @@ int main(int argc, char** argv) {
   }
   redlock::ClientOptions options;
   options.nodes = (*cluster)->addresses();
+  options.restart_grace = std::chrono::milliseconds(0);  // a cluster started empty, just now
   auto client = redlock::Client::connect(std::move(options));
   if (!client) {
     std::cerr << "redlock_acquire_bench: " << redlock::to_string(client.error()) << '\n';
@@ -270,6 +271,7 @@ int main(int argc, char** argv) {
     redlock::ClientOptions subset;
     const auto all = (*cluster)->addresses();
     subset.nodes.assign(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n));
+    subset.restart_grace = std::chrono::milliseconds(0);
     auto c = redlock::Client::connect(std::move(subset));
     if (!c) {
       std::cerr << "redlock_acquire_bench: " << redlock::to_string(c.error()) << '\n';

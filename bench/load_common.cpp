@@ -156,6 +156,8 @@ tl::expected<std::unique_ptr<redlock::Client>, std::string> connect_client(
   redlock::ClientOptions options;
   options.nodes = nodes;
   options.node_timeout = node_timeout;
+  // Benchmarks run on nodes started for them, empty: let them vote at once.
+  options.restart_grace = milliseconds(0);
   auto client = redlock::Client::connect(std::move(options));
   if (!client) return tl::unexpected(redlock::to_string(client.error()));
   // connect() returns after the first attempts; a node that is still in its

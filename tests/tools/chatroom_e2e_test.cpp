@@ -70,8 +70,10 @@ class ChatroomTest : public ClusterTest {
     o.store = store_url_;
     o.log_dir = scratch_.path() / "logs";
     o.start_timeout = scaled(15000ms);
-    o.extra_args = {"--lock-ttl",     "5s",   "--lock-wait",       "10s", "--retry-delay", "50ms",
-                    "--retry-jitter", "25ms", "--create-delay-ms", "20"};
+    // Each test starts its lock nodes empty, so they may vote at once.
+    o.extra_args = {"--lock-restart-grace", "0s",   "--lock-ttl",        "5s",
+                    "--lock-wait",          "10s",  "--retry-delay",     "50ms",
+                    "--retry-jitter",       "25ms", "--create-delay-ms", "20"};
     o.extra_args.insert(o.extra_args.end(), extra.begin(), extra.end());
     return o;
   }
@@ -297,6 +299,7 @@ TEST_F(ChatroomApi, LockWaitTimeoutIs503) {
   // Someone else holds the room's lock.
   ClientOptions options;
   options.nodes = addresses();
+  options.restart_grace = 0ms;  // the test's nodes were just started empty
   auto holder = Client::connect(options);
   ASSERT_TRUE(holder.has_value()) << holder.error();
   auto lock = (*holder)->acquire("chatroom:busy", 30s);

@@ -42,8 +42,9 @@ class RedlockCli : public ClusterTest {
 
   // The tool's environment: no inherited node configuration.
   std::vector<std::string> isolated_env(std::vector<std::string> extra = {}) const {
+    // The cluster was just started empty: its nodes may vote at once.
     std::vector<std::string> env = {"REDLOCK_NODES", "XDG_CONFIG_HOME",
-                                    "HOME=" + scratch_.path().string()};
+                                    "HOME=" + scratch_.path().string(), "REDLOCK_RESTART_GRACE=0s"};
     env.insert(env.end(), extra.begin(), extra.end());
     return env;
   }
@@ -199,15 +200,21 @@ TEST_F(RedlockCli, AcquirePrintsTokenAndValidity) {
   ASSERT_EQ(r.code, kOk) << r;
   const std::string token = token_of(r);
   EXPECT_TRUE(std::regex_match(token, std::regex("[0-9a-f]{32}"))) << r;
-  EXPECT_TRUE(std::regex_search(r.out, std::regex("valid for [0-9]+ ms \\(ttl 10s, [3-5] of 5")))
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("valid for [0-9]+ ms \\(ttl 10s, [3-5] of 5 "
+                                                  "nodes, fence [1-9][0-9]*\\)")))
       << r;
   EXPECT_GE(nodes_holding("cli:a", token), 3U);
 
-  auto j = cli({"--json", "acquire", "cli:b", "--ttl", "2m"});
+  // A ttl above the default max_ttl (60s) needs --max-ttl.
+  auto refused = cli({"acquire", "cli:b", "--ttl", "2m"});
+  EXPECT_EQ(refused.code, kUsage) << refused;
+  EXPECT_NE(refused.err.find("exceeds max_ttl 60000 ms"), std::string::npos) << refused;
+  auto j = cli({"--json", "--max-ttl", "5m", "acquire", "cli:b", "--ttl", "2m"});
   ASSERT_EQ(j.code, kOk) << j;
   const auto json = nlohmann::json::parse(j.out);
   EXPECT_EQ(json.at("resource"), "cli:b");
   EXPECT_EQ(json.at("ttl_ms"), 120000);
+  EXPECT_GT(json.at("fence").get<std::uint64_t>(), 0U);
   EXPECT_GT(json.at("validity_ms").get<long long>(), 100000);
   EXPECT_LE(json.at("validity_ms").get<long long>(), 120000);
   EXPECT_EQ(json.at("nodes").size(), 5U);

@@ -57,6 +57,7 @@ struct Settings {
   std::string lock_wait = "5s";
   std::string retry_delay = "100ms";
   std::string retry_jitter = "50ms";
+  std::string restart_grace;  // "": the library's default
   int create_delay_ms = 0;
   int threads = 16;
   bool unsafe_no_lock = false;
@@ -110,6 +111,10 @@ int main(int argc, char** argv) {
   app.add_option("--retry-jitter", s.retry_jitter, "+/- random part of that pause")
       ->envname("CHATROOMD_RETRY_JITTER")
       ->capture_default_str();
+  app.add_option("--lock-restart-grace", s.restart_grace,
+                 "How long a restarted lock node sits out the vote (default: 60s, the lock "
+                 "client's max_ttl; 0s only for lock nodes just started empty)")
+      ->envname("CHATROOMD_LOCK_RESTART_GRACE");
   app.add_option("--create-delay-ms", s.create_delay_ms,
                  "Pause between look-up and insert when creating a room (tests and demos)")
       ->envname("CHATROOMD_CREATE_DELAY_MS")
@@ -198,6 +203,14 @@ int main(int argc, char** argv) {
     engine_log->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ chatroomd[%P] redlock: %v");
     engine_log->set_level(s.verbose ? spdlog::level::debug : spdlog::level::warn);
     client_options.logger = engine_log;
+    if (!s.restart_grace.empty()) {
+      auto grace = redlock::tools::parse_duration(s.restart_grace);
+      if (!grace) {
+        std::cerr << "chatroomd: --lock-restart-grace: " << grace.error() << '\n';
+        return kExitUsage;
+      }
+      client_options.restart_grace = *grace;
+    }
     auto connected = redlock::Client::connect(client_options);
     if (!connected) {
       log->error("lock nodes: {}", redlock::to_string(connected.error()));

@@ -145,10 +145,13 @@ int run_all(const Settings& s) {
   options.nodes = (*cluster)->addresses();
   options.store = "sqlite:" + db;
   options.log_dir = dir.path() / "logs";
-  options.extra_args = {"--create-delay-ms", std::to_string(s.create_delay_ms),
-                        "--lock-wait",       "5s",
-                        "--retry-delay",     "50ms",
-                        "--retry-jitter",    "25ms"};
+  // The race starts its lock nodes empty: no lock predates them, so they may
+  // vote at once (restart-aware voting would otherwise keep them out for
+  // max_ttl).
+  options.extra_args = {
+      "--lock-restart-grace", "0s",  "--create-delay-ms", std::to_string(s.create_delay_ms),
+      "--lock-wait",          "5s",  "--retry-delay",     "50ms",
+      "--retry-jitter",       "25ms"};
   say("   store: SQLite (WAL) " + db + ", shared by every replica");
   say("   each create pauses " + std::to_string(s.create_delay_ms) +
       " ms between look-up and insert (--create-delay-ms), like a real service's work");

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,9 @@ struct Globals {
   std::vector<std::string> nodes;
   bool json = false;
   bool verbose = false;
+  std::chrono::milliseconds max_ttl{60000};
+  std::optional<std::chrono::milliseconds> restart_grace;  // unset: the library's default
+  bool fencing = true;
 };
 
 // A connected Client whose log goes to stderr, and only with --verbose.

@@ -40,6 +40,7 @@ void print_lock(const Globals& globals, const Lock& lock, std::string_view what)
                 {"token", lock.token()},
                 {"validity_ms", lock.remaining().count()},
                 {"ttl_ms", lock.ttl().count()},
+                {"fence", lock.fence()},
                 {"nodes", nodes_json(lock.votes())}});
     return;
   }
@@ -47,7 +48,9 @@ void print_lock(const Globals& globals, const Lock& lock, std::string_view what)
   std::cout << lock.token() << '\n'
             << what << " for " << lock.remaining().count() << " ms (ttl "
             << tools::format_duration(lock.ttl()) << ", " << count_ok(lock.votes()) << " of "
-            << lock.votes().size() << " nodes)\n"
+            << lock.votes().size() << " nodes"
+            << (lock.fence() != 0 ? ", fence " + std::to_string(lock.fence()) : std::string())
+            << ")\n"
             << std::flush;
 }
 
@@ -56,6 +59,9 @@ void print_lock(const Globals& globals, const Lock& lock, std::string_view what)
 Result<std::unique_ptr<Client>> connect_client(const Globals& globals) {
   ClientOptions options;
   options.nodes = globals.nodes;
+  options.max_ttl = globals.max_ttl;
+  options.restart_grace = globals.restart_grace;
+  options.fencing = globals.fencing;
   auto logger = std::make_shared<spdlog::logger>("redlock",
                                                  std::make_shared<spdlog::sinks::stderr_sink_mt>());
   logger->set_level(globals.verbose ? spdlog::level::debug : spdlog::level::off);

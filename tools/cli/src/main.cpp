@@ -86,6 +86,16 @@ int main(int argc, char** argv) {
                "Machine-readable output (acquire, release, extend, status)");
   app.add_flag("-v,--verbose", globals.verbose,
                "Say what happens, with the engine's log, on stderr");
+  std::string max_ttl_flag = "60s";
+  std::optional<std::string> restart_grace_flag;
+  app.add_option("--max-ttl", max_ttl_flag, "Largest ttl this client hands out")
+      ->capture_default_str();
+  app.add_option("--restart-grace", restart_grace_flag,
+                 "How long a restarted node sits out the vote (default: --max-ttl plus drift; "
+                 "0s only for nodes just started empty)")
+      ->envname("REDLOCK_RESTART_GRACE");
+  bool no_fencing = false;
+  app.add_flag("--no-fencing", no_fencing, "Skip fencing tokens (one round trip less, sometimes)");
 
   // acquire
   redlock::cli::AcquireArgs acquire;
@@ -210,6 +220,24 @@ int main(int argc, char** argv) {
     }
   }
   if (!durations_ok) return kExitUsage;
+  {
+    auto max_ttl = redlock::tools::parse_duration(max_ttl_flag);
+    if (!max_ttl || max_ttl->count() == 0) {
+      std::cerr << "redlock: --max-ttl: "
+                << (max_ttl ? std::string("must be more than 0") : max_ttl.error()) << '\n';
+      return kExitUsage;
+    }
+    globals.max_ttl = *max_ttl;
+    if (restart_grace_flag) {
+      auto grace = redlock::tools::parse_duration(*restart_grace_flag);
+      if (!grace) {
+        std::cerr << "redlock: --restart-grace: " << grace.error() << '\n';
+        return kExitUsage;
+      }
+      globals.restart_grace = *grace;
+    }
+    globals.fencing = !no_fencing;
+  }
 
   auto nodes = redlock::cli::resolve_nodes(
       {nodes_flag, config_flag, env("REDLOCK_NODES"), env("XDG_CONFIG_HOME"), env("HOME")});
