@@ -9,7 +9,9 @@
 #include <chrono>
 #include <climits>
 #include <cstddef>
+#include <optional>
 #include <ostream>
+#include <string_view>
 #include <vector>
 
 namespace redlock::detail {
@@ -680,6 +682,66 @@ TEST(ReconnectDelay, HugeFailureCountsDoNotOverflow) {
 TEST(ReconnectDelay, NegativeFailuresCountAsZero) {
   EXPECT_EQ(dur(reconnect_delay(-1, 50ms, 2000ms, 1.0)), dur(50ms));
   EXPECT_EQ(dur(reconnect_delay(INT_MIN, 50ms, 2000ms, 0.0)), dur(25ms));
+}
+
+// ---------------------------------------------------------------------------
+// Restart-aware voting
+
+TEST(RestartRule, ARunIdChangeKeepsTheNodeOutForTheWholeGraceFromNow) {
+  const auto now = Clock::time_point{} + 100s;
+  const auto d = restart_rule("aaa", "bbb", std::chrono::seconds(3600), 10s, now, {});
+  EXPECT_TRUE(d.restarted);
+  EXPECT_EQ(d.votes_from, now + 10s) << "a long uptime does not shorten it: the id changed";
+}
+
+TEST(RestartRule, TheSameRunIdChangesNothing) {
+  const auto now = Clock::time_point{} + 100s;
+  const auto earlier = now + 3s;  // a wait still running from before
+  const auto d = restart_rule("aaa", "aaa", std::chrono::seconds(0), 10s, now, earlier);
+  EXPECT_FALSE(d.restarted);
+  EXPECT_EQ(d.votes_from, earlier) << "a reconnect neither lifts nor extends the wait";
+}
+
+TEST(RestartRule, AFirstSightOfAYoungNodeWaitsOutTheRestOfTheGrace) {
+  const auto now = Clock::time_point{} + 100s;
+  const auto d = restart_rule("", "aaa", std::chrono::seconds(4), 10s, now, {});
+  EXPECT_FALSE(d.restarted);
+  // Uptime is rounded down by INFO, so counting from it never waits too little.
+  EXPECT_EQ(d.votes_from, now + 6s);
+}
+
+TEST(RestartRule, AFirstSightOfAnOldNodeVotesAtOnce) {
+  const auto now = Clock::time_point{} + 100s;
+  EXPECT_LE(restart_rule("", "aaa", std::chrono::seconds(10), 10s, now, {}).votes_from, now);
+  EXPECT_LE(restart_rule("", "aaa", std::chrono::seconds(99999), 10s, now, {}).votes_from, now);
+}
+
+TEST(RestartRule, UnknownUptimeOrRunIdCannotBeJudged) {
+  const auto now = Clock::time_point{} + 100s;
+  EXPECT_LE(restart_rule("", "aaa", std::nullopt, 10s, now, {}).votes_from, now);
+  const auto d = restart_rule("aaa", "", std::nullopt, 10s, now, {});
+  EXPECT_FALSE(d.restarted);
+  EXPECT_LE(d.votes_from, now);
+}
+
+TEST(RestartRule, ZeroGraceTurnsTheRuleOff) {
+  const auto now = Clock::time_point{} + 100s;
+  const auto d = restart_rule("aaa", "bbb", std::chrono::seconds(0), 0s, now, now + 5s);
+  EXPECT_FALSE(d.restarted);
+  EXPECT_LE(d.votes_from, now);
+}
+
+TEST(InfoField, FindsFieldsInAnInfoReply) {
+  const std::string_view info =
+      "# Server\r\nredis_version:7.0.15\r\nrun_id:abc123\r\nuptime_in_seconds:42\r\n"
+      "uptime_in_days:0\r\n";
+  EXPECT_EQ(info_field(info, "run_id"), "abc123");
+  EXPECT_EQ(info_field(info, "uptime_in_seconds"), "42");
+  EXPECT_EQ(info_field(info, "uptime_in_days"), "0");
+  EXPECT_FALSE(info_field(info, "uptime").has_value()) << "a prefix of a field is not the field";
+  EXPECT_FALSE(info_field(info, "missing").has_value());
+  EXPECT_FALSE(info_field("", "run_id").has_value());
+  EXPECT_EQ(info_field("run_id:x", "run_id"), "x") << "no line ending";
 }
 
 }  // namespace
