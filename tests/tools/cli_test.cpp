@@ -337,9 +337,11 @@ TEST_F(RedlockCli, StatusShowsEachNode) {
 TEST_F(RedlockCli, RunExitsWithTheCommandsStatus) {
   const auto env_file = scratch_.path() / "env";
   auto r = cli({"run", "cli:run", "--", "sh", "-c",
-                "echo \"$REDLOCK_RESOURCE $REDLOCK_TOKEN\" > '" + env_file.string() + "'; exit 7"});
+                "echo \"$REDLOCK_RESOURCE $REDLOCK_TOKEN $REDLOCK_FENCE\" > '" + env_file.string() +
+                    "'; exit 7"});
   EXPECT_EQ(r.code, 7) << r;
-  EXPECT_TRUE(std::regex_match(read_file(env_file), std::regex("cli:run [0-9a-f]{32}\n")))
+  EXPECT_TRUE(
+      std::regex_match(read_file(env_file), std::regex("cli:run [0-9a-f]{32} [1-9][0-9]*\n")))
       << read_file(env_file);
   EXPECT_EQ(cli({"run", "cli:run", "--", "true"}).code, kOk);
   EXPECT_EQ(cli({"run", "cli:run", "true"}).code, kOk);  // "--" is optional

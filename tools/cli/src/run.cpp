@@ -158,7 +158,8 @@ int cmd_run(const Globals& globals, const RunArgs& args) {
 
   tools::SpawnOptions spawn;
   spawn.argv = args.command;
-  spawn.env = {"REDLOCK_RESOURCE=" + args.resource, "REDLOCK_TOKEN=" + guard->lock().token()};
+  spawn.env = {"REDLOCK_RESOURCE=" + args.resource, "REDLOCK_TOKEN=" + guard->lock().token(),
+               "REDLOCK_FENCE=" + std::to_string(guard->lock().fence())};
   spawn.inherit_stdin = true;
   // If redlock itself dies nothing keeps the lock any more: the command gets
   // the same signal as for a lost lock.
