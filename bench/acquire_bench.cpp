@@ -42,6 +42,10 @@ constexpr std::string_view kRequestsFlag = "--redis_benchmark_requests=";
 
 // Set in main() before any benchmark runs.
 redlock::Client* g_client = nullptr;
+// A client of the same five nodes with fencing off.
+redlock::Client* g_unfenced = nullptr;
+// The cluster, to set fencing counters between iterations.
+redlock::cluster::LocalCluster* g_cluster = nullptr;
 // Clients of the first 1, 3 and 5 nodes, for the node-count sweep.
 std::map<std::int64_t, redlock::Client*> g_clients_by_nodes;
 
@@ -134,6 +138,74 @@ void BM_AcquireThenRelease(benchmark::State& state) {
 }
 BENCHMARK(BM_AcquireThenRelease)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
+// What fencing costs: the acquire latency with fencing off (arg 0: SET NX)
+// and on (arg 1: the fenced acquire script; the five counters agree, so no
+// raise round).
+void BM_AcquireFencing(benchmark::State& state) {
+  redlock::Client* client = state.range(0) == 0 ? g_unfenced : g_client;
+  std::vector<double> acquire;
+  acquire.reserve(1 << 16);
+  for (auto _ : state) {
+    const auto t0 = Clock::now();
+    auto lock = client->acquire(kResource, kTtl);
+    const auto t1 = Clock::now();
+    if (!lock) {
+      state.SkipWithError(redlock::to_string(lock.error()).c_str());
+      return;
+    }
+    (void)client->release(*lock);
+    state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+    acquire.push_back(micros(t1 - t0));
+  }
+  const auto p = summarize(acquire);
+  set_counters(state, "", p);
+  g_results[state.range(0) == 0 ? "acquire, fencing off" : "acquire, fencing on"] = p;
+}
+BENCHMARK(BM_AcquireFencing)
+    ->ArgName("fencing")
+    ->Arg(0)
+    ->Arg(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// The worst case of fencing: before each acquire (untimed) the five nodes'
+// counters are set to five different values, so whichever three grant first
+// disagree and the fence must be raised on a majority before the lock is
+// handed out: one more round trip.
+void BM_AcquireFenceRaise(benchmark::State& state) {
+  const std::string counter = "redlock:fence:" + std::string(kResource);
+  std::vector<double> acquire;
+  std::uint64_t base = 4'000'000'000'000'000ULL;  // below 2^53: Lua numbers are doubles
+  for (auto _ : state) {
+    base += 10;
+    for (std::size_t i = 0; i < kNodes; ++i) {
+      if (!g_cluster->command(i, {"SET", counter, std::to_string(base + i)})) {
+        state.SkipWithError("cannot set a fencing counter");
+        return;
+      }
+    }
+    const auto raises = g_client->metrics().fence_raises;
+    const auto t0 = Clock::now();
+    auto lock = g_client->acquire(kResource, kTtl);
+    const auto t1 = Clock::now();
+    if (!lock) {
+      state.SkipWithError(redlock::to_string(lock.error()).c_str());
+      return;
+    }
+    (void)g_client->release(*lock);
+    if (g_client->metrics().fence_raises != raises + 1) {
+      state.SkipWithError("the acquire did not raise the fence");
+      return;
+    }
+    state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+    acquire.push_back(micros(t1 - t0));
+  }
+  const auto p = summarize(acquire);
+  set_counters(state, "", p);
+  g_results["acquire with a fence raise"] = p;
+}
+BENCHMARK(BM_AcquireFenceRaise)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
 std::string fmt_us(double us) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%9.1f us", us);
@@ -182,9 +254,12 @@ void compare(const redlock::cluster::LocalCluster& cluster, long requests) {
     std::cout << "redis SET: not measured: " << why << '\n';
   }
   const std::pair<const char*, const char*> rows[] = {
-      {"acquire", "redlock acquire (SET NX PX to 5, decided at 3rd)"},
+      {"acquire", "redlock acquire (fenced script to 5, decided at 3rd)"},
       {"release", "redlock release (script on 5, waits for all 5)"},
       {"acquire+release", "redlock acquire+release cycle (2 round trips)"},
+      {"acquire, fencing off", "redlock acquire, fencing off (SET NX PX)"},
+      {"acquire, fencing on", "redlock acquire, fencing on (no raise)"},
+      {"acquire with a fence raise", "redlock acquire, fencing on, raise round forced"},
   };
   for (const auto& [key, label] : rows) {
     if (auto it = g_results.find(key); it != g_results.end()) print_row(label, it->second, base);
@@ -281,6 +356,17 @@ int main(int argc, char** argv) {
     subset_clients.push_back(std::move(*c));
   }
   g_clients_by_nodes[static_cast<std::int64_t>(kNodes)] = g_client;
+  redlock::ClientOptions unfenced_options;
+  unfenced_options.nodes = (*cluster)->addresses();
+  unfenced_options.restart_grace = std::chrono::milliseconds(0);
+  unfenced_options.fencing = false;
+  auto unfenced = redlock::Client::connect(std::move(unfenced_options));
+  if (!unfenced) {
+    std::cerr << "redlock_acquire_bench: " << redlock::to_string(unfenced.error()) << '\n';
+    return 1;
+  }
+  g_unfenced = unfenced->get();
+  g_cluster = cluster->get();
 
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
@@ -288,6 +374,9 @@ int main(int argc, char** argv) {
   compare(**cluster, requests);
 
   g_client = nullptr;
+  g_unfenced = nullptr;
+  g_cluster = nullptr;
+  unfenced->reset();
   g_clients_by_nodes.clear();
   subset_clients.clear();
   client->reset();
