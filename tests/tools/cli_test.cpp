@@ -481,6 +481,7 @@ TEST_F(RedlockCli, ClusterCommands) {
   } down{dir};
   ASSERT_EQ(up.code, kOk) << up;
   EXPECT_NE(up.out.find("started 3 nodes"), std::string::npos) << up;
+  EXPECT_NE(up.out.find("restart grace"), std::string::npos) << "says when the nodes vote" << up;
 
   auto status = cli_without_nodes({"--json", "cluster", "--dir", dir, "status"});
   ASSERT_EQ(status.code, kOk) << status;

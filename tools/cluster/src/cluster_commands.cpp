@@ -105,6 +105,12 @@ int cmd_up(const std::string& program, const fs::path& dir, std::size_t n, int b
   if (!started) return fail(program, started.error());
   std::cout << "started " << n << " nodes in " << (*started)->dir().string() << '\n';
   print_status(**started, false);
+  // Restart-aware voting: clients do not count a node that has been up for
+  // less than their restart grace. These nodes are empty, so no lock can
+  // predate them, and a client that knows this may skip the wait.
+  std::cout << "the nodes are new and empty: clients count them once they have been up for "
+               "their restart grace (max_ttl, 60s by default), or at once with a grace of 0 "
+               "(redlock --restart-grace 0s, ClientOptions::restart_grace = 0ms)\n";
   return kExitOk;
 }
 
