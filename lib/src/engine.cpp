@@ -221,9 +221,6 @@ class QuorumOp : public Operation {
     const auto start = Clock::now();
     round_.emplace(nodes.size(), start, ttl, engine_.options().drift_factor, min_validity, refused);
     for (std::size_t i = 0; i < nodes.size(); ++i) {
-      // Once decided, send nothing more, but still say why a node that is
-      // down could not vote.
-      if (round_->decided() && nodes[i]->connected()) continue;
       if (auto why = nodes[i]->vote_block(start)) {
         // Restart-aware voting: not asked, and counted as a "no".
         results_[i].status = NodeStatus::kNotVoting;
@@ -231,6 +228,9 @@ class QuorumOp : public Operation {
         round_->vote(i, NodeStatus::kNotVoting, start);
         continue;
       }
+      // Once decided, send nothing more, but still say why a node that is
+      // down could not vote.
+      if (round_->decided() && nodes[i]->connected()) continue;
       if (!round_->decided() && nodes[i]->send(wire, shared_from_this(), tag_, fallback)) {
         sent_[i] = true;
       } else {
