@@ -84,8 +84,8 @@ struct ClientOptions {
   // connection, pipelined with the locks) and compares how far the node's
   // clock moved with how far its own monotonic clock did, the round trip
   // being the error bar. A node whose clock runs faster or slower than
-  // drift_factor allows (but at least 0.1 %, what NTP slewing may do), or
-  // jumps, is reported: a warning in the log, NodeMetrics::clock_suspect and
+  // drift_factor allows (but never less than 0.1 %, twice what NTP slewing
+  // may do), or jumps, is reported: a warning in the log, NodeMetrics::clock_suspect and
   // clock_reason, and an info once it looks sane again (a window of 20
   // intervals with no jump and the rate within bounds). 0: off. Otherwise
   // from 10 ms to 1 h. Needs the TIME command (ACL +time).
