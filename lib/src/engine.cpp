@@ -811,6 +811,9 @@ Engine::~Engine() {
 void Engine::run() {
   loop_thread_id_ = std::this_thread::get_id();
   for (auto& n : nodes_) n->start();
+  if (options_.clock_check_interval.count() > 0) {
+    schedule(Clock::now() + options_.clock_check_interval, [this] { clock_tick(); });
+  }
   flush_dirty();
   uv_run(&loop_, UV_RUN_DEFAULT);
   // Anything still open (only after a forced shutdown) is closed here.
@@ -901,6 +904,12 @@ void Engine::begin_shutdown() {
       },
       static_cast<std::uint64_t>(kShutdownGrace.count()), 0);
   uv_unref(reinterpret_cast<uv_handle_t*>(&shutdown_timer_));
+}
+
+void Engine::clock_tick() {
+  if (stopping_loop_) return;
+  for (auto& n : nodes_) n->sample_clock();
+  schedule(Clock::now() + options_.clock_check_interval, [this] { clock_tick(); });
 }
 
 Result<void> Engine::post_acquire(std::vector<std::string> resources, milliseconds ttl,

@@ -27,6 +27,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "clock_check.hpp"
 #include "metrics.hpp"
 #include "protocol.hpp"
 #include "redlock/client.hpp"
@@ -94,6 +95,10 @@ class Node {
   [[nodiscard]] std::optional<std::string> vote_block(Clock::time_point now) const;
   // The node's run_id as its last handshake reported it ("" if unknown).
   [[nodiscard]] const std::string& run_id() const noexcept { return run_id_; }
+  // Clock sanity: asks the node for its TIME, unless it is not connected,
+  // refused TIME on this connection, or has not answered the last one.
+  void sample_clock();
+  [[nodiscard]] const ClockCheck& clock() const noexcept { return clock_; }
 
  private:
   struct Conn;
@@ -117,6 +122,7 @@ class Node {
     Clock::time_point until;
   };
   class SetupOp;
+  class ClockOp;
 
   static void on_connect_cb(uv_connect_t* req, int status);
   static void on_alloc_cb(uv_handle_t* handle, std::size_t suggested, uv_buf_t* buf);
@@ -141,6 +147,9 @@ class Node {
   void fail_connection(const std::string& why, bool permanent = false);
   void drop_conn();
   void replay_cleanup();
+  void on_time_reply(const Reply* reply);
+  // Forgets the clock samples (another server, or one that restarted).
+  void reset_clock();
   bool push(std::string_view wire, std::shared_ptr<Operation> op, std::uint32_t tag,
             std::shared_ptr<const std::string> fallback);
 
@@ -162,9 +171,16 @@ class Node {
   std::string run_id_;
   Clock::time_point votes_from_{};  // restart-aware voting: no vote before this
   std::string not_voting_why_;      // what set votes_from_
-  Conn* conn_ = nullptr;            // the live connection, or null
-  uv_timer_t timer_{};              // connect deadline, then reconnect backoff
-  Conn* watch_ = nullptr;           // kSentinel: the +switch-master subscription
+  ClockCheck clock_;                // clock sanity: this node's TIME samples
+  std::string clock_run_id_;        // the run_id the samples are from
+  std::shared_ptr<Operation> clock_op_;
+  Clock::time_point time_sent_{};
+  bool time_outstanding_ = false;
+  bool time_refused_ = false;  // on this connection
+  bool time_refusal_reported_ = false;
+  Conn* conn_ = nullptr;   // the live connection, or null
+  uv_timer_t timer_{};     // connect deadline, then reconnect backoff
+  Conn* watch_ = nullptr;  // kSentinel: the +switch-master subscription
   uv_timer_t watch_timer_{};
   std::unique_ptr<ReplyParser> watch_parser_;
   std::size_t watch_sentinel_ = 0;
@@ -242,6 +258,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
   void on_timer();
   void arm_timer();
   void begin_shutdown();
+  // Clock sanity: a TIME to every node, every clock_check_interval.
+  void clock_tick();
 
   // Declaration order is destruction order: the nodes (and the operations
   // their queues keep alive) go before the loop they were registered with.

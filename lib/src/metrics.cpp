@@ -113,6 +113,20 @@ void Metrics::restart(std::size_t node) {
 
 void Metrics::fence_raise() { fence_raises_.fetch_add(1, kRelaxed); }
 
+void Metrics::clock_state(std::size_t node, std::optional<double> rate, bool suspect,
+                          const std::string& reason) {
+  auto& n = *nodes_[node];
+  std::lock_guard lk(n.clock_mutex);
+  n.clock_rate = rate;
+  n.clock_suspect = suspect;
+  if (n.clock_reason != reason) n.clock_reason = reason;
+}
+
+void Metrics::clock_changed(std::size_t node, bool suspect, const std::string& reason) {
+  if (suspect) nodes_[node]->clock_alarms.fetch_add(1, kRelaxed);
+  if (sink_) sink_->on_node_clock(node, suspect, reason);
+}
+
 MetricsSnapshot Metrics::snapshot(const std::vector<std::string>& names,
                                   const std::vector<bool>& connected) const {
   MetricsSnapshot s;
@@ -135,6 +149,13 @@ MetricsSnapshot Metrics::snapshot(const std::vector<std::string>& names,
     n.timeouts = nodes_[i]->timeouts.load(kRelaxed);
     n.errors = nodes_[i]->errors.load(kRelaxed);
     n.rtt_us = nodes_[i]->rtt.snapshot();
+    n.clock_alarms = nodes_[i]->clock_alarms.load(kRelaxed);
+    {
+      std::lock_guard lk(nodes_[i]->clock_mutex);
+      n.clock_suspect = nodes_[i]->clock_suspect;
+      n.clock_reason = nodes_[i]->clock_reason;
+      n.clock_rate = nodes_[i]->clock_rate;
+    }
     s.nodes.push_back(std::move(n));
   }
   return s;
@@ -250,6 +271,24 @@ std::string to_prometheus(const MetricsSnapshot& s, std::string_view prefix) {
   for (const auto& n : s.nodes) {
     out += p + "_node_errors_total{node=\"" + escape_label(n.node) + "\"} " +
            std::to_string(n.errors) + "\n";
+  }
+  header(out, p + "_node_clock_suspect",
+         "Whether the node's clock runs off rate or jumped (clock sanity check).", "gauge");
+  for (const auto& n : s.nodes) {
+    out += p + "_node_clock_suspect{node=\"" + escape_label(n.node) + "\"} " +
+           (n.clock_suspect ? "1" : "0") + "\n";
+  }
+  header(out, p + "_node_clock_rate",
+         "The node's clock rate relative to the client's monotonic clock (1: the same).", "gauge");
+  for (const auto& n : s.nodes) {
+    if (!n.clock_rate) continue;
+    out += p + "_node_clock_rate{node=\"" + escape_label(n.node) + "\"} " + number(*n.clock_rate) +
+           "\n";
+  }
+  header(out, p + "_node_clock_alarms_total", "Times the node's clock became suspect.", "counter");
+  for (const auto& n : s.nodes) {
+    out += p + "_node_clock_alarms_total{node=\"" + escape_label(n.node) + "\"} " +
+           std::to_string(n.clock_alarms) + "\n";
   }
   header(out, p + "_node_rtt_microseconds", "Round-trip time of each node's answers.", "histogram");
   for (const auto& n : s.nodes) {

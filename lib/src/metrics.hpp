@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +42,12 @@ class Metrics {
   void reconnect(std::size_t node);
   void restart(std::size_t node);
   void fence_raise();
+  // Clock sanity: the state after each sample, and each time the node's
+  // clock became suspect or sane again (told to the sink; counted as an
+  // alarm when it became suspect).
+  void clock_state(std::size_t node, std::optional<double> rate, bool suspect,
+                   const std::string& reason);
+  void clock_changed(std::size_t node, bool suspect, const std::string& reason);
 
   [[nodiscard]] MetricsSnapshot snapshot(const std::vector<std::string>& names,
                                          const std::vector<bool>& connected) const;
@@ -52,6 +60,12 @@ class Metrics {
     std::atomic<std::uint64_t> timeouts{0};
     std::atomic<std::uint64_t> errors{0};
     AtomicHistogram rtt;
+    std::atomic<std::uint64_t> clock_alarms{0};
+    // Written once per clock sample: a lock is cheap enough there.
+    mutable std::mutex clock_mutex;
+    bool clock_suspect = false;
+    std::string clock_reason;
+    std::optional<double> clock_rate;
   };
 
   std::shared_ptr<MetricsSink> sink_;

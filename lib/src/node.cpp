@@ -78,9 +78,26 @@ class Node::SetupOp final : public Operation {
   Node& node_;
 };
 
+// The replies to the clock check's TIME commands.
+class Node::ClockOp final : public Operation {
+ public:
+  explicit ClockOp(Node& node) : node_(node) {}
+  void on_reply(std::size_t, std::uint32_t, const Reply* reply, std::string_view) override {
+    node_.on_time_reply(reply);
+  }
+
+ private:
+  Node& node_;
+};
+
 Node::Node(Engine& engine, std::size_t index, NodeAddress address,
            std::vector<sockaddr_storage> addrs)
-    : engine_(engine), index_(index), address_(std::move(address)), addrs_(std::move(addrs)) {
+    : engine_(engine),
+      index_(index),
+      address_(std::move(address)),
+      addrs_(std::move(addrs)),
+      clock_(engine.options().drift_factor,
+             engine.options().clock_check_interval * kClockWindowIntervals) {
   if (address_.has_credentials) {
     username_ = address_.username;
     password_ = address_.password;
@@ -437,6 +454,7 @@ void Node::note_server_info(std::string_view info) {
 }
 
 std::optional<std::string> Node::vote_block(Clock::time_point now) const {
+  if (engine_.options().exclude_suspect_clocks && clock_.suspect()) return clock_.reason();
   if (now >= votes_from_) return std::nullopt;
   return not_voting_why_ + "; votes again in " +
          std::to_string(std::chrono::ceil<milliseconds>(votes_from_ - now).count()) + " ms";
@@ -460,9 +478,74 @@ void Node::on_ready() {
     (void)push(format_command({"SCRIPT", "LOAD", script.body}), discard_op(), 0, nullptr);
   }
   replay_cleanup();
+  // Clock samples carry over a reconnect to the same server, not to another
+  // one (a restart, a failover) nor when the server is not known.
+  if (run_id_.empty() || run_id_ != clock_run_id_) reset_clock();
+  clock_run_id_ = run_id_;
+  time_refused_ = false;
+  if (engine_.options().clock_check_interval.count() > 0) sample_clock();
   if (!reported_first_attempt_) {
     reported_first_attempt_ = true;
     engine_.report_first_attempt();
+  }
+}
+
+void Node::sample_clock() {
+  if (state_ != State::kConnected || time_outstanding_ || time_refused_) return;
+  static const std::string wire = format_command({"TIME"});
+  if (!clock_op_) clock_op_ = std::make_shared<ClockOp>(*this);
+  time_sent_ = Clock::now();
+  time_outstanding_ = send(wire, clock_op_, 0);
+}
+
+void Node::on_time_reply(const Reply* reply) {
+  time_outstanding_ = false;
+  if (reply == nullptr) return;  // the connection failed
+  const auto now = Clock::now();
+  if (reply->is_error()) {
+    // Until the next connection: an ACL without +time, most likely.
+    time_refused_ = true;
+    if (!time_refusal_reported_) {
+      time_refusal_reported_ = true;
+      engine_.log().warn("node {}: TIME refused ({}): its clock cannot be checked (grant +time)",
+                         name(), reply->str);
+    }
+    return;
+  }
+  std::optional<std::int64_t> node_us;
+  if (reply->type == Reply::Type::kArray && reply->elements.size() == 2) {
+    node_us = time_reply_us(reply->elements[0].str, reply->elements[1].str);
+  }
+  if (!node_us) {
+    engine_.log().debug("node {}: unexpected reply to TIME", name());
+    return;
+  }
+  const bool was_suspect = clock_.suspect();
+  const bool changed = clock_.add({time_sent_, now, *node_us});
+  engine_.metrics().clock_state(index_, clock_.rate(), clock_.suspect(), clock_.reason());
+  if (!changed) return;
+  if (clock_.suspect()) {
+    engine_.log().warn(
+        "node {}: {}; Redlock assumes every node's clock runs at the client's rate (drift_factor "
+        "{}){}",
+        name(), clock_.reason(), engine_.options().drift_factor,
+        engine_.options().exclude_suspect_clocks ? ": it does not vote" : "");
+    if (!was_suspect) engine_.metrics().clock_changed(index_, true, clock_.reason());
+  } else {
+    engine_.log().info("node {}: clock looks sane again (rate {:.4f} over the last {} samples)",
+                       name(), clock_.rate().value_or(1.0), clock_.samples());
+    engine_.metrics().clock_changed(index_, false, {});
+  }
+}
+
+void Node::reset_clock() {
+  const bool was_suspect = clock_.suspect();
+  clock_.reset();
+  engine_.metrics().clock_state(index_, std::nullopt, false, {});
+  if (was_suspect) {
+    engine_.log().info("node {}: another server (run_id {}): its clock is checked afresh", name(),
+                       run_id_.empty() ? std::string("unknown") : run_id_.substr(0, 8));
+    engine_.metrics().clock_changed(index_, false, {});
   }
 }
 

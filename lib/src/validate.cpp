@@ -274,6 +274,15 @@ Result<std::vector<NodeAddress>> validate_client_options(const ClientOptions& o)
     return invalid("restart_grace " + ms(*o.restart_grace) + " is out of range [0, " +
                    ms(2 * kMaxTtlCeiling) + "]");
   }
+  if (o.clock_check_interval.count() != 0 &&
+      (o.clock_check_interval < kMinClockCheckInterval || o.clock_check_interval > kMaxDelay)) {
+    return invalid("clock_check_interval " + ms(o.clock_check_interval) +
+                   " is out of range: 0 (off) or " + ms(kMinClockCheckInterval) + " to " +
+                   ms(kMaxDelay));
+  }
+  if (o.exclude_suspect_clocks && o.clock_check_interval.count() == 0) {
+    return invalid("exclude_suspect_clocks needs the clock check: clock_check_interval is 0 (off)");
+  }
   return out;
 }
 

@@ -20,6 +20,8 @@ inline constexpr std::chrono::milliseconds kMaxTtlCeiling{std::chrono::hours(24 
 // Upper bound for retry and reconnect delays (keeps every deadline computed
 // from them far from overflow; a larger pause is not a retry any more).
 inline constexpr std::chrono::milliseconds kMaxDelay{std::chrono::hours(1)};
+// The shortest ClientOptions::clock_check_interval other than 0 (off).
+inline constexpr std::chrono::milliseconds kMinClockCheckInterval{10};
 
 struct HostPort {
   std::string host;  // without brackets for IPv6

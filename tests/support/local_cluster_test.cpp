@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "cluster_fixture.hpp"
+#include "fake_clock.hpp"
 
 namespace {
 
@@ -240,6 +242,87 @@ TEST(LocalClusterTest, RestartGivesAnEmptyNodeOnTheSamePort) {
   ASSERT_TRUE(cluster->restart(0).has_value());
   EXPECT_FALSE(cluster->info(0).paused);
   EXPECT_EQ(cluster->command(0, {"PING"}).value_or("?"), "PONG");
+}
+
+// Whether the process has the shared library `path` mapped. (Its
+// environment cannot be read back: redis-server writes its process title
+// over it.)
+bool maps_library(int pid, const std::string& path) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/maps");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.ends_with(" " + path)) return true;
+  }
+  return false;
+}
+
+TEST(LocalClusterTest, NodeEnvGoesToThatNodeOnlyAndSurvivesRestart) {
+  const std::string shim = redlock::testing::FakeClock::library();
+  ClusterOptions options;
+  options.node_env = {{}, {"LD_PRELOAD=" + shim}};
+  auto cluster = start_or_fail(3, options);
+  ASSERT_TRUE(cluster);
+  EXPECT_FALSE(maps_library(cluster->info(0).pid, shim));
+  EXPECT_TRUE(maps_library(cluster->info(1).pid, shim));
+  EXPECT_FALSE(maps_library(cluster->info(2).pid, shim));
+  ASSERT_TRUE(cluster->restart(1).has_value());
+  EXPECT_TRUE(maps_library(cluster->info(1).pid, shim));
+  ASSERT_TRUE(cluster->restart(2).has_value());
+  EXPECT_FALSE(maps_library(cluster->info(2).pid, shim));
+}
+
+// The node's TIME in microseconds, or -1.
+long long node_time_us(LocalCluster& cluster, std::size_t i) {
+  auto text = cluster.command(i, {"TIME"});
+  if (!text) return -1;
+  const auto nl = text->find('\n');
+  if (nl == std::string::npos) return -1;
+  return std::stoll(text->substr(0, nl)) * 1000000 + std::stoll(text->substr(nl + 1));
+}
+
+TEST(FakeClockTest, NodeClockRunsFastAndJumpsWhileTheServerWorks) {
+  const fs::path dir = make_test_dir();
+  redlock::testing::FakeClock clock(dir / "clock");
+  ASSERT_TRUE(clock.ok());
+  ClusterOptions options;
+  options.node_env = {{}, clock.env(2.0)};
+  auto cluster = start_or_fail(2, options);
+  ASSERT_TRUE(cluster);
+
+  // Over half a second of ours, node 2's clock moves about twice as far
+  // (wide bounds: each TIME takes a connection of its own).
+  const long long a0 = node_time_us(*cluster, 0);
+  const long long b0 = node_time_us(*cluster, 1);
+  const auto t0 = Clock::now();
+  std::this_thread::sleep_for(milliseconds(500));
+  const long long a1 = node_time_us(*cluster, 0);
+  const long long b1 = node_time_us(*cluster, 1);
+  const double local_us = static_cast<double>(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
+  ASSERT_TRUE(a0 > 0 && a1 > 0 && b0 > 0 && b1 > 0);
+  EXPECT_NEAR(static_cast<double>(a1 - a0) / local_us, 1.0, 0.25);
+  EXPECT_NEAR(static_cast<double>(b1 - b0) / local_us, 2.0, 0.5);
+
+  // A step of the offset moves node 2's wall clock at once, by that much.
+  const long long before = node_time_us(*cluster, 1);
+  ASSERT_TRUE(clock.set_offset(std::chrono::seconds(30)));
+  const long long after = node_time_us(*cluster, 1);
+  EXPECT_GT(after - before, 29'000'000);
+  EXPECT_LT(after - before, 31'000'000);
+  ASSERT_TRUE(clock.set_offset(std::chrono::seconds(-30)));
+  EXPECT_LT(node_time_us(*cluster, 1) - after, -59'000'000);
+
+  // The server works as usual, timers included: a key with a ttl expires
+  // (twice as fast), DEBUG SLEEP returns.
+  EXPECT_EQ(cluster->command(1, {"SET", "k", "v", "PX", "200"}).value_or("?"), "OK");
+  EXPECT_EQ(cluster->command(1, {"DEBUG", "SLEEP", "0.05"}).value_or("?"), "OK");
+  const auto deadline = Clock::now() + scaled(milliseconds(5000));
+  while (cluster->get(1, "k").value_or(std::nullopt).has_value() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_EQ(cluster->get(1, "k").value_or("?"), std::nullopt);
+  cluster->stop();
+  fs::remove_all(dir);
 }
 
 TEST(LocalClusterTest, StopLeavesNoProcessAndRemovesTheTempDir) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cluster_fixture.hpp"
+#include "fake_clock.hpp"
 #include "tool_process.hpp"
 
 namespace redlock::testing {
@@ -329,6 +330,61 @@ TEST_F(RedlockCli, StatusShowsEachNode) {
       << text;
   EXPECT_TRUE(std::regex_search(text.out, std::regex(addresses()[2] + " +unreachable .*timed out")))
       << text;
+}
+
+// A cluster whose third node's clocks run 1.5x fast (the fake clock shim).
+class RedlockCliFastClock : public RedlockCli {
+ protected:
+  redlock::cluster::ClusterOptions cluster_options() const override {
+    redlock::cluster::ClusterOptions o;
+    o.node_env = {{}, {}, clock_.env(1.5)};
+    return o;
+  }
+  ScratchDir clock_dir_;
+  FakeClock clock_{clock_dir_.path() / "clock"};
+};
+
+TEST_F(RedlockCliFastClock, StatusWithClockShowsTheFastNode) {
+  ASSERT_TRUE(clock_.ok());
+  auto r = cli({"--json", "status", "--clock", "1500ms"});
+  ASSERT_EQ(r.code, kOk) << r;
+  const auto json = nlohmann::json::parse(r.out);
+  EXPECT_EQ(json.at("clock_window_ms"), 1500);
+  EXPECT_EQ(json.at("clock_suspect"), 1);
+  for (std::size_t i = 0; i < 5; ++i) {
+    const auto& clock = json.at("nodes").at(i).at("clock");
+    ASSERT_TRUE(clock.at("rate").is_number()) << clock;
+    if (i == 2) {
+      EXPECT_TRUE(clock.at("suspect").get<bool>()) << clock;
+      EXPECT_NEAR(clock.at("rate").get<double>(), 1.5, 0.05) << clock;
+      EXPECT_EQ(clock.at("reason").get<std::string>().rfind("clock runs fast (", 0), 0U) << clock;
+    } else {
+      EXPECT_FALSE(clock.at("suspect").get<bool>()) << clock;
+      EXPECT_NEAR(clock.at("rate").get<double>(), 1.0, 0.05) << clock;
+      EXPECT_TRUE(clock.at("reason").is_null()) << clock;
+    }
+  }
+
+  auto text = cli({"status", "--clock", "1s"});
+  ASSERT_EQ(text.code, kOk) << text;
+  EXPECT_TRUE(std::regex_search(
+      text.out, std::regex(addresses()[2] + " +reachable .* 1\\.[45][0-9]{3}x +SUSPECT: "
+                                            "clock runs fast \\(")))
+      << text;
+  EXPECT_TRUE(std::regex_search(text.out,
+                                std::regex(addresses()[0] + " +reachable .* [01]\\.[0-9]{4}x *\n")))
+      << text;
+  EXPECT_NE(text.out.find("clocks checked for 1000 ms against this machine's: 1 suspect"),
+            std::string::npos)
+      << text;
+
+  // Without --clock, nothing about clocks.
+  auto plain = cli({"--json", "status"});
+  ASSERT_EQ(plain.code, kOk) << plain;
+  const auto pj = nlohmann::json::parse(plain.out);
+  EXPECT_FALSE(pj.contains("clock_window_ms"));
+  EXPECT_FALSE(pj.at("nodes").at(2).contains("clock"));
+  EXPECT_EQ(cli({"status", "--clock", "soon"}).code, kUsage);
 }
 
 // ---------------------------------------------------------------------------

@@ -105,6 +105,8 @@ TEST(Options, DocumentedDefaults) {
   EXPECT_TRUE(c.fencing);
   EXPECT_EQ(c.logger, nullptr);
   EXPECT_EQ(ClientOptions::kMaxNodes, 64u);
+  EXPECT_EQ(c.clock_check_interval.count(), 1000);
+  EXPECT_FALSE(c.exclude_suspect_clocks);
 
   const AcquireOptions a;
   EXPECT_EQ(a.max_wait.count(), 0);

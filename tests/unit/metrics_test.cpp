@@ -274,7 +274,16 @@ class RecordingSink : public MetricsSink {
   void on_lock_lost() override { ++lost; }
   void on_late_reply_released(std::size_t node) override { late.push_back(node); }
   void on_reconnect(std::size_t node) override { reconnects.push_back(node); }
+  void on_node_clock(std::size_t node, bool suspect, std::string_view reason) override {
+    clocks.push_back({node, suspect, std::string(reason)});
+  }
 
+  struct ClockEvent {
+    std::size_t node;
+    bool suspect;
+    std::string reason;
+  };
+  std::vector<ClockEvent> clocks;
   std::vector<Acquire> acquires;
   std::vector<Reply> replies;
   int contended = 0;
@@ -344,6 +353,45 @@ TEST(Metrics, SinkReceivesEveryEventWithItsArguments) {
   EXPECT_EQ(s.nodes[2].rtt_us.count, 1u);
 }
 
+TEST(Metrics, ClockStateAndAlarms) {
+  auto sink = std::make_shared<RecordingSink>();
+  Metrics m(3, sink);
+  // Fresh: nothing measured, nothing suspect.
+  auto s = m.snapshot(kNames, kConnected);
+  for (const auto& n : s.nodes) {
+    EXPECT_FALSE(n.clock_suspect);
+    EXPECT_EQ(n.clock_reason, "");
+    EXPECT_FALSE(n.clock_rate.has_value());
+    EXPECT_EQ(n.clock_alarms, 0u);
+  }
+  m.clock_state(0, 1.0001, false, "");
+  m.clock_state(2, std::nullopt, true, "clock jumped +500 ms");
+  m.clock_changed(2, true, "clock jumped +500 ms");
+  m.clock_state(2, 1.5, true, "clock runs fast (1.50x) over 2.0 s");
+  s = m.snapshot(kNames, kConnected);
+  EXPECT_EQ(s.nodes[0].clock_rate, 1.0001);
+  EXPECT_FALSE(s.nodes[0].clock_suspect);
+  EXPECT_FALSE(s.nodes[1].clock_rate.has_value());
+  EXPECT_TRUE(s.nodes[2].clock_suspect);
+  EXPECT_EQ(s.nodes[2].clock_reason, "clock runs fast (1.50x) over 2.0 s");
+  EXPECT_EQ(s.nodes[2].clock_rate, 1.5);
+  EXPECT_EQ(s.nodes[2].clock_alarms, 1u);
+  // Sane again: the reason goes, the alarm count stays.
+  m.clock_state(2, 1.0, false, "");
+  m.clock_changed(2, false, "");
+  s = m.snapshot(kNames, kConnected);
+  EXPECT_FALSE(s.nodes[2].clock_suspect);
+  EXPECT_EQ(s.nodes[2].clock_reason, "");
+  EXPECT_EQ(s.nodes[2].clock_alarms, 1u);
+
+  ASSERT_EQ(sink->clocks.size(), 2u);
+  EXPECT_EQ(sink->clocks[0].node, 2u);
+  EXPECT_TRUE(sink->clocks[0].suspect);
+  EXPECT_EQ(sink->clocks[0].reason, "clock jumped +500 ms");
+  EXPECT_FALSE(sink->clocks[1].suspect);
+  EXPECT_EQ(sink->clocks[1].reason, "");
+}
+
 TEST(Metrics, TheDefaultSinkMethodsDoNothing) {
   // A sink overriding nothing is accepted and every event still counts.
   Metrics m(1, std::make_shared<MetricsSink>());
@@ -354,6 +402,7 @@ TEST(Metrics, TheDefaultSinkMethodsDoNothing) {
   m.lock_lost();
   m.late_reply_released(0);
   m.reconnect(0);
+  m.clock_changed(0, true, "clock jumped +1.0 s");
   const MetricsSnapshot s = m.snapshot({"n:1"}, {true});
   EXPECT_EQ(s.acquires_granted, 1u);
   EXPECT_EQ(s.contended_rounds, 1u);
@@ -514,6 +563,9 @@ MetricsSnapshot busy_snapshot() {
   m.lock_lost();
   m.late_reply_released(1);
   m.reconnect(1);
+  m.clock_state(0, 1.0, false, "");
+  m.clock_state(1, 1.5, true, "clock runs fast (1.50x) over 3.0 s");
+  m.clock_changed(1, true, "clock jumped +500 ms");
   return m.snapshot(kNames, kConnected);
 }
 
@@ -665,6 +717,21 @@ TEST(ToPrometheus, PerNodeSeries) {
                               "1\n"));
   EXPECT_THAT(text, HasSubstr("\nredlock_node_rtt_microseconds_bucket{node=\"127.0.0.1:7001\","
                               "le=\"100\"} 1\n"));
+}
+
+TEST(ToPrometheus, ClockSeries) {
+  const std::string text = to_prometheus(busy_snapshot());
+  EXPECT_THAT(text, HasSubstr("\n# TYPE redlock_node_clock_suspect gauge\n"));
+  EXPECT_THAT(text, HasSubstr("\nredlock_node_clock_suspect{node=\"127.0.0.1:7001\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("\nredlock_node_clock_suspect{node=\"127.0.0.1:7002\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("\n# TYPE redlock_node_clock_rate gauge\n"));
+  EXPECT_THAT(text, HasSubstr("\nredlock_node_clock_rate{node=\"127.0.0.1:7001\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("\nredlock_node_clock_rate{node=\"127.0.0.1:7002\"} 1.5\n"));
+  // Not measured yet: no sample rather than a made-up value.
+  EXPECT_THAT(text, Not(HasSubstr("redlock_node_clock_rate{node=\"127.0.0.1:7003\"}")));
+  EXPECT_THAT(text, HasSubstr("\n# TYPE redlock_node_clock_alarms_total counter\n"));
+  EXPECT_THAT(text, HasSubstr("\nredlock_node_clock_alarms_total{node=\"127.0.0.1:7002\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("\nredlock_node_clock_alarms_total{node=\"127.0.0.1:7003\"} 0\n"));
 }
 
 TEST(ToPrometheus, LabelValuesAreEscaped) {

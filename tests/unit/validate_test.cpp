@@ -228,6 +228,33 @@ TEST(ValidateClientOptions, MaxTtlRange) {
   EXPECT_TRUE(r) << r.error();
 }
 
+TEST(ValidateClientOptions, ClockCheckInterval) {
+  for (const auto t : {0ms, 10ms, 1000ms, std::chrono::milliseconds(std::chrono::hours(1))}) {
+    ClientOptions o = three_nodes();
+    o.clock_check_interval = t;
+    const auto r = validate_client_options(o);
+    EXPECT_TRUE(r) << t.count() << " ms: " << r.error();
+  }
+  for (const auto t : {-1ms, 1ms, 9ms, std::chrono::milliseconds(std::chrono::hours(1)) + 1ms}) {
+    ClientOptions o = three_nodes();
+    o.clock_check_interval = t;
+    const auto msg = invalid_message(validate_client_options(o));
+    EXPECT_THAT(msg, HasSubstr("clock_check_interval " + std::to_string(t.count()) + " ms"));
+    EXPECT_THAT(msg, HasSubstr("0 (off) or 10 ms to 3600000 ms"));
+  }
+}
+
+TEST(ValidateClientOptions, ExcludeSuspectClocksNeedsTheClockCheck) {
+  ClientOptions o = three_nodes();
+  o.exclude_suspect_clocks = true;
+  const auto on = validate_client_options(o);
+  EXPECT_TRUE(on) << on.error();
+  o.clock_check_interval = 0ms;
+  const auto msg = invalid_message(validate_client_options(o));
+  EXPECT_THAT(msg, HasSubstr("exclude_suspect_clocks"));
+  EXPECT_THAT(msg, HasSubstr("clock_check_interval is 0"));
+}
+
 // ------------------------------------------------------ validate_acquire
 
 TEST(ValidateAcquire, DefaultsPass) {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +35,15 @@ struct NodeMetrics {
   std::uint64_t timeouts = 0;    // commands not answered within the node timeout
   std::uint64_t errors = 0;      // error replies and connection failures
   Histogram rtt_us;              // send to reply, microseconds
+  // Clock sanity (ClientOptions::clock_check_interval): the node's clock
+  // runs off rate or jumped, and why ("clock runs fast (1.50x) over 3.2 s",
+  // "clock jumped +5.2 s"; "" when not suspect).
+  bool clock_suspect = false;
+  std::string clock_reason;
+  // The node's clock rate relative to the client's monotonic clock over the
+  // last window (1: the same rate); unset until measured.
+  std::optional<double> clock_rate;
+  std::uint64_t clock_alarms = 0;  // times the clock became suspect
 };
 
 inline constexpr std::size_t kErrorCodeCount = 12;
@@ -79,6 +89,9 @@ class REDLOCK_EXPORT MetricsSink {
   virtual void on_reconnect(std::size_t /*node*/) {}
   // The node's run_id changed: it restarted and sits out restart_grace.
   virtual void on_node_restart(std::size_t /*node*/) {}
+  // The node's clock became suspect (`reason` says why), or sane again
+  // (`suspect` false, `reason` empty).
+  virtual void on_node_clock(std::size_t /*node*/, bool /*suspect*/, std::string_view /*reason*/) {}
 };
 
 }  // namespace redlock

@@ -77,6 +77,25 @@ struct ClientOptions {
   // appendfsync always, or for a cluster this program just started empty).
   std::optional<std::chrono::milliseconds> restart_grace;
 
+  // Clock sanity. Redlock assumes that every node's clock runs at nearly the
+  // rate of the client's: a key's ttl runs out on the node's clock while the
+  // lock's validity is counted on the client's. Every clock_check_interval
+  // the client asks each connected node for its TIME (on the node's
+  // connection, pipelined with the locks) and compares how far the node's
+  // clock moved with how far its own monotonic clock did, the round trip
+  // being the error bar. A node whose clock runs faster or slower than
+  // drift_factor allows (but never less than 0.1 %, twice what NTP slewing
+  // may do), or jumps, is reported: a warning in the log, NodeMetrics::clock_suspect and
+  // clock_reason, and an info once it looks sane again (a window of 20
+  // intervals with no jump and the rate within bounds). 0: off. Otherwise
+  // from 10 ms to 1 h. Needs the TIME command (ACL +time).
+  std::chrono::milliseconds clock_check_interval{1000};
+
+  // Leave a node whose clock is suspect out of the vote, as a restarted one
+  // is (NodeStatus::kNotVoting, with the clock's reason as the detail).
+  // Off: suspect nodes are only reported. Needs clock_check_interval > 0.
+  bool exclude_suspect_clocks = false;
+
   // Fencing tokens: every granted lock carries a number that strictly
   // increases across the successive holders of a resource (Lock::fence()).
   // The counters live on the nodes next to the locks, in keys named

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,8 +24,10 @@ struct Globals {
 };
 
 // A connected Client whose log goes to stderr, and only with --verbose.
-// Errors: as Client::connect (kInvalidArgument for a bad address).
-[[nodiscard]] Result<std::unique_ptr<Client>> connect_client(const Globals& globals);
+// `adjust` may change the options first. Errors: as Client::connect
+// (kInvalidArgument for a bad address).
+[[nodiscard]] Result<std::unique_ptr<Client>> connect_client(
+    const Globals& globals, const std::function<void(ClientOptions&)>& adjust = nullptr);
 
 // Prints `error` (stderr, or stdout as JSON with --json) and returns its exit
 // status for this client's quorum.
@@ -44,8 +47,12 @@ int cmd_extend(const Globals& globals, const std::string& resource, const std::s
                std::chrono::milliseconds ttl);
 
 // Asks each node directly (hiredis, blocking, one thread per node): PING
-// timed, INFO server. 0 when a majority answered, 3 otherwise.
-int cmd_status(const Globals& globals, std::chrono::milliseconds timeout);
+// timed, INFO server. With a clock window, also has a client check every
+// node's clock for that long (as ClientOptions::clock_check_interval does)
+// and shows each clock's rate and whether it is suspect. 0 when a majority
+// answered, 3 otherwise (a suspect clock does not change it).
+int cmd_status(const Globals& globals, std::chrono::milliseconds timeout,
+               std::chrono::milliseconds clock_window = std::chrono::milliseconds(0));
 
 struct RunArgs {
   std::string resource;

@@ -56,7 +56,8 @@ void print_lock(const Globals& globals, const Lock& lock, std::string_view what)
 
 }  // namespace
 
-Result<std::unique_ptr<Client>> connect_client(const Globals& globals) {
+Result<std::unique_ptr<Client>> connect_client(const Globals& globals,
+                                               const std::function<void(ClientOptions&)>& adjust) {
   ClientOptions options;
   options.nodes = globals.nodes;
   options.max_ttl = globals.max_ttl;
@@ -66,6 +67,7 @@ Result<std::unique_ptr<Client>> connect_client(const Globals& globals) {
                                                  std::make_shared<spdlog::sinks::stderr_sink_mt>());
   logger->set_level(globals.verbose ? spdlog::level::debug : spdlog::level::off);
   options.logger = std::move(logger);
+  if (adjust) adjust(options);
   return Client::connect(std::move(options));
 }
 

@@ -3,7 +3,8 @@
 //   redlock acquire RESOURCE [--ttl 10s] [--wait 5s]     prints token and validity
 //   redlock release RESOURCE TOKEN
 //   redlock extend RESOURCE TOKEN [--ttl 10s]
-//   redlock status [--timeout 1s]                        each node: reachable, rtt, version, run_id
+//   redlock status [--timeout 1s] [--clock 3s]           each node: reachable, rtt, version, run_id
+//                                                        (and its clock's rate, with --clock)
 //   redlock run RESOURCE [--ttl 10s] [--wait 5s] [--signal TERM] [--kill-after 10s]
 //               [--max-hold 1h] -- CMD ARGS...
 //   redlock cluster up N | down | status | pause I | resume I | kill I | restart I
@@ -133,9 +134,15 @@ int main(int argc, char** argv) {
 
   // status
   std::string status_timeout = "1s";
+  std::string status_clock = "0s";
   auto* status_cmd = app.add_subcommand(
       "status", "Ask each node directly: reachable, round-trip time, version, run_id");
   status_cmd->add_option("--timeout", status_timeout, "Connect and reply timeout per node")
+      ->capture_default_str();
+  status_cmd
+      ->add_option("--clock", status_clock,
+                   "Also check each node's clock rate against this machine's for this long, and "
+                   "report clocks that run off rate or jump (0s: do not)")
       ->capture_default_str();
 
   // run
@@ -196,6 +203,7 @@ int main(int argc, char** argv) {
   bool durations_ok = true;
   milliseconds extend_ttl_ms{0};
   milliseconds status_timeout_ms{0};
+  milliseconds status_clock_ms{0};
   if (sub == acquire_cmd) {
     durations_ok = parse_durations({{"--ttl", acquire_ttl, &acquire.ttl, true},
                                     {"--wait", acquire_wait, &acquire.wait, false},
@@ -203,7 +211,8 @@ int main(int argc, char** argv) {
   } else if (sub == extend_cmd) {
     durations_ok = parse_durations({{"--ttl", extend_ttl, &extend_ttl_ms, true}});
   } else if (sub == status_cmd) {
-    durations_ok = parse_durations({{"--timeout", status_timeout, &status_timeout_ms, true}});
+    durations_ok = parse_durations({{"--timeout", status_timeout, &status_timeout_ms, true},
+                                    {"--clock", status_clock, &status_clock_ms, false}});
   } else if (sub == run_cmd) {
     durations_ok = parse_durations({{"--ttl", run_ttl, &run.ttl, true},
                                     {"--wait", run_wait, &run.wait, false},
@@ -253,6 +262,8 @@ int main(int argc, char** argv) {
   if (sub == extend_cmd) {
     return redlock::cli::cmd_extend(globals, extend_resource, extend_token, extend_ttl_ms);
   }
-  if (sub == status_cmd) return redlock::cli::cmd_status(globals, status_timeout_ms);
+  if (sub == status_cmd) {
+    return redlock::cli::cmd_status(globals, status_timeout_ms, status_clock_ms);
+  }
   return redlock::cli::cmd_run(globals, run);
 }

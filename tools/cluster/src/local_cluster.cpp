@@ -357,11 +357,27 @@ int info_process_id(const redisReply& reply) {
 // ---------------------------------------------------------------------------
 // Starting a server
 
+// This process's environment with `extra` ("NAME=value") added, an entry of
+// `extra` replacing one of the same name.
+std::vector<std::string> environment_with(const std::vector<std::string>& extra) {
+  std::vector<std::string> out;
+  const auto name_of = [](std::string_view entry) { return entry.substr(0, entry.find('=')); };
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const bool replaced = std::any_of(extra.begin(), extra.end(), [&](const std::string& x) {
+      return name_of(x) == name_of(entry);
+    });
+    if (!replaced) out.emplace_back(entry);
+  }
+  out.insert(out.end(), extra.begin(), extra.end());
+  return out;
+}
+
 // Everything the child needs is prepared before fork(): between fork and
 // exec only async-signal-safe calls are allowed (the parent may have
 // threads).
-tl::expected<int, std::string> launch_server(const ClusterOptions& options, int port,
-                                             const fs::path& node_dir) {
+tl::expected<int, std::string> launch_server(const ClusterOptions& options, std::size_t index,
+                                             int port, const fs::path& node_dir) {
   const fs::path log_path = node_dir / kLogFile;
   // clang-format off
   std::vector<std::string> args = {
@@ -382,6 +398,14 @@ tl::expected<int, std::string> launch_server(const ClusterOptions& options, int 
   argv.reserve(args.size() + 1);
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  std::vector<std::string> env_entries;
+  std::vector<char*> envp;
+  const bool own_env = index < options.node_env.size() && !options.node_env[index].empty();
+  if (own_env) {
+    env_entries = environment_with(options.node_env[index]);
+    for (auto& e : env_entries) envp.push_back(e.data());
+    envp.push_back(nullptr);
+  }
 
   const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) {
@@ -453,7 +477,11 @@ tl::expected<int, std::string> launch_server(const ClusterOptions& options, int 
         if (fd != keep) ::close(fd);
       }
     }
-    ::execvp(argv[0], argv.data());
+    if (own_env) {
+      ::execvpe(argv[0], argv.data(), envp.data());
+    } else {
+      ::execvp(argv[0], argv.data());
+    }
     const int err = errno;
     [[maybe_unused]] auto written = ::write(keep, &err, sizeof err);
     ::_exit(127);
@@ -622,7 +650,7 @@ tl::expected<std::unique_ptr<LocalCluster>, std::string> LocalCluster::start(
     auto& node = cluster->nodes_[i];
     log_offsets[i] = file_size_or_zero(node.dir / kLogFile);
     deadlines[i] = Clock::now() + options.start_timeout;
-    auto pid = launch_server(cluster->options_, node.port, node.dir);
+    auto pid = launch_server(cluster->options_, i, node.port, node.dir);
     if (!pid) return fail(cluster->node_name(i) + ": " + pid.error());
     node.pid = *pid;
     node.is_child = true;
@@ -646,7 +674,7 @@ tl::expected<std::unique_ptr<LocalCluster>, std::string> LocalCluster::start(
         node.port = picked->front();
         log_offsets[i] = file_size_or_zero(log);
         deadlines[i] = Clock::now() + options.start_timeout;
-        auto pid = launch_server(cluster->options_, node.port, node.dir);
+        auto pid = launch_server(cluster->options_, i, node.port, node.dir);
         if (!pid) return fail(cluster->node_name(i) + ": " + pid.error());
         node.pid = *pid;
         continue;
@@ -683,6 +711,9 @@ tl::expected<std::unique_ptr<LocalCluster>, std::string> LocalCluster::attach(
     }
     options.redis_server = json.at("redis_server").get<std::string>();
     options.extra_args = json.at("extra_args").get<std::vector<std::string>>();
+    if (json.contains("node_env")) {
+      options.node_env = json.at("node_env").get<std::vector<std::vector<std::string>>>();
+    }
     for (const auto& entry : json.at("nodes")) {
       Node node;
       node.port = entry.at("port").get<int>();
@@ -879,7 +910,7 @@ tl::expected<void, std::string> LocalCluster::restart(std::size_t i) {
   const auto deadline = Clock::now() + options_.start_timeout;
   for (int attempt = 1;; ++attempt) {
     const auto offset = file_size_or_zero(log);
-    auto pid = launch_server(options_, node.port, node.dir);
+    auto pid = launch_server(options_, i, node.port, node.dir);
     if (!pid) return tl::make_unexpected(node_name(i) + ": " + pid.error());
     node.pid = *pid;
     node.is_child = true;
@@ -922,6 +953,7 @@ void LocalCluster::save_state() const noexcept {
     const nlohmann::json state = {{"version", kStateVersion},
                                   {"redis_server", options_.redis_server},
                                   {"extra_args", options_.extra_args},
+                                  {"node_env", options_.node_env},
                                   {"nodes", nodes}};
     // Write then rename, so that a reader never sees half a file.
     const fs::path tmp = dir_ / (std::string(kStateFile) + ".tmp");

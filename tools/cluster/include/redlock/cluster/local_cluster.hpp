@@ -49,6 +49,11 @@ struct ClusterOptions {
   bool detach = false;
   // Appended to every redis-server command line.
   std::vector<std::string> extra_args;
+  // Environment entries ("NAME=value") for node i's server (node_env[i]), on
+  // top of this process's environment, which every server inherits; nodes
+  // past the end get none. Kept across restart(); for example an LD_PRELOAD
+  // for one node.
+  std::vector<std::vector<std::string>> node_env;
   // How long one server may take to answer PING after it is started.
   std::chrono::milliseconds start_timeout{10000};
 };
