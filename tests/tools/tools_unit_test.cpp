@@ -297,6 +297,31 @@ TEST(ConnectionPool, LendsAtMostSizeAndDropsBrokenOnes) {
   EXPECT_EQ(made.load(), 3);  // the broken one was replaced
 }
 
+TEST(SqliteStore, RefusesACreatorWhoseFenceIsNotAboveTheLargestRecorded) {
+  ScratchDir dir;
+  auto opened = redlock::chatroom::open_store("sqlite:" + (dir.path() / "t.db").string(), 2);
+  ASSERT_TRUE(opened.has_value()) << opened.error().message;
+  auto& store = **opened;
+  const auto yes = [] { return true; };
+  // The newer holder (fence 11) wrote first: the older one (fence 10), which
+  // lost its lock without knowing, is refused, even for another room name
+  // under the same lock resource, and nothing of its transaction remains.
+  ASSERT_TRUE(store.create_room("a", "chatroom:x", 11, yes).has_value());
+  auto stale = store.create_room("b", "chatroom:x", 10, yes);
+  ASSERT_FALSE(stale.has_value());
+  EXPECT_EQ(stale.error().kind, redlock::chatroom::StoreErrorKind::kStaleFence);
+  EXPECT_NE(stale.error().message.find("fence 10"), std::string::npos) << stale.error().message;
+  EXPECT_FALSE(store.find_room("b").value().has_value());
+  EXPECT_EQ(store.audit("b").value().created_events, 0);
+  auto same = store.create_room("c", "chatroom:x", 11, yes);
+  ASSERT_FALSE(same.has_value()) << "a fence is used once";
+  EXPECT_EQ(same.error().kind, redlock::chatroom::StoreErrorKind::kStaleFence);
+  EXPECT_TRUE(store.create_room("d", "chatroom:x", 12, yes).has_value());
+  // Fences are per lock resource; 0 (no fencing) records nothing.
+  EXPECT_TRUE(store.create_room("e", "chatroom:y", 1, yes).has_value());
+  EXPECT_TRUE(store.create_room("f", "chatroom:x", 0, yes).has_value());
+}
+
 TEST(SqliteStore, CreatesOnceAndRollsBackWhenTheLockIsGone) {
   ScratchDir dir;
   auto opened = redlock::chatroom::open_store("sqlite:" + (dir.path() / "t.db").string(), 2);
@@ -304,13 +329,13 @@ TEST(SqliteStore, CreatesOnceAndRollsBackWhenTheLockIsGone) {
   auto& store = **opened;
   EXPECT_EQ(store.kind(), "sqlite");
   const auto yes = [] { return true; };
-  auto room = store.create_room("r", yes);
+  auto room = store.create_room("r", "chatroom:r", 0, yes);
   ASSERT_TRUE(room.has_value()) << room.error().message;
-  auto again = store.create_room("r", yes);
+  auto again = store.create_room("r", "chatroom:r", 0, yes);
   ASSERT_FALSE(again.has_value());
   EXPECT_EQ(again.error().kind, redlock::chatroom::StoreErrorKind::kUniqueViolation)
       << again.error().message;
-  auto aborted = store.create_room("s", [] { return false; });
+  auto aborted = store.create_room("s", "chatroom:s", 0, [] { return false; });
   ASSERT_FALSE(aborted.has_value());
   EXPECT_EQ(aborted.error().kind, redlock::chatroom::StoreErrorKind::kAborted);
   EXPECT_FALSE(store.find_room("s").value().has_value());

@@ -90,14 +90,15 @@ bool ChatService::sleep_unless_stopped(std::chrono::milliseconds pause) {
 RoomOutcome ChatService::create(const std::string& name, const LockGuard* guard) {
   if (options_.create_delay.count() > 0) std::this_thread::sleep_for(options_.create_delay);
   // Asked just before COMMIT: a lock lost or expired by then may have a new
-  // holder, so nothing is written. This narrows the window but cannot close
-  // it (a pause between this check and the COMMIT); a fencing token stored
-  // with the room would, and the store would record it here once the engine
-  // hands one out.
+  // holder, so nothing is written. That narrows the window but cannot close
+  // it (a pause between this check and the COMMIT); the lock's fence closes
+  // it: the store refuses a fence below one it has already recorded for the
+  // room's lock.
   const auto still_ours = [guard] {
     return guard == nullptr || (!guard->lost() && !guard->lock().expired());
   };
-  auto created = store_.create_room(name, still_ours);
+  const std::uint64_t fence = guard == nullptr ? 0 : guard->lock().fence();
+  auto created = store_.create_room(name, "chatroom:" + name, fence, still_ours);
   if (created) {
     metrics_.room_created();
     return RoomOutcome{Outcome::kCreated, std::move(*created), ""};
@@ -114,6 +115,7 @@ RoomOutcome ChatService::create(const std::string& name, const LockGuard* guard)
                          "the room vanished after a unique violation"};
     }
     case StoreErrorKind::kAborted:
+    case StoreErrorKind::kStaleFence:
       metrics_.lock_lost_before_commit();
       return RoomOutcome{Outcome::kLockLost, std::nullopt, created.error().message};
     case StoreErrorKind::kUnavailable:

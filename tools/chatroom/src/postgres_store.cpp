@@ -38,6 +38,10 @@ CREATE TABLE IF NOT EXISTS events (
   created_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS events_by_room ON events(room_name, kind);
+CREATE TABLE IF NOT EXISTS fences (
+  resource TEXT PRIMARY KEY,
+  fence BIGINT NOT NULL
+);
 )sql";
 
 #define CHATROOM_UTC_TEXT(column) \
@@ -177,12 +181,25 @@ class PostgresStore final : public Store {
         Room{integer(r->get(), 0, 0), text(r->get(), 0, 1), text(r->get(), 0, 2)});
   }
 
-  StoreResult<Room> create_room(std::string_view name,
+  StoreResult<Room> create_room(std::string_view name, std::string_view resource,
+                                std::uint64_t fence,
                                 const std::function<bool()>& still_ours) override {
     auto lease = pool_.borrow();
     if (!lease) return tl::make_unexpected(lease.error());
     Transaction tx(*lease);
     if (auto ok = tx.begin(); !ok) return tl::make_unexpected(ok.error());
+    if (fence != 0) {
+      // The row lock this takes orders concurrent creators by their fences.
+      auto recorded = run(*lease,
+                          "INSERT INTO fences (resource, fence) VALUES ($1, $2::bigint) "
+                          "ON CONFLICT (resource) DO UPDATE SET fence = excluded.fence "
+                          "WHERE excluded.fence > fences.fence",
+                          {std::string(resource), std::to_string(fence)});
+      if (!recorded) return tl::make_unexpected(recorded.error());
+      if (std::string_view(PQcmdTuples(recorded->get())) != "1") {
+        return tl::make_unexpected(stale_fence(resource, fence));
+      }
+    }
     auto inserted =
         run(*lease,
             "INSERT INTO rooms (name) VALUES ($1) RETURNING id, " CHATROOM_UTC_TEXT("created_at"),
@@ -197,9 +214,9 @@ class PostgresStore final : public Store {
         !r) {
       return tl::make_unexpected(r.error());
     }
-    if (auto r =
-            run(*lease, "INSERT INTO events (kind, room_name, payload) VALUES ($1, $2, $3)",
-                {std::string(kRoomCreatedEvent), std::string(name), "{\"room_id\":" + id + "}"});
+    if (auto r = run(*lease, "INSERT INTO events (kind, room_name, payload) VALUES ($1, $2, $3)",
+                     {std::string(kRoomCreatedEvent), std::string(name),
+                      "{\"room_id\":" + id + ",\"fence\":" + std::to_string(fence) + "}"});
         !r) {
       return tl::make_unexpected(r.error());
     }

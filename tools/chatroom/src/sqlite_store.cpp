@@ -42,6 +42,10 @@ CREATE TABLE IF NOT EXISTS events (
   created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_room ON events(room_name, kind);
+CREATE TABLE IF NOT EXISTS fences (
+  resource TEXT PRIMARY KEY,
+  fence INTEGER NOT NULL
+);
 )sql";
 
 struct DbDeleter {
@@ -187,13 +191,25 @@ class SqliteStore final : public Store {
     return find((*lease)->get(), name);
   }
 
-  StoreResult<Room> create_room(std::string_view name,
+  StoreResult<Room> create_room(std::string_view name, std::string_view resource,
+                                std::uint64_t fence,
                                 const std::function<bool()>& still_ours) override {
     auto lease = pool_.borrow();
     if (!lease) return tl::make_unexpected(lease.error());
     sqlite3* db = (*lease)->get();
     Transaction tx(db);
     if (auto ok = tx.begin_immediate(); !ok) return tl::make_unexpected(ok.error());
+    if (fence != 0) {
+      Statement record(
+          db,
+          "INSERT INTO fences (resource, fence) VALUES (?1, ?2) ON CONFLICT (resource) "
+          "DO UPDATE SET fence = excluded.fence WHERE excluded.fence > fences.fence");
+      if (!record.ok()) return tl::make_unexpected(error_of(db, "prepare INSERT fences"));
+      record.bind(1, resource);
+      record.bind(2, static_cast<std::int64_t>(fence));
+      if (record.step() != SQLITE_DONE) return tl::make_unexpected(error_of(db, "INSERT fences"));
+      if (sqlite3_changes(db) == 0) return tl::make_unexpected(stale_fence(resource, fence));
+    }
     Room room;
     {
       Statement insert(db, (std::string("INSERT INTO rooms (name, created_at) VALUES (?1, ") +
@@ -227,7 +243,8 @@ class SqliteStore final : public Store {
       if (!event.ok()) return tl::make_unexpected(error_of(db, "prepare INSERT events"));
       event.bind(1, kRoomCreatedEvent);
       event.bind(2, name);
-      event.bind(3, "{\"room_id\":" + std::to_string(room.id) + "}");
+      event.bind(3, "{\"room_id\":" + std::to_string(room.id) +
+                        ",\"fence\":" + std::to_string(fence) + "}");
       if (event.step() != SQLITE_DONE) return tl::make_unexpected(error_of(db, "INSERT events"));
     }
     if (still_ours && !still_ours()) {

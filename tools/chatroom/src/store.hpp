@@ -8,7 +8,8 @@
 //
 // Schema (both stores): rooms(id, name UNIQUE, created_at), messages(id,
 // room_id, kind 'system'|'user', author, text, created_at), events(id, kind,
-// room_name, payload, created_at). The UNIQUE name is the last line of
+// room_name, payload, created_at), fences(resource PRIMARY KEY, fence): the
+// largest fencing token each lock resource has written with. The UNIQUE name is the last line of
 // defence when two requests race to create one room.
 #pragma once
 
@@ -48,6 +49,7 @@ struct RoomAudit {
 enum class StoreErrorKind {
   kUniqueViolation,  // create_room: the name exists already
   kAborted,          // create_room: still_ours() said no; rolled back
+  kStaleFence,       // create_room: a larger fence was recorded already; rolled back
   kUnavailable,      // the database could not be reached or is busy
   kFailed,           // anything else the database refused
 };
@@ -59,6 +61,14 @@ struct StoreError {
 
 template <typename T>
 using StoreResult = tl::expected<T, StoreError>;
+
+// The kStaleFence error of create_room.
+[[nodiscard]] inline StoreError stale_fence(std::string_view resource, std::uint64_t fence) {
+  return StoreError{StoreErrorKind::kStaleFence, "fence " + std::to_string(fence) +
+                                                     " is not above the largest one recorded for " +
+                                                     std::string(resource) +
+                                                     ": the lock was lost; rolled back"};
+}
 
 // The text of the first message of every room, and the outbox event kind.
 inline constexpr std::string_view kRoomCreatedText = "room created";
@@ -75,10 +85,16 @@ class Store {
   [[nodiscard]] virtual StoreResult<std::optional<Room>> find_room(std::string_view name) = 0;
 
   // In one transaction: the room, its first message (system, "room
-  // created") and an outbox event "room_created". `still_ours` is asked just
-  // before COMMIT; false rolls everything back (kAborted). Errors:
-  // kUniqueViolation when a room by that name exists (nothing written).
+  // created") and an outbox event "room_created". `fence` (the lock's
+  // fencing token; 0: none) is recorded for `resource` first: a fence not
+  // above the largest one recorded for it rolls everything back
+  // (kStaleFence), so a creator that lost its lock without knowing cannot
+  // write. `still_ours` is asked just before COMMIT; false rolls everything
+  // back (kAborted). Errors: kUniqueViolation when a room by that name exists
+  // (nothing written).
   [[nodiscard]] virtual StoreResult<Room> create_room(std::string_view name,
+                                                      std::string_view resource,
+                                                      std::uint64_t fence,
                                                       const std::function<bool()>& still_ours) = 0;
 
   [[nodiscard]] virtual StoreResult<Message> append_message(const Room& room,
