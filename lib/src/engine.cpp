@@ -82,13 +82,15 @@ bool same_address(const sockaddr_storage& a, const sockaddr_storage& b) {
 class ReleaseOp final : public Operation {
  public:
   ReleaseOp(Engine& engine, std::vector<std::string> keys, std::string token,
-            Clock::time_point key_expiry, std::vector<bool> targets, ReleaseCallback callback)
+            Clock::time_point key_expiry, std::vector<bool> targets, ReleaseCallback callback,
+            bool announce)
       : engine_(engine),
         keys_(std::move(keys)),
         token_(std::move(token)),
         key_expiry_(key_expiry),
         targets_(std::move(targets)),
-        callback_(std::move(callback)) {}
+        callback_(std::move(callback)),
+        announce_(announce) {}
 
   void start() {
     auto& nodes = engine_.nodes();
@@ -96,9 +98,10 @@ class ReleaseOp final : public Operation {
     report_.nodes.reserve(nodes.size());
     for (auto& n : nodes) report_.nodes.push_back(node_result(n->name(), NodeStatus::kPending));
     started_ = Clock::now();
-    const std::string cmd = script_command(kReleaseScript, true, keys_, {token_});
-    const auto fallback =
-        std::make_shared<const std::string>(script_command(kReleaseScript, false, keys_, {token_}));
+    const std::string_view announce = announce_ ? "1" : "0";
+    const std::string cmd = script_command(kReleaseScript, true, keys_, {token_, announce});
+    const auto fallback = std::make_shared<const std::string>(
+        script_command(kReleaseScript, false, keys_, {token_, announce}));
     // Count every target before sending: a node that fails at once must not
     // complete the release while others have not been asked yet.
     outstanding_ = static_cast<std::size_t>(std::count(targets_.begin(), targets_.end(), true));
@@ -184,6 +187,7 @@ class ReleaseOp final : public Operation {
   Clock::time_point key_expiry_;
   std::vector<bool> targets_;
   ReleaseCallback callback_;
+  bool announce_;  // publish each deleted key's release (wake-on-release)
   ReleaseReport report_;
   Clock::time_point started_{};
   std::size_t outstanding_ = 0;
@@ -952,15 +956,16 @@ Result<void> Engine::post_release(const Lock& lock, ReleaseCallback callback) {
   auto key_expiry = lock.valid_until() + std::chrono::seconds(1);
   return post([this, resources = lock.resources(), token = lock.token(), key_expiry,
                cb = std::move(callback)]() mutable {
-    start_release(std::move(resources), std::move(token), key_expiry, {}, std::move(cb));
+    start_release(std::move(resources), std::move(token), key_expiry, {}, std::move(cb),
+                  /*announce=*/true);
   });
 }
 
 void Engine::start_release(std::vector<std::string> keys, std::string token,
                            Clock::time_point key_expiry, std::vector<bool> targets,
-                           ReleaseCallback callback) {
+                           ReleaseCallback callback, bool announce) {
   auto op = std::make_shared<ReleaseOp>(*this, std::move(keys), std::move(token), key_expiry,
-                                        std::move(targets), std::move(callback));
+                                        std::move(targets), std::move(callback), announce);
   op->start();
 }
 

@@ -244,9 +244,12 @@ class Engine : public std::enable_shared_from_this<Engine> {
   [[nodiscard]] MetricsSnapshot metrics_snapshot() const;
   void report_first_attempt();
   // Sends the compare-and-delete for (keys, token) to the nodes in `targets`
-  // (all when empty), reporting to `callback` unless it is null.
+  // (all when empty), reporting to `callback` unless it is null. `announce`:
+  // each node publishes the keys it deleted, waking their waiters; only for a
+  // lock's release, never for a failed round's cleanup (the waiter would wake
+  // itself, and a key held by a majority elsewhere is not free).
   void start_release(std::vector<std::string> keys, std::string token, Clock::time_point key_expiry,
-                     std::vector<bool> targets, ReleaseCallback callback);
+                     std::vector<bool> targets, ReleaseCallback callback, bool announce = false);
   // One extension round for `lock` (validated by the caller).
   void start_extend(const Lock& lock, milliseconds ttl, const ExtendOptions& options,
                     AcquireCallback callback);

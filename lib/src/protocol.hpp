@@ -56,11 +56,15 @@ struct Script {
 };
 
 // Compare-and-delete over KEYS: deletes each key that holds ARGV[1] (the
-// token); returns how many it deleted.
+// token); returns how many it deleted. When ARGV[2] is "1" it announces each
+// deletion on the channel "redlock:released:<key>" (wake.hpp) for the
+// waiters. With pcall: a user whose ACL denies the channel still releases,
+// and its waiters poll.
 inline constexpr Script kReleaseScript{
     "local n = 0 for _, key in ipairs(KEYS) do if redis.call(\"get\", key) == ARGV[1] then n = n + "
-    "redis.call(\"del\", key) end end return n",
-    "be1908ecd3d8ddc639eaf4e977437ca06e59623f"};
+    "redis.call(\"del\", key) if ARGV[2] == \"1\" then redis.pcall(\"publish\", "
+    "\"redlock:released:\" .. key, \"\") end end end return n",
+    "7835dd3be395f60edeb0395440f050c4163f9171"};
 
 // All or none: if no key of KEYS exists, sets each to ARGV[1] with a ttl of
 // ARGV[2] ms and returns 1; otherwise sets nothing and returns 0.
