@@ -1,14 +1,17 @@
 #include "engine.hpp"
 
 #include <netdb.h>
+#include <pthread.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstring>
 
 #include "token.hpp"
+#include "wake.hpp"
 
 namespace redlock::detail {
 namespace {
@@ -386,6 +389,7 @@ class AcquireOp final : public QuorumOp {
  private:
   void next_round() {
     retry_timer_ = 0;
+    contest_pause_ = false;
     if (options_.stop.stop_requested()) {
       cancel();
       return;
@@ -527,25 +531,84 @@ class AcquireOp final : public QuorumOp {
     const RetryPolicy policy{options_.max_wait, options_.max_attempts, options_.retry_delay,
                              options_.retry_jitter};
     const auto next = next_retry(policy, attempts_, call_start_, now, engine_.random_unit());
-    if (next.delay) {
-      engine_.log().debug("acquire {}: round {} failed ({}), retrying in {} ms",
+    // Held by another and worth waiting for: listen for its release.
+    if (round_->refused() > 0 && (next.delay || next.wait_exhausted)) watch_releases();
+    const FailedRound failed{std::exchange(woken_, false), round_->yes() > 0,
+                             now - round_->start()};
+    const auto plan =
+        plan_retry(next, watch_ != 0, contest_left_, failed, options_.retry_delay,
+                   engine_.random_unit(), now, wait_deadline(call_start_, options_.max_wait));
+    // A contest goes on while rounds say the lock may be free; a round that
+    // finds it held again ends it.
+    contest_left_ = plan.contest ? contest_left_ - 1 : 0;
+    if (plan.retry_at) {
+      if (plan.contest) engine_.metrics().wakeup();
+      engine_.log().debug("acquire {}: round {} failed ({}), retrying in {} us",
                           describe(resources_), attempts_, to_string(error.code()),
-                          next.delay->count());
-      auto weak = weak_from_this();
-      retry_timer_ = engine_.schedule(now + *next.delay, [weak] {
-        if (auto self = weak.lock()) static_cast<AcquireOp*>(self.get())->next_round();
-      });
+                          std::chrono::duration_cast<microseconds>(*plan.retry_at - now).count());
+      schedule_retry(*plan.retry_at, &AcquireOp::next_round);
+      contest_pause_ = plan.contest;
       return;
     }
-    if (next.wait_exhausted) {
-      error = Error(ErrorCode::kLockWaitTimeout,
-                    describe(resources_) + " not acquired within " +
-                        std::to_string(options_.max_wait.count()) + " ms (" +
-                        std::to_string(attempts_) + " attempt(s); last: " +
-                        std::string(to_string(error.code())) + ": " + error.message() + ")",
-                    error.nodes());
+    if (plan.give_up_at) {
+      // The jittered retry would start past max_wait: only an announced
+      // release starts another round now.
+      last_error_ = std::move(error);
+      schedule_retry(*plan.give_up_at, &AcquireOp::give_up);
+      return;
     }
+    if (next.wait_exhausted) error = wait_timeout(error);
     complete(Unexpected(std::move(error)));
+  }
+
+  // Wake-on-release: listen for announcements of the resources' release
+  // (once per acquire; complete() stops).
+  void watch_releases() {
+    if (!options_.wake_on_release || watch_ != 0) return;
+    auto weak = weak_from_this();
+    watch_ = engine_.watch_releases(resources_, [weak] {
+      if (auto self = weak.lock()) static_cast<AcquireOp*>(self.get())->on_release_announced();
+    });
+  }
+
+  void on_release_announced() {
+    if (done_) return;
+    // Other waiters may have been woken too: a contest (wake.hpp).
+    if (contest_left_ == 0) contest_left_ = kContestRetries;
+    if (retry_timer_ == 0 || contest_pause_) {
+      // A round is open, or a contest pause runs (it stays random): if that
+      // round fails, it is retried as a contest.
+      woken_ = true;
+      return;
+    }
+    // Waiting between rounds: start the next one now, as the retry timer
+    // would have (so within max_attempts), but never past max_wait.
+    if (Clock::now() >= wait_deadline(call_start_, options_.max_wait)) return;
+    engine_.cancel(retry_timer_);
+    engine_.metrics().wakeup();
+    next_round();
+  }
+
+  void schedule_retry(Clock::time_point when, void (AcquireOp::*fn)()) {
+    auto weak = weak_from_this();
+    retry_timer_ = engine_.schedule(when, [weak, fn] {
+      if (auto self = weak.lock()) (static_cast<AcquireOp*>(self.get())->*fn)();
+    });
+  }
+
+  void give_up() {
+    retry_timer_ = 0;
+    if (done_ || !last_error_) return;
+    complete(Unexpected(wait_timeout(*last_error_)));
+  }
+
+  Error wait_timeout(const Error& last) const {
+    return Error(ErrorCode::kLockWaitTimeout,
+                 describe(resources_) + " not acquired within " +
+                     std::to_string(options_.max_wait.count()) + " ms (" +
+                     std::to_string(attempts_) + " attempt(s); last: " +
+                     std::string(to_string(last.code())) + ": " + last.message() + ")",
+                 last.nodes());
   }
 
   Error round_error(Clock::time_point now) const {
@@ -585,6 +648,7 @@ class AcquireOp final : public QuorumOp {
     done_ = true;
     engine_.cancel(retry_timer_);
     retry_timer_ = 0;
+    engine_.unwatch_releases(std::exchange(watch_, 0));
     stop_callback_.reset();
     engine_.metrics().acquire(
         std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - call_start_),
@@ -604,6 +668,11 @@ class AcquireOp final : public QuorumOp {
   int attempts_ = 0;
   std::uint32_t granted_tag_ = 0;
   Engine::TimerId retry_timer_ = 0;
+  WakeHub::WatchId watch_ = 0;       // listening for release announcements
+  bool woken_ = false;               // one came while a round was open
+  int contest_left_ = 0;             // contest retries left since the last announcement
+  bool contest_pause_ = false;       // retry_timer_ is a contest pause
+  std::optional<Error> last_error_;  // while waiting only for an announcement
   std::optional<std::stop_callback<std::function<void()>>> stop_callback_;
   // Fencing (ClientOptions::fencing).
   bool fenced_;
@@ -788,6 +857,7 @@ Result<std::shared_ptr<Engine>> Engine::start(ClientOptions options) {
     e.node_names_.push_back((*parsed)[i].display);
     e.nodes_.push_back(std::make_unique<Node>(e, i, (*parsed)[i], std::move(addrs[i])));
   }
+  e.wake_ = std::make_unique<WakeHub>(e);
 
   try {
     // The thread keeps the engine alive, so a shutdown started on the loop
@@ -808,11 +878,21 @@ Engine::~Engine() {
   shutdown();
   if (loop_ready_) {
     // run() closed the loop; nothing is left on it here.
+    wake_.reset();
     nodes_.clear();
   }
 }
 
 void Engine::run() {
+  // A write to a node that has just gone away fails with EPIPE, and raises
+  // SIGPIPE, which ends the process unless the application ignores it. With
+  // the release subscribers this thread may write twice to a connection in
+  // one loop iteration, the second time after the peer's reset. Blocked on
+  // this thread only: the application's own SIGPIPE handling is untouched.
+  sigset_t pipe_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, nullptr);
   loop_thread_id_ = std::this_thread::get_id();
   for (auto& n : nodes_) n->start();
   if (options_.clock_check_interval.count() > 0) {
@@ -828,6 +908,7 @@ void Engine::run() {
       },
       nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
+  wake_.reset();
   nodes_.clear();
   active_.clear();
   timers_.clear();
@@ -892,6 +973,7 @@ void Engine::begin_shutdown() {
   active_.clear();
   flush_dirty();
   for (auto& n : nodes_) n->close();
+  wake_->close();
   timers_.clear();
   timer_index_.clear();
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
@@ -1035,6 +1117,19 @@ void Engine::flush_dirty() {
     dirty_.clear();
     for (Node* n : batch) n->flush();
   }
+}
+
+WakeHub::WatchId Engine::watch_releases(const std::vector<std::string>& keys,
+                                        std::function<void()> on_release) {
+  return wake_ ? wake_->watch(keys, std::move(on_release)) : 0;
+}
+
+void Engine::unwatch_releases(WakeHub::WatchId id) {
+  if (wake_ && id != 0) wake_->unwatch(id);
+}
+
+void Engine::node_ready(std::size_t node) {
+  if (wake_) wake_->node_ready(node);
 }
 
 void Engine::add_active(const std::shared_ptr<Operation>& op) { active_.emplace(op.get(), op); }

@@ -32,6 +32,7 @@
 #include "protocol.hpp"
 #include "redlock/client.hpp"
 #include "rules.hpp"
+#include "subscriber.hpp"
 #include "validate.hpp"
 
 namespace spdlog {
@@ -99,6 +100,10 @@ class Node {
   // refused TIME on this connection, or has not answered the last one.
   void sample_clock();
   [[nodiscard]] const ClockCheck& clock() const noexcept { return clock_; }
+  // Where the node's commands go now and with which credentials, for its
+  // release subscriber (subscriber.cpp). Unset while a Sentinel-managed
+  // node's master is not known.
+  [[nodiscard]] std::optional<Endpoint> endpoint() const;
 
  private:
   struct Conn;
@@ -243,6 +248,14 @@ class Engine : public std::enable_shared_from_this<Engine> {
   [[nodiscard]] Metrics& metrics() noexcept { return *metrics_; }
   [[nodiscard]] MetricsSnapshot metrics_snapshot() const;
   void report_first_attempt();
+  // Wake-on-release (subscriber.hpp): `on_release` runs each time a node
+  // announces the release of one of `keys`, until unwatch_releases(id).
+  // 0: not watching (shutting down).
+  [[nodiscard]] WakeHub::WatchId watch_releases(const std::vector<std::string>& keys,
+                                                std::function<void()> on_release);
+  void unwatch_releases(WakeHub::WatchId id);
+  // Node `node` is connected (again): its release subscriber may follow.
+  void node_ready(std::size_t node);
   // Sends the compare-and-delete for (keys, token) to the nodes in `targets`
   // (all when empty), reporting to `callback` unless it is null. `announce`:
   // each node publishes the keys it deleted, waking their waiters; only for a
@@ -277,6 +290,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   bool loop_ready_ = false;
   std::vector<std::string> node_names_;
   std::vector<std::unique_ptr<Node>> nodes_;
+  std::unique_ptr<WakeHub> wake_;  // refers to the nodes: destroyed first
 
   std::mutex mutex_;  // guards tasks_, stopping_, first_attempts_
   std::condition_variable cv_;

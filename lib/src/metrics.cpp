@@ -101,6 +101,11 @@ void Metrics::late_reply_released(std::size_t node) {
   if (sink_) sink_->on_late_reply_released(node);
 }
 
+void Metrics::wakeup() {
+  wakeups_.fetch_add(1, kRelaxed);
+  if (sink_) sink_->on_wakeup();
+}
+
 void Metrics::reconnect(std::size_t node) {
   nodes_[node]->reconnects.fetch_add(1, kRelaxed);
   if (sink_) sink_->on_reconnect(node);
@@ -140,6 +145,7 @@ MetricsSnapshot Metrics::snapshot(const std::vector<std::string>& names,
   s.locks_lost = lost_.load(kRelaxed);
   s.late_replies_released = late_released_.load(kRelaxed);
   s.fence_raises = fence_raises_.load(kRelaxed);
+  s.wakeups = wakeups_.load(kRelaxed);
   for (std::size_t i = 0; i < nodes_.size(); ++i) {
     NodeMetrics n;
     n.node = i < names.size() ? names[i] : std::string();
@@ -245,6 +251,9 @@ std::string to_prometheus(const MetricsSnapshot& s, std::string_view prefix) {
   counter("_fence_raises_total",
           "Grants whose fencing token was raised on a majority before being handed out.",
           s.fence_raises);
+  counter("_wakeups_total",
+          "Acquire retries started early because a release was announced (wake-on-release).",
+          s.wakeups);
 
   header(out, p + "_node_connected", "Whether the node is connected now.", "gauge");
   for (const auto& n : s.nodes) {

@@ -39,6 +39,7 @@ class Metrics {
   void extend(bool ok);
   void lock_lost();
   void late_reply_released(std::size_t node);
+  void wakeup();
   void reconnect(std::size_t node);
   void restart(std::size_t node);
   void fence_raise();
@@ -79,6 +80,7 @@ class Metrics {
   std::atomic<std::uint64_t> lost_{0};
   std::atomic<std::uint64_t> late_released_{0};
   std::atomic<std::uint64_t> fence_raises_{0};
+  std::atomic<std::uint64_t> wakeups_{0};
   std::vector<std::unique_ptr<PerNode>> nodes_;
 };
 

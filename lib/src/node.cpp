@@ -484,6 +484,7 @@ void Node::on_ready() {
   clock_run_id_ = run_id_;
   time_refused_ = false;
   if (engine_.options().clock_check_interval.count() > 0) sample_clock();
+  engine_.node_ready(index_);
   if (!reported_first_attempt_) {
     reported_first_attempt_ = true;
     engine_.report_first_attempt();

@@ -105,6 +105,7 @@ TEST(Metrics, FreshSnapshotIsAllZero) {
   EXPECT_EQ(s.extensions_failed, 0u);
   EXPECT_EQ(s.locks_lost, 0u);
   EXPECT_EQ(s.late_replies_released, 0u);
+  EXPECT_EQ(s.wakeups, 0u);
   ASSERT_EQ(s.nodes.size(), 3u);
   for (const auto& n : s.nodes) {
     EXPECT_EQ(n.reconnects, 0u) << n.node;
@@ -208,6 +209,8 @@ TEST(Metrics, EventCounters) {
   m.lock_lost();
   m.late_reply_released(2);
   m.late_reply_released(0);
+  m.wakeup();
+  m.wakeup();
   m.reconnect(1);
   m.reconnect(1);
   m.reconnect(1);
@@ -218,6 +221,7 @@ TEST(Metrics, EventCounters) {
   EXPECT_EQ(s.extensions_failed, 1u);
   EXPECT_EQ(s.locks_lost, 1u);
   EXPECT_EQ(s.late_replies_released, 2u);
+  EXPECT_EQ(s.wakeups, 2u);
   ASSERT_EQ(s.nodes.size(), 3u);
   EXPECT_EQ(s.nodes[0].reconnects, 1u);
   EXPECT_EQ(s.nodes[1].reconnects, 3u);
@@ -273,6 +277,7 @@ class RecordingSink : public MetricsSink {
   void on_extend(bool ok) override { extends.push_back(ok); }
   void on_lock_lost() override { ++lost; }
   void on_late_reply_released(std::size_t node) override { late.push_back(node); }
+  void on_wakeup() override { ++wakeups; }
   void on_reconnect(std::size_t node) override { reconnects.push_back(node); }
   void on_node_clock(std::size_t node, bool suspect, std::string_view reason) override {
     clocks.push_back({node, suspect, std::string(reason)});
@@ -290,6 +295,7 @@ class RecordingSink : public MetricsSink {
   std::vector<bool> extends;
   int lost = 0;
   std::vector<std::size_t> late;
+  int wakeups = 0;
   std::vector<std::size_t> reconnects;
 };
 
@@ -309,6 +315,7 @@ TEST(Metrics, SinkReceivesEveryEventWithItsArguments) {
   m.extend(false);
   m.lock_lost();
   m.late_reply_released(1);
+  m.wakeup();
   m.reconnect(2);
   m.reconnect(0);
 
@@ -337,6 +344,7 @@ TEST(Metrics, SinkReceivesEveryEventWithItsArguments) {
   EXPECT_EQ(sink->extends, (std::vector<bool>{true, false}));
   EXPECT_EQ(sink->lost, 1);
   EXPECT_EQ(sink->late, (std::vector<std::size_t>{1}));
+  EXPECT_EQ(sink->wakeups, 1);
   EXPECT_EQ(sink->reconnects, (std::vector<std::size_t>{2, 0}));
 
   // The engine's own counters are kept as well.
@@ -348,6 +356,7 @@ TEST(Metrics, SinkReceivesEveryEventWithItsArguments) {
   EXPECT_EQ(s.extensions_failed, 1u);
   EXPECT_EQ(s.locks_lost, 1u);
   EXPECT_EQ(s.late_replies_released, 1u);
+  EXPECT_EQ(s.wakeups, 1u);
   EXPECT_EQ(s.nodes[0].timeouts, 1u);
   EXPECT_EQ(s.nodes[2].reconnects, 1u);
   EXPECT_EQ(s.nodes[2].rtt_us.count, 1u);
@@ -401,6 +410,7 @@ TEST(Metrics, TheDefaultSinkMethodsDoNothing) {
   m.extend(true);
   m.lock_lost();
   m.late_reply_released(0);
+  m.wakeup();
   m.reconnect(0);
   m.clock_changed(0, true, "clock jumped +1.0 s");
   const MetricsSnapshot s = m.snapshot({"n:1"}, {true});
@@ -562,6 +572,9 @@ MetricsSnapshot busy_snapshot() {
   m.extend(false);
   m.lock_lost();
   m.late_reply_released(1);
+  m.wakeup();
+  m.wakeup();
+  m.wakeup();
   m.reconnect(1);
   m.clock_state(0, 1.0, false, "");
   m.clock_state(1, 1.5, true, "clock runs fast (1.50x) over 3.0 s");
@@ -639,6 +652,7 @@ TEST(ToPrometheus, Counters) {
   EXPECT_THAT(text, HasSubstr("\nredlock_extensions_failed_total 1\n"));
   EXPECT_THAT(text, HasSubstr("\nredlock_locks_lost_total 1\n"));
   EXPECT_THAT(text, HasSubstr("\nredlock_late_replies_released_total 1\n"));
+  EXPECT_THAT(text, HasSubstr("\n# TYPE redlock_wakeups_total counter\nredlock_wakeups_total 3\n"));
 }
 
 TEST(ToPrometheus, HistogramExactLines) {

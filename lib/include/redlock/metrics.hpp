@@ -64,6 +64,8 @@ struct MetricsSnapshot {
   // Grants whose fence had to be raised on a majority before the lock was
   // handed out (the granting nodes' counters disagreed): one round trip more.
   std::uint64_t fence_raises = 0;
+  // Retries started early because a release was announced (wake-on-release).
+  std::uint64_t wakeups = 0;
   std::vector<NodeMetrics> nodes;
 };
 
@@ -86,6 +88,7 @@ class REDLOCK_EXPORT MetricsSink {
   virtual void on_extend(bool /*ok*/) {}
   virtual void on_lock_lost() {}
   virtual void on_late_reply_released(std::size_t /*node*/) {}
+  virtual void on_wakeup() {}
   virtual void on_reconnect(std::size_t /*node*/) {}
   // The node's run_id changed: it restarted and sits out restart_grace.
   virtual void on_node_restart(std::size_t /*node*/) {}

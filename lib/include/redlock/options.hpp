@@ -137,6 +137,21 @@ struct AcquireOptions {
   // Overrides ClientOptions::node_timeout for this acquire (0: keep it).
   std::chrono::milliseconds node_timeout{0};
 
+  // Wake-on-release. When a round finds the resource held and the acquire
+  // will retry, it subscribes (one extra connection per node and client,
+  // opened on first use) to the release announcements of its resources: a
+  // release (Client::release, a LockGuard) publishes on each node
+  // "redlock:released:<key>", and the waiter starts its next round at once
+  // instead of sleeping out retry_delay. Retries stay bounded by max_attempts
+  // and max_wait; when the jittered delay would end past max_wait, the waiter
+  // still waits until max_wait for an announcement. The jittered retry stays
+  // the fallback: an announcement is missed when it comes before the
+  // subscription is active, when the key simply expires, or when a node's
+  // subscriber connection is down or refused by an ACL (see the README).
+  // Several waiters woken by one release all try; after a split vote they
+  // retry after short random pauses (a few round trips) for a few rounds.
+  bool wake_on_release = true;
+
   // Cancels the acquire from any thread (std::stop_source::request_stop):
   // a waiting or retrying acquire ends with kCancelled, and any key it had
   // set is released.
