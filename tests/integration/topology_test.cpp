@@ -28,9 +28,12 @@ using ::testing::Not;
 
 // The commands redlock needs, and nothing else (the README shows this ACL).
 const std::vector<std::string> kMinimalAcl = {
-    "ACL",           "SETUSER", "redlock",      "on",    ">s3cret-pass", "~*",
-    "resetchannels", "-@all",   "+set",         "+get",  "+del",         "+exists",
-    "+evalsha",      "+eval",   "+script|load", "+info", "+time"};
+    "ACL",          "SETUSER",  "redlock",       "on",
+    ">s3cret-pass", "~*",       "resetchannels", "&redlock:released:*",
+    "-@all",        "+set",     "+get",          "+del",
+    "+exists",      "+evalsha", "+eval",         "+script|load",
+    "+info",        "+time",    "+publish",      "+subscribe",
+    "+unsubscribe"};
 
 int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
