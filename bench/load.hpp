@@ -47,6 +47,8 @@ struct Config {
   long cmd_timeout_ms = 0;  // 0: 50, or 1000 for geo
   long max_wait_ms = 10000;
   long hold_us = 0;
+  long handoff_hold_ms = 50;                      // handoff: held for [H, 2H] before the release
+  std::vector<std::string> wake = {"on", "off"};  // handoff: wake_on_release variants
   int rep = 1;
   std::string key_prefix;
   bool prefix_given = false;
@@ -82,6 +84,8 @@ struct Run {
   // not waited for) cannot leave a key that the next run meets. c contends
   // on --key-prefix + ":c" across runs and processes.
   std::string key;
+  // handoff: the waiter's AcquireOptions::wake_on_release.
+  bool wake = true;
 };
 
 [[nodiscard]] double round1(double v);
@@ -208,6 +212,13 @@ void run_base(const Config& cfg, int rep, int port, int pid, Output& out);
                                  const std::vector<int>& server_pids, Output& out, Samples* raw);
 // Starts cfg.processes copies of this tool on scenario c; false if one failed.
 [[nodiscard]] bool run_c_processes(const Config& cfg, const Nodes& nodes, Output& out);
+// handoff: `holder` takes the lock, a second client (on `nodes`) waits for
+// it, the holder releases after --handoff-hold-ms..2x; one sample per
+// hand-off: holder's release call -> the waiter holds. ok is false when the
+// waiter could not be set up or a wait overran max_wait.
+[[nodiscard]] json run_handoff(const Config& cfg, const Run& run, redlock::Client& holder,
+                               const std::vector<std::string>& nodes,
+                               const std::vector<int>& server_pids, Output& out, bool& ok);
 // nullopt when the proxies or the client could not be set up (logged).
 [[nodiscard]] std::optional<json> run_geo(const Config& cfg, const Run& run, const Nodes& nodes,
                                           Output& out);

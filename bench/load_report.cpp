@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdio>
 #include <map>
 
@@ -105,6 +106,22 @@ void print_targets(const std::vector<json>& lines) {
                      "violations): %s\n",
                      rep, label.c_str(), j->value("ops_per_s", 0.0), j->value("acq_p50_us", 0.0),
                      j->value("acq_p99_us", 0.0), min_ops, viol, verdict(min_ops > 0 && viol == 0));
+      } else if (scenario == "handoff" && label.starts_with("handoff/wake")) {
+        // No target: wake-on-release against polling at the same retry delay.
+        std::string poll_label = label;
+        poll_label.replace(0, 12, "handoff/poll");
+        const json* poll = find(poll_label);
+        std::fprintf(stderr,
+                     "  rep %d %-12s release -> waiter holds p50 %.0f us p99 %.0f us, %ld "
+                     "wake-ups in %ld acquires",
+                     rep, label.c_str(), p50, j->value("p99_us", 0.0),
+                     j->value("waiter_wakeups", 0L), j->value("waiter_acquires", 0L));
+        if (poll != nullptr && poll->value("p50_us", 0.0) > 0) {
+          std::fprintf(stderr, "; polling (%s) p50 %.0f us p99 %.0f us: %.1f x faster at p50",
+                       poll_label.c_str(), poll->value("p50_us", 0.0), poll->value("p99_us", 0.0),
+                       poll->value("p50_us", 0.0) / std::max(p50, 1.0));
+        }
+        std::fprintf(stderr, " (no target)\n");
       } else if (scenario == "geo") {
         const double ratio = j->value("ratio", 0.0);
         std::fprintf(stderr,

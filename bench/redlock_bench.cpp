@@ -13,6 +13,9 @@
 //        retry (or --processes P separate processes of this tool)
 //   d    like a, with one of the nodes a socket that accepts and never answers
 //   geo  like a, through delay proxies (one-way 1, 10, 40, 80, 150 ms)
+//   handoff  a holder releases while another client waits for the lock:
+//        release call -> the waiter holds, with wake-on-release (handoff/wake)
+//        and with polling at the same retry delay (handoff/poll)
 // Without --ports the tool starts its own local cluster (LocalCluster) and
 // stops it on the way out. Each --rep starts with the base: redis-benchmark
 // SET against one node (-c 1 -P 1, and the other --base-clients).
@@ -46,7 +49,8 @@ constexpr int kExitUsage = 2;
 // --wait-idle: how busy (in cores) the machine may be before a rep starts.
 constexpr double kIdleCores = 0.15;
 
-std::string label_for(const Config& cfg, const std::string& scenario, int nodes) {
+// `wake`: handoff's variant (handoff/wake, handoff/poll).
+std::string label_for(const Config& cfg, const std::string& scenario, int nodes, bool wake) {
   std::string label = scenario;
   if (scenario == "b") label += "/" + std::to_string(cfg.inflight);
   if (scenario == "c") label += "/" + std::to_string(cfg.workers) + "thr";
@@ -55,6 +59,7 @@ std::string label_for(const Config& cfg, const std::string& scenario, int nodes)
       label += "/" + std::string(release_name(release_for(cfg, scenario)));
     }
   }
+  if (scenario == "handoff") label += wake ? "/wake" : "/poll";
   if (scenario != "geo" && nodes != 5) label += "/" + std::to_string(nodes) + "n";
   return label;
 }
@@ -98,6 +103,10 @@ std::optional<json> run_one(const Config& cfg, const Run& run, const Nodes& used
     bool ok = true;
     j = run_inflight(cfg, run, **client, pids, out, ok);
     if (!ok) return std::nullopt;  // the client's destructor completes what is left
+  } else if (scenario == "handoff") {
+    bool ok = true;
+    j = run_handoff(cfg, run, **client, nodes, pids, out, ok);
+    if (!ok) return std::nullopt;
   } else if (scenario == "c") {
     Samples raw;
     j = run_contended(cfg, run, **client, pids, out, cfg.raw_out.empty() ? nullptr : &raw);
@@ -169,9 +178,18 @@ int run_all(const Config& cfg, Output& out) {
       }
     }
     run_base(cfg, rep, all.ports[0], all.pids[0], out);
+    // handoff runs once per --wake variant; the others once.
+    std::vector<std::pair<std::string, bool>> variants;
     for (const auto& scenario : cfg.scenarios) {
+      if (scenario != "handoff") {
+        variants.emplace_back(scenario, true);
+        continue;
+      }
+      for (const auto& w : cfg.wake) variants.emplace_back(scenario, w == "on");
+    }
+    for (const auto& [scenario, wake] : variants) {
       const int n = scenario == "geo" ? static_cast<int>(geo_n) : static_cast<int>(want);
-      Run run{scenario, label_for(cfg, scenario, n), rep, n, {}};
+      Run run{scenario, label_for(cfg, scenario, n, wake), rep, n, {}, wake};
       if (scenario == "c" && cfg.processes > 0) {
         if (rep > 1) continue;  // the processes run every rep themselves
         if (!run_c_processes(cfg, used, out)) status = kExitFailure;
@@ -181,8 +199,8 @@ int run_all(const Config& cfg, Output& out) {
       // (a bounded number of times), after waiting for a quiet moment.
       std::optional<json> j;
       for (int attempt = 0; attempt <= cfg.noise_retries; ++attempt) {
-        run.key = cfg.key_prefix + ":" + scenario + ":" + std::to_string(rep) + "." +
-                  std::to_string(attempt);
+        run.key = cfg.key_prefix + ":" + (scenario == "handoff" ? run.label : scenario) + ":" +
+                  std::to_string(rep) + "." + std::to_string(attempt);
         j = scenario == "geo" ? run_geo(cfg, run, prefix(all, geo_n), out)
                               : run_one(cfg, run, used, out);
         if (!j) break;
@@ -219,10 +237,11 @@ int run_all(const Config& cfg, Output& out) {
 int tool_main(int argc, char** argv) {
   CLI::App app{"redlock-bench: load scenarios against real Redis nodes; JSON lines on stdout"};
   Config cfg;
-  app.add_option("--scenario", cfg.scenarios, "a, b, c, d, geo (comma-separated), or all")
+  app.add_option("--scenario", cfg.scenarios,
+                 "a, b, c, d, geo, handoff (comma-separated), or all (a, b, c, d, geo)")
       ->delimiter(',')
       ->required()
-      ->check(CLI::IsMember({"a", "b", "c", "d", "geo", "all"}));
+      ->check(CLI::IsMember({"a", "b", "c", "d", "geo", "handoff", "all"}));
   app.add_option("--ports", cfg.ports, "existing nodes on 127.0.0.1 (default: start 5 locally)")
       ->delimiter(',')
       ->check(CLI::Range(1, 65535));
@@ -238,17 +257,25 @@ int tool_main(int argc, char** argv) {
       ->check(CLI::Range(0, 64));
   app.add_option("--ttl-ms", cfg.ttl_ms, "lock ttl (default 10000; geo 30000)")
       ->check(CLI::Range(0L, 86400000L));
-  app.add_option("--retry-delay-ms", cfg.retry_delay_ms, "c: pause between rounds")
+  app.add_option("--retry-delay-ms", cfg.retry_delay_ms, "c, handoff: pause between rounds")
       ->check(CLI::Range(0L, 3600000L));
-  app.add_option("--retry-jitter-ms", cfg.retry_jitter_ms, "c: +/- jitter of the pause")
+  app.add_option("--retry-jitter-ms", cfg.retry_jitter_ms, "c, handoff: +/- jitter of the pause")
       ->check(CLI::Range(0L, 3600000L));
   app.add_option("--cmd-timeout-ms", cfg.cmd_timeout_ms,
                  "node timeout, ClientOptions::node_timeout (default 50; geo 1000)")
       ->check(CLI::Range(0L, 3600000L));
-  app.add_option("--max-wait-ms", cfg.max_wait_ms, "c: longest wait for the lock")
+  app.add_option("--max-wait-ms", cfg.max_wait_ms, "c, handoff: longest wait for the lock")
       ->check(CLI::Range(1L, 3600000L));
   app.add_option("--hold-us", cfg.hold_us, "c: time spent inside the critical section")
       ->check(CLI::Range(0L, 10000000L));
+  app.add_option("--handoff-hold-ms", cfg.handoff_hold_ms,
+                 "handoff: the holder releases after a time uniform in [H, 2H] ms")
+      ->check(CLI::Range(1L, 600000L));
+  app.add_option("--wake", cfg.wake,
+                 "handoff: on (wake_on_release, label handoff/wake), off (polling, "
+                 "handoff/poll), or both: on,off")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--c-retry", cfg.c_retry,
                  "c: library (AcquireOptions retry; attempts estimated) or manual (try-locks "
                  "and our own sleeps; attempts counted)")
