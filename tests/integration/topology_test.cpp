@@ -372,6 +372,48 @@ TEST_F(SentinelTest, ASentinelManagedMasterVotesAndIsFollowedAcrossAFailover) {
   EXPECT_THAT(logs->str(), HasSubstr("+switch-master"));
 }
 
+// Wake-on-release on a Sentinel-managed node: the waiter's subscription
+// follows the master it votes through.
+TEST_F(SentinelTest, AWaitersReleaseSubscriptionFollowsTheMasterAcrossAFailover) {
+  auto o = client_options({sentinel_url(), cluster().address(0), cluster().address(1)});
+  o.max_ttl = scaled(300s);  // the holder's lock outlives the failover
+  auto holder_client = connect_or_fail(o);
+  auto waiter_client = connect_or_fail(o);
+  ASSERT_NE(holder_client, nullptr);
+  ASSERT_NE(waiter_client, nullptr);
+  auto held = holder_client->acquire("res:waited", scaled(120s));
+  ASSERT_TRUE(held) << held.error();
+  AcquireOptions how;
+  how.max_wait = scaled(120s);
+  how.retry_delay = scaled(60s);  // only an announcement hands it over in time
+  how.retry_jitter = 0ms;
+  auto waiter = waiter_client->async_acquire("res:waited", scaled(120s), how);
+  // PUBSUB NUMSUB answers "channel\ncount".
+  const auto subscribers = [](LocalCluster& server) -> std::string {
+    const auto r = server.command(0, {"PUBSUB", "NUMSUB", "redlock:released:res:waited"});
+    const auto nl = r ? r->rfind('\n') : std::string::npos;
+    return nl == std::string::npos ? std::string() : r->substr(nl + 1);
+  };
+  ASSERT_TRUE(eventually([&]() -> bool { return subscribers(*master_) == "1"; }, scaled(5s)));
+
+  ASSERT_TRUE(eventually(
+      [&]() -> bool {
+        return sentinel_command(sentinel_ports_[0], "SENTINEL failover mymaster").find("OK") !=
+               std::string::npos;
+      },
+      scaled(30s)))
+      << "the sentinels never accepted a failover";
+  EXPECT_TRUE(eventually([&]() -> bool { return subscribers(*replica_) == "1"; }, scaled(30s)))
+      << "the waiter never subscribed on the promoted replica";
+
+  ASSERT_TRUE(holder_client->release(*held));
+  ASSERT_EQ(waiter.wait_for(scaled(10s)), std::future_status::ready);
+  auto got = waiter.get();
+  ASSERT_TRUE(got) << got.error();
+  EXPECT_GE(waiter_client->metrics().wakeups, 1u);
+  ASSERT_TRUE(waiter_client->release(*got));
+}
+
 }  // namespace
 }  // namespace redlock::testing
 

@@ -9,6 +9,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <future>
 #include <optional>
 
@@ -204,6 +205,40 @@ TEST_F(WakeTest, AWaiterOnASetIsWokenByTheReleaseOfAnyOfItsKeys) {
   ASSERT_TRUE(subscribed("set:b", 1));
   ASSERT_TRUE(subscribed("set:c", 1));
   EXPECT_EQ(subscribers(0, kPrefix + "set:a"), 0);
+  ASSERT_TRUE(holder_client->release(*holder));
+  ASSERT_EQ(waiter.wait_for(long_delay() / 2), std::future_status::ready);
+  auto got = waiter.get();
+  ASSERT_TRUE(got) << got.error();
+  EXPECT_GE(waiter_client->metrics().wakeups, 1u);
+  ASSERT_TRUE(waiter_client->release(*got));
+}
+
+// Subscribers reach a node the way its own connection does.
+class UnixSocketWakeTest : public WakeTest {
+ protected:
+  std::size_t nodes_count() const override { return 3; }
+  redlock::cluster::ClusterOptions cluster_options() const override {
+    redlock::cluster::ClusterOptions co;
+    // Relative: each server creates it in its own directory.
+    co.extra_args = {"--unixsocket", "redis.sock", "--unixsocketperm", "700"};
+    return co;
+  }
+};
+
+TEST_F(UnixSocketWakeTest, AWaiterOverUnixSocketsIsWoken) {
+  std::vector<std::string> nodes;
+  for (std::size_t i = 0; i < cluster().size(); ++i) {
+    nodes.push_back("unix:" +
+                    std::filesystem::absolute(cluster().info(i).dir / "redis.sock").string());
+  }
+  auto holder_client = client(client_options(nodes));
+  auto waiter_client = client(client_options(nodes));
+  ASSERT_NE(holder_client, nullptr);
+  ASSERT_NE(waiter_client, nullptr);
+  auto holder = holder_client->acquire("res:unix", 30s);
+  ASSERT_TRUE(holder) << holder.error();
+  auto waiter = waiter_client->async_acquire("res:unix", 30s, waiting(long_delay()));
+  ASSERT_TRUE(subscribed("res:unix", 1));
   ASSERT_TRUE(holder_client->release(*holder));
   ASSERT_EQ(waiter.wait_for(long_delay() / 2), std::future_status::ready);
   auto got = waiter.get();
