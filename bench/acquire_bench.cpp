@@ -138,28 +138,36 @@ void BM_AcquireThenRelease(benchmark::State& state) {
 }
 BENCHMARK(BM_AcquireThenRelease)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
-// What fencing costs: the acquire latency with fencing off (arg 0: SET NX)
-// and on (arg 1: the fenced acquire script; the five counters agree, so no
-// raise round).
-void BM_AcquireFencing(benchmark::State& state) {
-  redlock::Client* client = state.range(0) == 0 ? g_unfenced : g_client;
+// Times each acquire of `client` (then releases, untimed) as one iteration;
+// sets the p50/p99 counters. Nothing when an acquire failed.
+std::optional<Percentiles> time_acquires(benchmark::State& state, redlock::Client& client) {
   std::vector<double> acquire;
   acquire.reserve(1 << 16);
   for (auto _ : state) {
     const auto t0 = Clock::now();
-    auto lock = client->acquire(kResource, kTtl);
+    auto lock = client.acquire(kResource, kTtl);
     const auto t1 = Clock::now();
     if (!lock) {
       state.SkipWithError(redlock::to_string(lock.error()).c_str());
-      return;
+      return std::nullopt;
     }
-    (void)client->release(*lock);
+    (void)client.release(*lock);
     state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
     acquire.push_back(micros(t1 - t0));
   }
   const auto p = summarize(acquire);
   set_counters(state, "", p);
-  g_results[state.range(0) == 0 ? "acquire, fencing off" : "acquire, fencing on"] = p;
+  return p;
+}
+
+// What fencing costs: the acquire latency with fencing off (arg 0: SET NX)
+// and on (arg 1: the fenced acquire script; the five counters agree, so no
+// raise round).
+void BM_AcquireFencing(benchmark::State& state) {
+  redlock::Client* client = state.range(0) == 0 ? g_unfenced : g_client;
+  if (auto p = time_acquires(state, *client)) {
+    g_results[state.range(0) == 0 ? "acquire, fencing off" : "acquire, fencing on"] = *p;
+  }
 }
 BENCHMARK(BM_AcquireFencing)
     ->ArgName("fencing")
@@ -273,22 +281,7 @@ void compare(const redlock::cluster::LocalCluster& cluster, long requests) {
 // Acquire latency against the first N nodes of the same cluster: how much
 // each node adds when every server shares this machine's cores.
 void BM_AcquireByNodeCount(benchmark::State& state) {
-  redlock::Client* client = g_clients_by_nodes.at(state.range(0));
-  std::vector<double> acquire;
-  acquire.reserve(1 << 16);
-  for (auto _ : state) {
-    const auto t0 = Clock::now();
-    auto lock = client->acquire(kResource, kTtl);
-    const auto t1 = Clock::now();
-    if (!lock) {
-      state.SkipWithError(redlock::to_string(lock.error()).c_str());
-      return;
-    }
-    (void)client->release(*lock);
-    state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
-    acquire.push_back(micros(t1 - t0));
-  }
-  set_counters(state, "", summarize(acquire));
+  (void)time_acquires(state, *g_clients_by_nodes.at(state.range(0)));
 }
 BENCHMARK(BM_AcquireByNodeCount)
     ->ArgName("nodes")

@@ -15,21 +15,7 @@ constexpr std::size_t kReadBufferSize = 16 * 1024;
 bool same_endpoint(const Endpoint& a, const Endpoint& b) {
   if (a.tcp.has_value() != b.tcp.has_value()) return false;
   if (!a.tcp) return a.unix_path == b.unix_path;
-  const auto& x = *a.tcp;
-  const auto& y = *b.tcp;
-  if (x.ss_family != y.ss_family) return false;
-  if (x.ss_family == AF_INET) {
-    const auto& p = reinterpret_cast<const sockaddr_in&>(x);
-    const auto& q = reinterpret_cast<const sockaddr_in&>(y);
-    return p.sin_port == q.sin_port && p.sin_addr.s_addr == q.sin_addr.s_addr;
-  }
-  if (x.ss_family == AF_INET6) {
-    const auto& p = reinterpret_cast<const sockaddr_in6&>(x);
-    const auto& q = reinterpret_cast<const sockaddr_in6&>(y);
-    return p.sin6_port == q.sin6_port &&
-           std::memcmp(&p.sin6_addr, &q.sin6_addr, sizeof p.sin6_addr) == 0;
-  }
-  return false;
+  return same_address(*a.tcp, *b.tcp);
 }
 
 }  // namespace

@@ -4,6 +4,9 @@
 // kInvalidArgument and a message that names the field and the value.
 #pragma once
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -74,5 +77,8 @@ struct NodeAddress {
                                             const AcquireOptions& options,
                                             const ClientOptions& client);
 [[nodiscard]] Result<void> validate_lock_token(std::string_view token);
+
+// The same IPv4 or IPv6 address and port.
+[[nodiscard]] bool same_address(const sockaddr_storage& a, const sockaddr_storage& b);
 
 }  // namespace redlock::detail
