@@ -3,6 +3,8 @@
 #include <hiredis/hiredis.h>
 
 #include <charconv>
+#include <cstring>
+#include <limits>
 
 namespace redlock::detail {
 namespace {
@@ -41,23 +43,51 @@ Reply convert(const redisReply* r) {
   return out;
 }
 
+std::size_t decimal_digits(std::size_t v) noexcept {
+  std::size_t n = 1;
+  while (v >= 10) {
+    v /= 10;
+    ++n;
+  }
+  return n;
+}
+
+char* put_decimal(char* p, std::size_t v) noexcept {
+  return std::to_chars(p, p + std::numeric_limits<std::size_t>::digits10 + 1, v).ptr;
+}
+
+// Writes "<prefix><n>\r\n".
+char* put_header(char* p, char prefix, std::size_t n) noexcept {
+  *p++ = prefix;
+  p = put_decimal(p, n);
+  *p++ = '\r';
+  *p++ = '\n';
+  return p;
+}
+
 }  // namespace
 
-std::string format_command(const std::vector<std::string_view>& argv) {
-  std::vector<const char*> ptrs;
-  std::vector<std::size_t> lens;
-  ptrs.reserve(argv.size());
-  lens.reserve(argv.size());
+// The exact size is computed first, so that the command is written in place
+// with one allocation at most (none when `out` has room).
+void append_command(std::string& out, std::span<const std::string_view> argv) {
+  std::size_t size = 3 + decimal_digits(argv.size());
+  for (auto a : argv) size += 5 + decimal_digits(a.size()) + a.size();
+  const std::size_t at = out.size();
+  out.resize(at + size);
+  char* p = out.data() + at;
+  p = put_header(p, '*', argv.size());
   for (auto a : argv) {
-    ptrs.push_back(a.data());
-    lens.push_back(a.size());
+    p = put_header(p, '$', a.size());
+    if (!a.empty()) std::memcpy(p, a.data(), a.size());
+    p += a.size();
+    *p++ = '\r';
+    *p++ = '\n';
   }
-  char* raw = nullptr;
-  const int n =
-      redisFormatCommandArgv(&raw, static_cast<int>(argv.size()), ptrs.data(), lens.data());
-  if (n < 0 || raw == nullptr) return {};
-  std::string out(raw, static_cast<std::size_t>(n));
-  redisFreeCommand(raw);
+}
+
+std::string format_command(std::span<const std::string_view> argv) {
+  std::string out;
+  append_command(out, argv);
   return out;
 }
 
@@ -93,21 +123,34 @@ std::string set_nx_px_command(std::string_view key, std::string_view token, long
   char buf[24];
   const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, ttl_ms);
   (void)ec;
-  return format_command(
-      {"SET", key, token, "NX", "PX", std::string_view(buf, static_cast<std::size_t>(end - buf))});
+  const std::string_view argv[] = {
+      "SET", key, token, "NX", "PX", std::string_view(buf, static_cast<std::size_t>(end - buf))};
+  return format_command(argv);
 }
 
 std::string script_command(const Script& script, bool by_sha, const std::vector<std::string>& keys,
                            const std::vector<std::string_view>& args) {
-  const std::string numkeys = std::to_string(keys.size());
-  std::vector<std::string_view> argv;
-  argv.reserve(3 + keys.size() + args.size());
-  argv.push_back(by_sha ? "EVALSHA" : "EVAL");
-  argv.push_back(by_sha ? script.sha : script.body);
-  argv.push_back(numkeys);
-  for (const auto& k : keys) argv.push_back(k);
-  for (auto a : args) argv.push_back(a);
-  return format_command(argv);
+  char numkeys[24];
+  const auto [end, ec] = std::to_chars(numkeys, numkeys + sizeof numkeys, keys.size());
+  (void)ec;
+  // Most scripts run over one key with at most three arguments: no
+  // allocation for the argument list then.
+  constexpr std::size_t kInline = 8;
+  std::string_view inline_argv[kInline];
+  std::vector<std::string_view> heap_argv;
+  const std::size_t argc = 3 + keys.size() + args.size();
+  std::string_view* argv = inline_argv;
+  if (argc > kInline) {
+    heap_argv.resize(argc);
+    argv = heap_argv.data();
+  }
+  std::size_t i = 0;
+  argv[i++] = by_sha ? std::string_view("EVALSHA") : std::string_view("EVAL");
+  argv[i++] = by_sha ? script.sha : script.body;
+  argv[i++] = std::string_view(numkeys, static_cast<std::size_t>(end - numkeys));
+  for (const auto& k : keys) argv[i++] = k;
+  for (auto a : args) argv[i++] = a;
+  return format_command(std::span<const std::string_view>(argv, argc));
 }
 
 }  // namespace redlock::detail

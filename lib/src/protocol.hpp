@@ -1,11 +1,14 @@
-// protocol.hpp: the Redis wire protocol, through hiredis's formatter and
-// redisReader only (both identical in hiredis 0.14 and 1.x), plus the Lua
-// scripts the engine runs.
+// protocol.hpp: the Redis wire protocol: commands encoded here (RESP arrays of
+// bulk strings, byte for byte what hiredis's redisFormatCommandArgv writes),
+// replies parsed by hiredis's redisReader (identical in hiredis 0.14 and 1.x),
+// plus the Lua scripts the engine runs.
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,8 +32,13 @@ struct Reply {
   [[nodiscard]] bool is_error() const noexcept { return type == Type::kError; }
 };
 
-// RESP encoding of one command (binary-safe arguments).
-[[nodiscard]] std::string format_command(const std::vector<std::string_view>& argv);
+// RESP encoding of one command (binary-safe arguments), appended to `out`.
+void append_command(std::string& out, std::span<const std::string_view> argv);
+// The same, as a string of its own.
+[[nodiscard]] std::string format_command(std::span<const std::string_view> argv);
+[[nodiscard]] inline std::string format_command(std::initializer_list<std::string_view> argv) {
+  return format_command(std::span<const std::string_view>(argv.begin(), argv.size()));
+}
 
 // Incremental RESP parser: feed bytes as they arrive, take replies out.
 class ReplyParser {

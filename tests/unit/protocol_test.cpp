@@ -3,10 +3,12 @@
 #include "protocol.hpp"
 
 #include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
 
 #include <algorithm>
 #include <cstddef>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <string_view>
@@ -75,6 +77,78 @@ TEST(FormatCommand, ParsesBackToTheSameArguments) {
     EXPECT_EQ(r.elements[i].type, Type::kString) << i;
     EXPECT_EQ(r.elements[i].str, argv[i]) << i;
   }
+}
+
+// What hiredis's own formatter writes for `argv`: the reference the encoder
+// must match byte for byte.
+std::string hiredis_format(const std::vector<std::string_view>& argv) {
+  std::vector<const char*> ptrs;
+  std::vector<std::size_t> lens;
+  for (auto a : argv) {
+    ptrs.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  char* raw = nullptr;
+  const int n =
+      redisFormatCommandArgv(&raw, static_cast<int>(argv.size()), ptrs.data(), lens.data());
+  EXPECT_GE(n, 0);
+  if (n < 0 || raw == nullptr) return {};
+  std::string out(raw, static_cast<std::size_t>(n));
+  redisFreeCommand(raw);
+  return out;
+}
+
+TEST(FormatCommand, SameBytesAsHiredis) {
+  const std::string all_bytes = [] {
+    std::string s;
+    for (int c = 0; c < 256; ++c) s.push_back(static_cast<char>(c));
+    return s;
+  }();
+  const std::string long_arg(100000, 'x');
+  const std::string nine(9, 'n');
+  const std::string ten(10, 't');
+  const std::string ninety_nine(99, 'n');
+  const std::string hundred(100, 'h');
+  const std::vector<std::vector<std::string_view>> cases = {
+      {"PING"},
+      {""},
+      {"", ""},
+      {"GET", ""},
+      {"SET", std::string_view("a\0b", 3), "x\r\ny"},
+      {"SET", "k", all_bytes},
+      {"SET", "k", long_arg},
+      {"SET", nine, ten, ninety_nine, hundred},
+      {"EVALSHA", kReleaseScript.sha, "1", "lock:a", "0123456789abcdef0123456789abcdef"},
+      {"EVAL", kExtendScript.body, "2", "a", "b", "tok", "500", "1"},
+  };
+  for (const auto& argv : cases) {
+    EXPECT_EQ(format_command(argv), hiredis_format(argv)) << "argc " << argv.size();
+  }
+  // Many arguments (argc with several digits), of every length up to 300.
+  std::vector<std::string> owned;
+  for (std::size_t len = 0; len <= 300; ++len) owned.push_back(std::string(len, 'a'));
+  const std::vector<std::string_view> many(owned.begin(), owned.end());
+  EXPECT_EQ(format_command(many), hiredis_format(many));
+  // Random binary arguments.
+  std::mt19937 rng(12345);
+  for (int round = 0; round < 200; ++round) {
+    std::vector<std::string> args(1 + rng() % 12);
+    for (auto& a : args) {
+      a.resize(rng() % (round % 2 == 0 ? 20 : 5000));
+      for (auto& c : a) c = static_cast<char>(rng());
+    }
+    const std::vector<std::string_view> argv(args.begin(), args.end());
+    ASSERT_EQ(format_command(argv), hiredis_format(argv)) << "round " << round;
+  }
+}
+
+TEST(FormatCommand, AppendsAfterWhatIsThere) {
+  std::string out = "before";
+  const std::string_view set[] = {"SET", "k", "v"};
+  append_command(out, set);
+  const std::string_view get[] = {"GET", "k"};
+  append_command(out, get);
+  EXPECT_EQ(out, "before*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
 }
 
 TEST(SetNxPxCommand, ExactBytes) {
