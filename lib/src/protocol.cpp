@@ -5,43 +5,10 @@
 #include <charconv>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 namespace redlock::detail {
 namespace {
-
-Reply convert(const redisReply* r) {
-  Reply out;
-  switch (r->type) {
-    case REDIS_REPLY_STATUS:
-      out.type = Reply::Type::kStatus;
-      break;
-    case REDIS_REPLY_STRING:
-      out.type = Reply::Type::kString;
-      break;
-    case REDIS_REPLY_ERROR:
-      out.type = Reply::Type::kError;
-      break;
-    case REDIS_REPLY_INTEGER:
-      out.type = Reply::Type::kInteger;
-      break;
-    case REDIS_REPLY_ARRAY:
-      out.type = Reply::Type::kArray;
-      break;
-    default:
-      out.type = Reply::Type::kNil;
-      break;
-  }
-  if (r->str != nullptr && (out.type == Reply::Type::kStatus || out.type == Reply::Type::kString ||
-                            out.type == Reply::Type::kError)) {
-    out.str.assign(r->str, r->len);
-  }
-  out.integer = r->integer;
-  if (out.type == Reply::Type::kArray) {
-    out.elements.reserve(r->elements);
-    for (std::size_t i = 0; i < r->elements; ++i) out.elements.push_back(convert(r->element[i]));
-  }
-  return out;
-}
 
 std::size_t decimal_digits(std::size_t v) noexcept {
   std::size_t n = 1;
@@ -91,7 +58,120 @@ std::string format_command(std::span<const std::string_view> argv) {
   return out;
 }
 
-ReplyParser::ReplyParser() : reader_(redisReaderCreate()) {}
+// hiredis's reply-object callbacks, building Replies instead of redisReply
+// trees. Only the root lives in ReplyParser::root_; every other object is an
+// element of its parent's vector, sized when the parent was made and never
+// resized, so the pointers the reader holds stay valid. Nothing here may
+// throw into hiredis: a failure returns null, which the reader reports as an
+// error.
+struct ReplyParser::Build {
+  // Far above any reply redlock asks for, and bounded so that a bogus
+  // length cannot make the client construct billions of elements.
+  static constexpr std::size_t kMaxElements = 1 << 20;
+
+  static Reply* slot(const redisReadTask* task) noexcept {
+    if (task->parent != nullptr) {
+      auto* parent = static_cast<Reply*>(task->parent->obj);
+      return &parent->elements[static_cast<std::size_t>(task->idx)];
+    }
+    auto* root = &static_cast<ReplyParser*>(task->privdata)->root_;
+    *root = Reply{};
+    return root;
+  }
+
+  static void* string(const redisReadTask* task, char* str, std::size_t len) noexcept {
+    Reply* r = slot(task);
+    switch (task->type) {
+      case REDIS_REPLY_STATUS:
+        r->type = Reply::Type::kStatus;
+        break;
+      case REDIS_REPLY_STRING:
+        r->type = Reply::Type::kString;
+        break;
+      case REDIS_REPLY_ERROR:
+        r->type = Reply::Type::kError;
+        break;
+      default:  // RESP3 only (never negotiated): kept as nil, as before
+        r->type = Reply::Type::kNil;
+        return r;
+    }
+    try {
+      r->str.assign(str, len);
+    } catch (...) {
+      return nullptr;
+    }
+    return r;
+  }
+
+  // `Count` is int in hiredis 0.14, size_t in 1.x.
+  template <typename Count>
+  static void* array(const redisReadTask* task, Count count) noexcept {
+    if constexpr (std::is_signed_v<Count>) {
+      if (count < 0) return nullptr;
+    }
+    const auto n = static_cast<std::size_t>(count);
+    if (n > kMaxElements) return nullptr;
+    Reply* r = slot(task);
+    // RESP3 aggregates (never negotiated) keep their elements' storage but
+    // read as nil, as before.
+    r->type = task->type == REDIS_REPLY_ARRAY ? Reply::Type::kArray : Reply::Type::kNil;
+    try {
+      r->elements.resize(n);
+    } catch (...) {
+      return nullptr;
+    }
+    return r;
+  }
+
+  static void* integer(const redisReadTask* task, long long value) noexcept {
+    Reply* r = slot(task);
+    r->type = Reply::Type::kInteger;
+    r->integer = value;
+    return r;
+  }
+
+  static void* nil(const redisReadTask* task) noexcept {
+    Reply* r = slot(task);
+    r->type = Reply::Type::kNil;
+    return r;
+  }
+
+  // hiredis 1.x, RESP3 only.
+  static void* double_value(const redisReadTask* task, double, char*, std::size_t) noexcept {
+    return nil(task);
+  }
+  static void* bool_value(const redisReadTask* task, int value) noexcept {
+    Reply* r = slot(task);
+    r->type = Reply::Type::kNil;
+    r->integer = value;
+    return r;
+  }
+
+  // Only ever the root (hiredis frees nothing but its current reply).
+  static void free_object(void* obj) noexcept {
+    if (obj != nullptr) *static_cast<Reply*>(obj) = Reply{};
+  }
+
+  template <typename Functions>
+  static Functions make() noexcept {
+    Functions f{};
+    f.createString = &string;
+    f.createArray = &array;
+    f.createInteger = &integer;
+    f.createNil = &nil;
+    if constexpr (requires { f.createDouble; }) f.createDouble = &double_value;
+    if constexpr (requires { f.createBool; }) f.createBool = &bool_value;
+    f.freeObject = &free_object;
+    return f;
+  }
+};
+
+ReplyParser::ReplyParser() {
+  static redisReplyObjectFunctions functions = Build::make<redisReplyObjectFunctions>();
+  reader_ = redisReaderCreateWithFunctions(&functions);
+  if (reader_ != nullptr) reader_->privdata = this;
+}
+
 ReplyParser::~ReplyParser() {
   if (reader_ != nullptr) redisReaderFree(reader_);
 }
@@ -113,10 +193,10 @@ Result<std::optional<Reply>> ReplyParser::next() {
         Error(ErrorCode::kInternal, std::string("protocol error: ") + reader_->errstr));
   }
   if (raw == nullptr) return std::optional<Reply>{};
-  auto* reply = static_cast<redisReply*>(raw);
-  Reply out = convert(reply);
-  freeReplyObject(reply);
-  return std::optional<Reply>(std::move(out));
+  if (raw != &root_) return Unexpected(Error(ErrorCode::kInternal, "protocol error: stray reply"));
+  std::optional<Reply> out(std::move(root_));
+  root_ = Reply{};
+  return out;
 }
 
 std::string set_nx_px_command(std::string_view key, std::string_view token, long long ttl_ms) {

@@ -54,7 +54,12 @@ class ReplyParser {
   [[nodiscard]] Result<std::optional<Reply>> next();
 
  private:
-  redisReader* reader_;
+  struct Build;
+
+  redisReader* reader_ = nullptr;
+  // The reader builds each reply here, in place (elements of arrays inside
+  // their parent), so a reply costs no allocation of its own.
+  Reply root_;
 };
 
 // A Lua script and its SHA1, as SCRIPT LOAD returns it (checked by a test).
