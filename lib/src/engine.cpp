@@ -833,6 +833,11 @@ Result<std::shared_ptr<Engine>> Engine::start(ClientOptions options) {
   uv_async_init(&e.loop_, &e.async_,
                 [](uv_async_t* h) { static_cast<Engine*>(h->data)->on_async(); });
   e.async_.data = &e;
+  uv_check_init(&e.loop_, &e.flush_check_);
+  e.flush_check_.data = &e;
+  uv_check_start(&e.flush_check_,
+                 [](uv_check_t* h) { static_cast<Engine*>(h->data)->flush_dirty(); });
+  uv_unref(reinterpret_cast<uv_handle_t*>(&e.flush_check_));
   uv_timer_init(&e.loop_, &e.timer_);
   e.timer_.data = &e;
   uv_timer_init(&e.loop_, &e.shutdown_timer_);
@@ -943,7 +948,7 @@ void Engine::on_async() {
   }
   for (auto& t : batch) t();
   if (stop && !stopping_loop_) begin_shutdown();
-  flush_dirty();
+  // The check phase writes what the tasks queued.
 }
 
 void Engine::begin_shutdown() {
@@ -962,6 +967,7 @@ void Engine::begin_shutdown() {
   timer_index_.clear();
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&flush_check_), nullptr);
   uv_timer_start(
       &shutdown_timer_,
       [](uv_timer_t* t) {

@@ -237,6 +237,9 @@ class Engine : public std::enable_shared_from_this<Engine> {
   TimerId schedule(Clock::time_point when, std::function<void()> fn);
   void cancel(TimerId id);
   void mark_dirty(Node& node);
+  // Hands every dirty node's queued bytes to its socket. I/O callbacks leave
+  // this to the check phase that follows them; timer callbacks, which run
+  // before the loop polls, call it themselves.
   void flush_dirty();
   void add_active(const std::shared_ptr<Operation>& op);
   void remove_active(Operation* op);
@@ -285,6 +288,10 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::unique_ptr<Metrics> metrics_;
   uv_loop_t loop_{};
   uv_async_t async_{};
+  // Runs after each poll phase: writes what the I/O callbacks of that phase
+  // queued, one write per node per loop iteration however many replies came
+  // in. Unreferenced: it never keeps the loop alive.
+  uv_check_t flush_check_{};
   uv_timer_t timer_{};           // the scheduler's single timer
   uv_timer_t shutdown_timer_{};  // forces handles closed if a shutdown stalls
   bool loop_ready_ = false;

@@ -291,7 +291,6 @@ void Node::on_connect_cb(uv_connect_t* req, int status) {
   } else {
     self->on_connected();
   }
-  self->engine_.flush_dirty();
 }
 
 bool Node::push(std::string_view wire, std::shared_ptr<Operation> op, std::uint32_t tag,
@@ -620,7 +619,6 @@ void Node::on_write_cb(uv_write_t* req, int status) {
   } else if (!self->out_.empty()) {
     self->flush();
   }
-  self->engine_.flush_dirty();
 }
 
 void Node::on_alloc_cb(uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
@@ -642,7 +640,8 @@ void Node::on_read_cb(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   } else {
     self->on_read(nread, buf);
   }
-  self->engine_.flush_dirty();
+  // What the replies queued is written once all of this poll phase's
+  // callbacks ran (Engine::flush_check_).
 }
 
 void Node::on_read(ssize_t nread, const uv_buf_t* buf) {
