@@ -1,6 +1,7 @@
 #include "redlock/client.hpp"
 
 #include "engine.hpp"
+#include "handoff.hpp"
 #include "keep_alive.hpp"
 #include "redlock/lock_guard.hpp"
 
@@ -11,6 +12,15 @@ Error wrong_thread(std::string_view what) {
   return Error(ErrorCode::kWrongThread, std::string(what) +
                                             " blocks and was called on the client's loop thread; "
                                             "use the async form from callbacks");
+}
+
+// Runs a callback-style post and blocks until its callback ran; a refused
+// post returns its error (and never calls back).
+template <typename T, typename Post>
+Result<T> wait_for(Post&& post) {
+  detail::Handoff<T> handoff;
+  if (auto posted = post(handoff.callback()); !posted) return Unexpected(posted.error());
+  return handoff.wait();
 }
 
 // Turns a callback-style post into a future; a refused post fills the future
@@ -39,7 +49,9 @@ Client::~Client() { engine_->shutdown(); }
 Result<Lock> Client::acquire(std::string_view resource, std::chrono::milliseconds ttl,
                              const AcquireOptions& options) {
   if (engine_->on_loop_thread()) return Unexpected(wrong_thread("acquire()"));
-  return async_acquire(resource, ttl, options).get();
+  return wait_for<Lock>([&](AcquireCallback cb) {
+    return engine_->post_acquire({std::string(resource)}, ttl, options, std::move(cb));
+  });
 }
 
 Result<void> Client::async_acquire(std::string_view resource, std::chrono::milliseconds ttl,
@@ -58,10 +70,9 @@ std::future<Result<Lock>> Client::async_acquire(std::string_view resource,
 Result<Lock> Client::acquire_all(std::vector<std::string> resources, std::chrono::milliseconds ttl,
                                  const AcquireOptions& options) {
   if (engine_->on_loop_thread()) return Unexpected(wrong_thread("acquire_all()"));
-  return as_future<Lock>([&](AcquireCallback cb) {
-           return engine_->post_acquire(std::move(resources), ttl, options, std::move(cb));
-         })
-      .get();
+  return wait_for<Lock>([&](AcquireCallback cb) {
+    return engine_->post_acquire(std::move(resources), ttl, options, std::move(cb));
+  });
 }
 
 Result<void> Client::async_acquire_all(std::vector<std::string> resources,
@@ -96,7 +107,8 @@ Result<LockGuard> Client::acquire_guard(std::string_view resource, std::chrono::
 Result<Lock> Client::extend(const Lock& lock, std::chrono::milliseconds ttl,
                             const ExtendOptions& options) {
   if (engine_->on_loop_thread()) return Unexpected(wrong_thread("extend()"));
-  return async_extend(lock, ttl, options).get();
+  return wait_for<Lock>(
+      [&](AcquireCallback cb) { return engine_->post_extend(lock, ttl, options, std::move(cb)); });
 }
 
 Result<void> Client::async_extend(const Lock& lock, std::chrono::milliseconds ttl,
@@ -112,7 +124,8 @@ std::future<Result<Lock>> Client::async_extend(const Lock& lock, std::chrono::mi
 
 Result<ReleaseReport> Client::release(const Lock& lock) {
   if (engine_->on_loop_thread()) return Unexpected(wrong_thread("release()"));
-  return async_release(lock).get();
+  return wait_for<ReleaseReport>(
+      [&](ReleaseCallback cb) { return engine_->post_release(lock, std::move(cb)); });
 }
 
 Result<void> Client::async_release(const Lock& lock, ReleaseCallback callback) {

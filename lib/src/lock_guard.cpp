@@ -1,6 +1,7 @@
 #include "redlock/lock_guard.hpp"
 
 #include "engine.hpp"
+#include "handoff.hpp"
 #include "keep_alive.hpp"
 #include "redlock/client.hpp"
 
@@ -82,12 +83,11 @@ Result<ReleaseReport> LockGuard::release() {
                             "LockGuard::release() blocks and was called on the loop thread; "
                             "the lock is being released asynchronously"));
   }
-  auto promise = std::make_shared<std::promise<Result<ReleaseReport>>>();
-  auto future = promise->get_future();
-  auto posted = engine->post_release(
-      lock, [promise](Result<ReleaseReport> r) { promise->set_value(std::move(r)); });
-  if (!posted) return Unexpected(posted.error());
-  return future.get();
+  detail::Handoff<ReleaseReport> handoff;
+  if (auto posted = engine->post_release(lock, handoff.callback()); !posted) {
+    return Unexpected(posted.error());
+  }
+  return handoff.wait();
 }
 
 std::optional<Lock> LockGuard::dismiss() noexcept {
