@@ -939,7 +939,8 @@ Result<void> Engine::post(std::function<void()> task) {
 }
 
 void Engine::on_async() {
-  std::vector<std::function<void()>> batch;
+  // tasks_ takes the spare vector's capacity: posts do not allocate it anew.
+  std::vector<std::function<void()>> batch = std::move(spare_tasks_);
   bool stop = false;
   {
     std::lock_guard lk(mutex_);
@@ -947,6 +948,8 @@ void Engine::on_async() {
     stop = stopping_;
   }
   for (auto& t : batch) t();
+  batch.clear();
+  spare_tasks_ = std::move(batch);
   if (stop && !stopping_loop_) begin_shutdown();
   // The check phase writes what the tasks queued.
 }
@@ -1102,11 +1105,15 @@ void Engine::on_timer() {
 void Engine::mark_dirty(Node& node) { dirty_.push_back(&node); }
 
 void Engine::flush_dirty() {
+  // The two vectors trade places and keep their capacity: no allocation per
+  // loop iteration.
+  std::vector<Node*> batch = std::move(spare_dirty_);
   while (!dirty_.empty()) {
-    auto batch = std::move(dirty_);
-    dirty_.clear();
+    batch.swap(dirty_);
     for (Node* n : batch) n->flush();
+    batch.clear();
   }
+  spare_dirty_ = std::move(batch);
 }
 
 WakeHub::WatchId Engine::watch_releases(const std::vector<std::string>& keys,

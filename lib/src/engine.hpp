@@ -310,6 +310,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::unordered_map<TimerId, Clock::time_point> timer_index_;
   TimerId next_timer_ = 1;
   std::vector<Node*> dirty_;
+  std::vector<Node*> spare_dirty_;                  // flush_dirty's, kept for its capacity
+  std::vector<std::function<void()>> spare_tasks_;  // on_async's, likewise
   std::unordered_map<Operation*, std::shared_ptr<Operation>> active_;
   std::mt19937_64 rng_;
 
