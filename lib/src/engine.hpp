@@ -237,6 +237,9 @@ class Engine : public std::enable_shared_from_this<Engine> {
   TimerId schedule(Clock::time_point when, std::function<void()> fn);
   void cancel(TimerId id);
   void mark_dirty(Node& node);
+  // Something happened on the loop (a reply, a request, a write): busy
+  // polling goes on for another ClientOptions::busy_poll.
+  void note_activity() noexcept { ++activity_; }
   // Hands every dirty node's queued bytes to its socket. I/O callbacks leave
   // this to the check phase that follows them; timer callbacks, which run
   // before the loop polls, call it themselves.
@@ -273,6 +276,9 @@ class Engine : public std::enable_shared_from_this<Engine> {
  private:
   explicit Engine(ClientOptions options);
   void run();
+  // uv_run, with ClientOptions::busy_poll: after each wake-up the loop polls
+  // without sleeping until nothing happened for that long.
+  void run_loop();
   void on_async();
   void on_timer();
   void arm_timer();
@@ -309,6 +315,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::map<std::pair<Clock::time_point, TimerId>, std::function<void()>> timers_;
   std::unordered_map<TimerId, Clock::time_point> timer_index_;
   TimerId next_timer_ = 1;
+  std::uint64_t activity_ = 0;  // note_activity()'s count
   std::vector<Node*> dirty_;
   std::vector<Node*> spare_dirty_;                  // flush_dirty's, kept for its capacity
   std::vector<std::function<void()>> spare_tasks_;  // on_async's, likewise

@@ -646,6 +646,7 @@ void Node::on_read_cb(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
 
 void Node::on_read(ssize_t nread, const uv_buf_t* buf) {
   if (nread == 0) return;
+  engine_.note_activity();
   if (nread < 0) {
     fail_connection(nread == UV_EOF
                         ? std::string("connection closed by the server")

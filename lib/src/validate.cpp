@@ -256,6 +256,10 @@ Result<std::vector<NodeAddress>> validate_client_options(const ClientOptions& o)
   if (o.connect_timeout.count() <= 0) {
     return invalid("connect_timeout " + ms(o.connect_timeout) + " must be positive");
   }
+  if (o.busy_poll.count() < 0 || o.busy_poll > std::chrono::milliseconds(10)) {
+    return invalid("busy_poll " + std::to_string(o.busy_poll.count()) +
+                   " us is out of range [0, 10000 us]");
+  }
   if (o.reconnect_max > kMaxDelay) {
     return invalid("reconnect_max " + ms(o.reconnect_max) + " exceeds " + ms(kMaxDelay));
   }

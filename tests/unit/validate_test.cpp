@@ -202,6 +202,19 @@ TEST(ValidateClientOptions, ConnectTimeoutMustBePositive) {
   }
 }
 
+TEST(ValidateClientOptions, BusyPollWithinZeroToTenMilliseconds) {
+  for (const auto t : {-1us, 10001us, std::chrono::microseconds(std::chrono::seconds(1))}) {
+    ClientOptions o = three_nodes();
+    o.busy_poll = t;
+    EXPECT_THAT(invalid_message(validate_client_options(o)), HasSubstr("busy_poll"));
+  }
+  for (const auto t : {0us, 1us, 100us, 10000us}) {
+    ClientOptions o = three_nodes();
+    o.busy_poll = t;
+    EXPECT_TRUE(validate_client_options(o)) << t.count();
+  }
+}
+
 TEST(ValidateClientOptions, ReconnectBackoff) {
   ClientOptions zero_min = three_nodes();
   zero_min.reconnect_min = 0ms;

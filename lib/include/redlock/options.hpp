@@ -51,6 +51,15 @@ struct ClientOptions {
   // Longest a release waits for the nodes before reporting what it has.
   std::chrono::milliseconds release_timeout{1000};
 
+  // After each reply, request or write, the loop thread keeps polling its
+  // sockets for this long before it goes to sleep, yielding the CPU to any
+  // other runnable thread between polls. Replies and requests that come
+  // within it are picked up without a thread wake-up, which on loopback and
+  // fast networks is a large share of a round trip (measured in
+  // bench/README.md). Costs up to this much CPU time after each burst of
+  // activity; 0 turns it off. At most 10 ms.
+  std::chrono::microseconds busy_poll{100};
+
   // TCP connect deadline per attempt; connect() waits at most this long for
   // the first connections before returning (nodes that are down are retried
   // in the background and count as "no" votes meanwhile).
