@@ -4,7 +4,9 @@
 #include <pthread.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <csignal>
@@ -824,15 +826,24 @@ Result<std::shared_ptr<Engine>> Engine::start(ClientOptions options) {
 
   std::shared_ptr<Engine> engine(new Engine(std::move(options)));
   Engine& e = *engine;
+  e.wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (e.wake_fd_ < 0) {
+    return Unexpected(Error(ErrorCode::kInternal, std::string("eventfd: ") + std::strerror(errno)));
+  }
   e.metrics_ = std::make_unique<Metrics>(parsed->size(), e.options_.metrics_sink);
   if (int rc = uv_loop_init(&e.loop_); rc != 0) {
     return Unexpected(Error(ErrorCode::kInternal, std::string("uv_loop_init: ") + uv_strerror(rc)));
   }
   e.loop_ready_ = true;
   e.loop_.data = &e;
-  uv_async_init(&e.loop_, &e.async_,
-                [](uv_async_t* h) { static_cast<Engine*>(h->data)->on_async(); });
-  e.async_.data = &e;
+  uv_poll_init(&e.loop_, &e.wake_poll_, e.wake_fd_);
+  e.wake_poll_.data = &e;
+  uv_poll_start(&e.wake_poll_, UV_READABLE, [](uv_poll_t* h, int, int) {
+    auto* self = static_cast<Engine*>(h->data);
+    std::uint64_t count = 0;
+    (void)!::read(self->wake_fd_, &count, sizeof count);
+    self->on_async();
+  });
   uv_check_init(&e.loop_, &e.flush_check_);
   e.flush_check_.data = &e;
   uv_check_start(&e.flush_check_,
@@ -865,6 +876,7 @@ Result<std::shared_ptr<Engine>> Engine::start(ClientOptions options) {
 
 Engine::~Engine() {
   shutdown();
+  if (wake_fd_ >= 0) ::close(wake_fd_);
   if (loop_ready_) {
     // run() closed the loop; nothing is left on it here.
     wake_.reset();
@@ -949,7 +961,7 @@ void Engine::shutdown() noexcept {
     std::lock_guard lk(mutex_);
     if (!stopping_) {
       stopping_ = true;
-      uv_async_send(&async_);
+      wake();
     }
   }
   if (!thread_.joinable()) return;
@@ -965,8 +977,13 @@ Result<void> Engine::post(std::function<void()> task) {
   if (stopping_) return Unexpected(Error(ErrorCode::kShuttingDown, "the client is shutting down"));
   const bool wake = tasks_.empty();
   tasks_.push_back(std::move(task));
-  if (wake) uv_async_send(&async_);
+  if (wake) this->wake();
   return {};
+}
+
+void Engine::wake() noexcept {
+  const std::uint64_t one = 1;
+  (void)!::write(wake_fd_, &one, sizeof one);
 }
 
 void Engine::on_async() {
@@ -1001,7 +1018,7 @@ void Engine::begin_shutdown() {
   timers_.clear();
   timer_index_.clear();
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&wake_poll_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&flush_check_), nullptr);
   uv_timer_start(
       &shutdown_timer_,

@@ -1,7 +1,8 @@
 // engine.hpp: the event loop, the node connections and the operations.
 //
 // Threading: everything here runs on the engine's loop thread, except the
-// Engine methods marked "any thread". Only uv_async_send crosses threads.
+// Engine methods marked "any thread". Only the wake-up eventfd crosses
+// threads (written by post() and shutdown(), under the engine's mutex).
 // Ownership: the Engine owns the loop and the Nodes; a Node owns its uv
 // handles (a connection frees itself in its close callback); operations are
 // shared by the Engine (while they have a user callback pending) and by the
@@ -280,6 +281,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // without sleeping until nothing happened for that long.
   void run_loop();
   void on_async();
+  void wake() noexcept;  // with mutex_ held
   void on_timer();
   void arm_timer();
   void begin_shutdown();
@@ -293,7 +295,14 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::shared_ptr<spdlog::logger> logger_;
   std::unique_ptr<Metrics> metrics_;
   uv_loop_t loop_{};
-  uv_async_t async_{};
+  // Wakes the loop for posted tasks and shutdown. Not a uv_async_t: before
+  // libuv 1.45 (Debian 12 ships 1.44) the loop thread busy-waits in
+  // uv__async_io until the posting thread has returned from its own eventfd
+  // write, which takes long when that thread was preempted (libuv#2769,
+  // removed by libuv#3879). An eventfd written under mutex_ and read by a
+  // uv_poll_t has no such wait.
+  int wake_fd_ = -1;
+  uv_poll_t wake_poll_{};
   // Runs after each poll phase: writes what the I/O callbacks of that phase
   // queued, one write per node per loop iteration however many replies came
   // in. Unreferenced: it never keeps the loop alive.
