@@ -61,6 +61,7 @@ std::string label_for(const Config& cfg, const std::string& scenario, int nodes,
   }
   if (scenario == "handoff") label += wake ? "/wake" : "/poll";
   if (scenario != "geo" && nodes != 5) label += "/" + std::to_string(nodes) + "n";
+  if (cfg.busy_poll_us >= 0) label += "/bp" + std::to_string(cfg.busy_poll_us);
   return label;
 }
 
@@ -90,7 +91,7 @@ std::optional<json> run_one(const Config& cfg, const Run& run, const Nodes& used
   }
   // d: the silent node never completes the client's connection handshake;
   // only the others must be up.
-  auto client = connect_client(nodes, node_timeout_for(cfg, scenario),
+  auto client = connect_client(nodes, node_timeout_for(cfg, scenario), cfg.busy_poll_us,
                                silent ? nodes.size() - 1 : nodes.size());
   if (!client) {
     std::cerr << "redlock-bench: " << run.label << ": " << client.error() << '\n';
@@ -264,6 +265,9 @@ int tool_main(int argc, char** argv) {
   app.add_option("--cmd-timeout-ms", cfg.cmd_timeout_ms,
                  "node timeout, ClientOptions::node_timeout (default 50; geo 1000)")
       ->check(CLI::Range(0L, 3600000L));
+  app.add_option("--busy-poll-us", cfg.busy_poll_us,
+                 "ClientOptions::busy_poll in microseconds (-1: the library's default, 100)")
+      ->check(CLI::Range(-1L, 10000L));
   app.add_option("--max-wait-ms", cfg.max_wait_ms, "c, handoff: longest wait for the lock")
       ->check(CLI::Range(1L, 3600000L));
   app.add_option("--hold-us", cfg.hold_us, "c: time spent inside the critical section")
