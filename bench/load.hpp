@@ -44,8 +44,9 @@ struct Config {
   long ttl_ms = 0;  // 0: 10000, or 30000 for geo
   long retry_delay_ms = 20;
   long retry_jitter_ms = 10;
-  long cmd_timeout_ms = 0;  // 0: 50, or 1000 for geo
-  long busy_poll_us = -1;   // ClientOptions::busy_poll; -1: the library's default
+  long cmd_timeout_ms = 0;          // 0: 50, or 1000 for geo
+  long busy_poll_us = -1;           // ClientOptions::busy_poll; -1: the library's default
+  std::string fencing = "default";  // ClientOptions::fencing: default, on or off
   long max_wait_ms = 10000;
   long hold_us = 0;
   long handoff_hold_ms = 50;                      // handoff: held for [H, 2H] before the release
@@ -190,11 +191,11 @@ struct Window {
 
 [[nodiscard]] Window make_window(const Config& cfg);
 
-// A client of `nodes` with ClientOptions::node_timeout and busy_poll (-1:
-// the default); an error unless the first `required` nodes (all by default)
-// are connected within a few seconds.
+// A client of `nodes` with ClientOptions::node_timeout, and busy_poll and
+// fencing as `cfg` says; an error unless the first `required` nodes (all by
+// default) are connected within a few seconds.
 [[nodiscard]] tl::expected<std::unique_ptr<redlock::Client>, std::string> connect_client(
-    const std::vector<std::string>& nodes, milliseconds node_timeout, long busy_poll_us,
+    const Config& cfg, const std::vector<std::string>& nodes, milliseconds node_timeout,
     std::size_t required = static_cast<std::size_t>(-1));
 
 // The scenarios. Each returns its JSON line (or emits several), writes its

@@ -152,14 +152,15 @@ Window make_window(const Config& cfg) {
 }
 
 tl::expected<std::unique_ptr<redlock::Client>, std::string> connect_client(
-    const std::vector<std::string>& nodes, milliseconds node_timeout, long busy_poll_us,
+    const Config& cfg, const std::vector<std::string>& nodes, milliseconds node_timeout,
     std::size_t required) {
   redlock::ClientOptions options;
   options.nodes = nodes;
   options.node_timeout = node_timeout;
   // Benchmarks run on nodes started for them, empty: let them vote at once.
   options.restart_grace = milliseconds(0);
-  if (busy_poll_us >= 0) options.busy_poll = microseconds(busy_poll_us);
+  if (cfg.busy_poll_us >= 0) options.busy_poll = microseconds(cfg.busy_poll_us);
+  if (cfg.fencing != "default") options.fencing = cfg.fencing == "on";
   auto client = redlock::Client::connect(std::move(options));
   if (!client) return tl::unexpected(redlock::to_string(client.error()));
   // connect() returns after the first attempts; a node that is still in its

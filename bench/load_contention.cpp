@@ -204,6 +204,8 @@ std::vector<std::string> child_argv(const Config& cfg, const std::vector<int>& p
           std::to_string(cfg.cmd_timeout_ms),
           "--busy-poll-us",
           std::to_string(cfg.busy_poll_us),
+          "--fencing",
+          cfg.fencing,
           "--max-wait-ms",
           std::to_string(cfg.max_wait_ms),
           "--hold-us",

@@ -28,7 +28,7 @@ json run_handoff(const Config& cfg, const Run& run, redlock::Client& holder,
   const std::string& resource = run.key;
   // The waiter is another client: its own connections, its own loop thread,
   // its own subscriber connections.
-  auto waiter_client = connect_client(nodes, node_timeout_for(cfg, run.scenario), cfg.busy_poll_us);
+  auto waiter_client = connect_client(cfg, nodes, node_timeout_for(cfg, run.scenario));
   if (!waiter_client) {
     std::cerr << "redlock-bench: " << run.label << ": waiter: " << waiter_client.error() << '\n';
     ok = false;

@@ -331,8 +331,7 @@ std::optional<json> run_geo(const Config& cfg, const Run& run, const Nodes& node
   const std::size_t quorum = sorted.size() / 2 + 1;
   const double quorum_rtt = sorted[quorum - 1];
 
-  auto client =
-      connect_client(addresses(proxy_ports), node_timeout_for(cfg, run.scenario), cfg.busy_poll_us);
+  auto client = connect_client(cfg, addresses(proxy_ports), node_timeout_for(cfg, run.scenario));
   if (!client) {
     std::cerr << "redlock-bench: geo: " << client.error() << '\n';
     return std::nullopt;

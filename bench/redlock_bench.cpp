@@ -62,6 +62,7 @@ std::string label_for(const Config& cfg, const std::string& scenario, int nodes,
   if (scenario == "handoff") label += wake ? "/wake" : "/poll";
   if (scenario != "geo" && nodes != 5) label += "/" + std::to_string(nodes) + "n";
   if (cfg.busy_poll_us >= 0) label += "/bp" + std::to_string(cfg.busy_poll_us);
+  if (cfg.fencing != "default") label += "/fencing-" + cfg.fencing;
   return label;
 }
 
@@ -91,7 +92,7 @@ std::optional<json> run_one(const Config& cfg, const Run& run, const Nodes& used
   }
   // d: the silent node never completes the client's connection handshake;
   // only the others must be up.
-  auto client = connect_client(nodes, node_timeout_for(cfg, scenario), cfg.busy_poll_us,
+  auto client = connect_client(cfg, nodes, node_timeout_for(cfg, scenario),
                                silent ? nodes.size() - 1 : nodes.size());
   if (!client) {
     std::cerr << "redlock-bench: " << run.label << ": " << client.error() << '\n';
@@ -268,6 +269,8 @@ int tool_main(int argc, char** argv) {
   app.add_option("--busy-poll-us", cfg.busy_poll_us,
                  "ClientOptions::busy_poll in microseconds (-1: the library's default, 100)")
       ->check(CLI::Range(-1L, 10000L));
+  app.add_option("--fencing", cfg.fencing, "ClientOptions::fencing (default: the library's, on)")
+      ->check(CLI::IsMember({"default", "on", "off"}));
   app.add_option("--max-wait-ms", cfg.max_wait_ms, "c, handoff: longest wait for the lock")
       ->check(CLI::Range(1L, 3600000L));
   app.add_option("--hold-us", cfg.hold_us, "c: time spent inside the critical section")
