@@ -155,9 +155,7 @@ void Subscriber::connect() {
   const auto on_connect = [](uv_connect_t* req, int status) {
     auto* conn = static_cast<Conn*>(req->data);
     if (conn->owner == nullptr) return;
-    Subscriber& self = *conn->owner;
-    self.on_connected(status);
-    self.engine_.flush_dirty();
+    conn->owner->on_connected(status);
   };
   if (endpoint_->tcp) {
     uv_tcp_nodelay(&c->h.tcp, 1);
@@ -192,10 +190,9 @@ void Subscriber::on_connected(int status) {
   const auto on_read = [](uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
     auto* conn = static_cast<Conn*>(stream->data);
     if (conn->owner == nullptr) return;
-    Engine& engine = conn->owner->engine_;
+    // A wake-up starts acquire rounds; the engine's check phase writes their
+    // commands once this poll phase's callbacks have run.
     conn->owner->on_read(nread, buf);
-    // A wake-up starts acquire rounds: hand their commands to the nodes.
-    engine.flush_dirty();
   };
   if (int rc = uv_read_start(conn_->stream(), on_alloc, on_read); rc != 0) {
     fail(std::string("read failed: ") + uv_strerror(rc));
