@@ -377,7 +377,8 @@ TEST_F(SafetyTest, ANodeNotVotingSaysWhyAndWhenItVotesAgain) {
   // says so for each node instead of "held by another" or a timeout.
   auto b = connect_or_fail(voting_options(scaled(30s)));
   ASSERT_NE(b, nullptr);
-  auto lock = b->acquire("restart:young", 1s);
+  // A ttl that leaves room for the scaled node timeout of sanitizer builds.
+  auto lock = b->acquire("restart:young", scaled(5s));
   ASSERT_FALSE(lock);
   EXPECT_EQ(lock.error().code(), ErrorCode::kNoQuorum) << lock.error();
   for (const auto& n : lock.error().nodes()) {

@@ -47,19 +47,26 @@ class WakeTest : public ClusterTest {
     if (nodes.empty()) {
       for (std::size_t i = 0; i < cluster().size(); ++i) nodes.push_back(i);
     }
+    // Built by appending: GCC 12 at -O2 reports a false -Wrestrict on
+    // literal + std::string here.
+    std::string channel(kPrefix);
+    channel.append(key);
     const bool ok = eventually(
         [&]() -> bool {
           for (auto i : nodes) {
-            if (subscribers(i, kPrefix + key) != n) return false;
+            if (subscribers(i, channel) != n) return false;
           }
           return true;
         },
         scaled(5s));
     if (ok) return ::testing::AssertionSuccess();
     std::string seen;
-    for (auto i : nodes) seen += " " + std::to_string(subscribers(i, kPrefix + key));
+    for (auto i : nodes) {
+      seen.append(" ");
+      seen.append(std::to_string(subscribers(i, channel)));
+    }
     return ::testing::AssertionFailure()
-           << "expected " << n << " subscriber(s) of " << kPrefix << key << ", saw" << seen;
+           << "expected " << n << " subscriber(s) of " << channel << ", saw" << seen;
   }
 
   static AcquireOptions waiting(std::chrono::milliseconds retry_delay) {
