@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <csignal>
 #include <cstring>
 
@@ -777,6 +778,138 @@ class ExtendOp final : public QuorumOp {
   std::shared_ptr<const std::string> fallback_;
 };
 
+// ---------------------------------------------------------------------------
+// Health: each node's state as the engine knows it, and INFO and CONFIG GET
+// appendfsync from each node that is connected.
+
+class HealthOp final : public Operation {
+ public:
+  HealthOp(Engine& engine, milliseconds timeout, HealthCallback callback)
+      : engine_(engine), timeout_(timeout), callback_(std::move(callback)) {}
+
+  void start() {
+    auto& nodes = engine_.nodes();
+    const auto now = Clock::now();
+    started_ = now;
+    report_.quorum = quorum(nodes.size());
+    report_.nodes.resize(nodes.size());
+    sent_.assign(nodes.size(), 0);
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      const Node& n = *nodes[i];
+      NodeHealth& h = report_.nodes[i];
+      h.node = n.name();
+      h.reachable = n.connected();
+      h.answering = n.answering(now);
+      h.error = n.last_error();
+      h.version = n.version();
+      h.run_id = n.run_id();
+      h.uptime = n.uptime(now);
+      h.clock_suspect = n.clock().suspect();
+      h.clock_reason = n.clock().suspect() ? n.clock().reason() : std::string();
+      h.clock_rate = n.clock().rate();
+      if (!h.reachable) {
+        h.not_voting_reason =
+            h.error.empty() ? std::string("not connected") : "not connected: " + h.error;
+      } else if (!h.answering) {
+        h.not_voting_reason =
+            "not answering: a command has waited " +
+            std::to_string(std::chrono::duration_cast<milliseconds>(n.waiting_for(now)).count()) +
+            " ms";
+      } else if (auto why = n.vote_block(now)) {
+        h.not_voting_reason = std::move(*why);
+        if (n.votes_from() > now) {
+          h.votes_again_in = std::chrono::ceil<milliseconds>(n.votes_from() - now);
+        }
+      }
+      h.voting = h.not_voting_reason.empty();
+      report_.voting += h.voting ? 1U : 0U;
+    }
+    engine_.add_active(shared_from_this());
+    static const std::string info = format_command({"INFO"});
+    static const std::string fsync = format_command({"CONFIG", "GET", "appendfsync"});
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      if (!report_.nodes[i].reachable) continue;
+      if (nodes[i]->send(info, shared_from_this(), kInfo)) ++sent_[i];
+      if (nodes[i]->send(fsync, shared_from_this(), kFsync)) ++sent_[i];
+      outstanding_ += sent_[i];
+    }
+    if (outstanding_ == 0) {
+      complete();
+      return;
+    }
+    auto weak = weak_from_this();
+    timer_ = engine_.schedule(started_ + timeout_, [weak] {
+      if (auto self = weak.lock()) static_cast<HealthOp*>(self.get())->complete();
+    });
+  }
+
+  void on_reply(std::size_t node, std::uint32_t tag, const Reply* reply,
+                std::string_view failure) override {
+    if (done_) return;
+    NodeHealth& h = report_.nodes[node];
+    if (reply == nullptr) {
+      if (h.error.empty()) h.error = std::string(failure);
+    } else if (tag == kInfo && reply->type == Reply::Type::kString) {
+      h.rtt = std::chrono::duration_cast<microseconds>(Clock::now() - started_);
+      const std::string_view info = reply->str;
+      if (auto v = info_field(info, "redis_version")) h.version = std::string(*v);
+      if (auto v = info_field(info, "run_id")) h.run_id = std::string(*v);
+      if (auto v = info_field(info, "uptime_in_seconds")) {
+        long long secs = 0;
+        const auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), secs);
+        if (ec == std::errc() && end == v->data() + v->size() && secs >= 0) {
+          h.uptime = std::chrono::seconds(secs);
+        }
+      }
+      if (auto v = info_field(info, "aof_enabled")) h.aof_enabled = *v == "1";
+      if (auto v = info_field(info, "maxmemory_policy")) {
+        h.maxmemory_policy = std::string(*v);
+        h.eviction_can_drop_locks = h.maxmemory_policy != "noeviction";
+      }
+    } else if (tag == kFsync && reply->type == Reply::Type::kArray && reply->elements.size() == 2) {
+      h.appendfsync = reply->elements[1].str;
+    }
+    if (--outstanding_ == 0) complete();
+  }
+
+  void abort() override {
+    if (done_) return;
+    done_ = true;
+    engine_.cancel(timer_);
+    invoke_user(engine_.log(), callback_,
+                Result<HealthReport>(
+                    Unexpected(Error(ErrorCode::kShuttingDown, "the client is shutting down"))));
+    engine_.remove_active(this);
+  }
+
+ private:
+  static constexpr std::uint32_t kInfo = 0;
+  static constexpr std::uint32_t kFsync = 1;
+
+  void complete() {
+    if (done_) return;
+    done_ = true;
+    engine_.cancel(timer_);
+    for (auto& h : report_.nodes) {
+      if (h.reachable && !h.rtt && h.error.empty()) {
+        h.error = "no answer to INFO within " + std::to_string(timeout_.count()) + " ms";
+      }
+    }
+    invoke_user(engine_.log(), callback_, Result<HealthReport>(std::move(report_)));
+    engine_.remove_active(this);
+  }
+
+  Engine& engine_;
+  milliseconds timeout_;
+  HealthCallback callback_;
+  HealthReport report_;
+  std::vector<int> sent_;
+  int outstanding_ = 0;
+  Clock::time_point started_{};
+  Engine::TimerId timer_ = 0;
+  bool done_ = false;
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -1094,7 +1227,35 @@ void Engine::start_release(std::vector<std::string> keys, std::string token,
 }
 
 MetricsSnapshot Engine::metrics_snapshot() const {
-  return metrics_->snapshot(node_names_, connected());
+  const auto now = Clock::now();
+  std::vector<Metrics::NodeState> states;
+  states.reserve(nodes_.size());
+  std::size_t voting = 0;
+  for (const auto& n : nodes_) {
+    states.push_back({n->answering(now), n->voting(now)});
+    voting += states.back().voting ? 1U : 0U;
+  }
+  return metrics_->snapshot(node_names_, states, voting >= quorum(nodes_.size()));
+}
+
+bool Engine::quorum_available() const {
+  const auto now = Clock::now();
+  std::size_t voting = 0;
+  for (const auto& n : nodes_) voting += n->voting(now) ? 1U : 0U;
+  return voting >= quorum(nodes_.size());
+}
+
+Result<void> Engine::post_health(milliseconds timeout, HealthCallback callback) {
+  if (timeout.count() <= 0 || timeout > kMaxDelay) {
+    return Unexpected(Error(
+        ErrorCode::kInvalidArgument,
+        "health timeout must be from 1 ms to 1 h, not " + std::to_string(timeout.count()) + " ms"));
+  }
+  if (!callback) return Unexpected(Error(ErrorCode::kInvalidArgument, "health callback is empty"));
+  return post([this, timeout, cb = std::move(callback)]() mutable {
+    auto op = std::make_shared<HealthOp>(*this, timeout, std::move(cb));
+    op->start();
+  });
 }
 
 std::vector<bool> Engine::connected() const {

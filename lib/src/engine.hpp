@@ -87,6 +87,20 @@ class Node {
 
   [[nodiscard]] bool connected() const noexcept { return state_ == State::kConnected; }
   [[nodiscard]] bool connected_any_thread() const noexcept { return connected_flag_.load(); }
+  // Connected, and no command has waited longer than kStallThreshold for its
+  // reply (a stopped or overloaded node is connected but not answering).
+  // Any thread.
+  [[nodiscard]] bool answering(Clock::time_point now) const noexcept;
+  // How long the oldest unanswered command has waited without any reply
+  // coming in (0 when nothing waits). Any thread.
+  [[nodiscard]] Clock::duration waiting_for(Clock::time_point now) const noexcept;
+  // Answering and not left out of the vote (restart grace, suspect clock).
+  // Any thread.
+  [[nodiscard]] bool voting(Clock::time_point now) const noexcept;
+  // The node's redis_version, and its uptime now as the last handshake
+  // implies it (unset when unknown).
+  [[nodiscard]] const std::string& version() const noexcept { return version_; }
+  [[nodiscard]] std::optional<std::chrono::seconds> uptime(Clock::time_point now) const;
   // The address with any password hidden: safe for logs and errors.
   [[nodiscard]] const std::string& name() const noexcept { return address_.display; }
   [[nodiscard]] std::size_t index() const noexcept { return index_; }
@@ -95,6 +109,8 @@ class Node {
   // Set when the node must not count toward a majority at `now` (restart-
   // aware voting): why, and for how long, for the round's per-node detail.
   [[nodiscard]] std::optional<std::string> vote_block(Clock::time_point now) const;
+  // From when the node may vote again after a restart (restart grace).
+  [[nodiscard]] Clock::time_point votes_from() const noexcept { return votes_from_; }
   // The node's run_id as its last handshake reported it ("" if unknown).
   [[nodiscard]] const std::string& run_id() const noexcept { return run_id_; }
   // Clock sanity: asks the node for its TIME, unless it is not connected,
@@ -170,6 +186,15 @@ class Node {
   std::size_t handshake_left_ = 0;
   State state_ = State::kIdle;
   std::atomic<bool> connected_flag_{false};
+  // Read by any thread (Client::quorum_available, metrics): when the oldest
+  // unanswered command was sent or last saw progress (0: nothing waits), and
+  // from when the node may vote (restart grace; clock exclusion).
+  std::atomic<Clock::rep> waiting_since_{0};
+  std::atomic<Clock::rep> votes_from_any_{0};
+  std::atomic<bool> clock_excluded_{false};
+  std::string version_;
+  std::optional<std::chrono::seconds> uptime_;  // at handshake_at_
+  Clock::time_point handshake_at_{};
   bool reported_first_attempt_ = false;
   bool ever_connected_ = false;
   int failures_ = 0;
@@ -199,6 +224,11 @@ class Node {
 
   friend class Engine;
 };
+
+// A node that leaves a command unanswered for this long is not "answering":
+// health reports and metrics say so, and it does not count toward
+// Client::quorum_available(). (Its votes fail by the node timeout anyway.)
+inline constexpr std::chrono::milliseconds kStallThreshold{1000};
 
 class Engine : public std::enable_shared_from_this<Engine> {
  public:
@@ -232,6 +262,11 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // The nodes as ClientOptions::nodes gave them, passwords hidden.
   [[nodiscard]] const std::vector<std::string>& node_names() const noexcept { return node_names_; }
   [[nodiscard]] std::vector<bool> connected() const;
+  // Any thread: whether a majority of the nodes votes now.
+  [[nodiscard]] bool quorum_available() const;
+  // Any thread. Errors (kInvalidArgument, kShuttingDown) are returned and
+  // the callback is then never called.
+  [[nodiscard]] Result<void> post_health(milliseconds timeout, HealthCallback callback);
 
   // Loop thread only, for nodes and operations.
   using TimerId = std::uint64_t;

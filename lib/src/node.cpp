@@ -296,6 +296,7 @@ void Node::on_connect_cb(uv_connect_t* req, int status) {
 bool Node::push(std::string_view wire, std::shared_ptr<Operation> op, std::uint32_t tag,
                 std::shared_ptr<const std::string> fallback) {
   out_.append(wire);
+  if (pending_.empty()) waiting_since_.store(Clock::now().time_since_epoch().count());
   pending_.push_back({std::move(op), tag, std::move(fallback)});
   if (!dirty_) {
     dirty_ = true;
@@ -421,6 +422,7 @@ void Node::on_handshake_reply(std::size_t step, const Reply* reply, std::string_
 
 void Node::note_server_info(std::string_view info) {
   const auto run_id = info_field(info, "run_id").value_or("");
+  version_ = std::string(info_field(info, "redis_version").value_or(""));
   std::optional<std::chrono::seconds> uptime;
   if (auto text = info_field(info, "uptime_in_seconds")) {
     long long v = 0;
@@ -449,7 +451,30 @@ void Node::note_server_info(std::string_view info) {
         std::chrono::ceil<milliseconds>(d.votes_from - now).count(), grace.count());
   }
   votes_from_ = d.votes_from;
+  votes_from_any_.store(votes_from_.time_since_epoch().count());
+  uptime_ = uptime;
+  handshake_at_ = now;
   if (!run_id.empty()) run_id_ = std::string(run_id);
+}
+
+Clock::duration Node::waiting_for(Clock::time_point now) const noexcept {
+  const auto since = waiting_since_.load();
+  if (since == 0) return Clock::duration::zero();
+  return std::max(Clock::duration::zero(), now - Clock::time_point(Clock::duration(since)));
+}
+
+bool Node::answering(Clock::time_point now) const noexcept {
+  return connected_flag_.load() && waiting_for(now) < kStallThreshold;
+}
+
+bool Node::voting(Clock::time_point now) const noexcept {
+  return answering(now) && !clock_excluded_.load() &&
+         now >= Clock::time_point(Clock::duration(votes_from_any_.load()));
+}
+
+std::optional<std::chrono::seconds> Node::uptime(Clock::time_point now) const {
+  if (!uptime_) return std::nullopt;
+  return *uptime_ + std::chrono::floor<std::chrono::seconds>(now - handshake_at_);
 }
 
 std::optional<std::string> Node::vote_block(Clock::time_point now) const {
@@ -522,6 +547,7 @@ void Node::on_time_reply(const Reply* reply) {
   }
   const bool was_suspect = clock_.suspect();
   const bool changed = clock_.add({time_sent_, now, *node_us});
+  clock_excluded_.store(engine_.options().exclude_suspect_clocks && clock_.suspect());
   engine_.metrics().clock_state(index_, clock_.rate(), clock_.suspect(), clock_.reason());
   if (!changed) return;
   if (clock_.suspect()) {
@@ -541,6 +567,7 @@ void Node::on_time_reply(const Reply* reply) {
 void Node::reset_clock() {
   const bool was_suspect = clock_.suspect();
   clock_.reset();
+  clock_excluded_.store(false);
   engine_.metrics().clock_state(index_, std::nullopt, false, {});
   if (was_suspect) {
     engine_.log().info("node {}: another server (run_id {}): its clock is checked afresh", name(),
@@ -671,6 +698,7 @@ void Node::on_read(ssize_t nread, const uv_buf_t* buf) {
     }
     Pending p = std::move(pending_.front());
     pending_.pop_front();
+    waiting_since_.store(pending_.empty() ? 0 : Clock::now().time_since_epoch().count());
     Reply& r = **reply;
     if (p.fallback && r.is_error() && r.str.starts_with("NOSCRIPT")) {
       // The script cache was flushed under us: send the script's body. It
@@ -717,6 +745,7 @@ void Node::drop_conn() {
     conn_ = nullptr;
   }
   connected_flag_ = false;
+  waiting_since_.store(0);
   out_.clear();
   parser_.reset();
 }

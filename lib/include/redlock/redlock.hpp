@@ -3,6 +3,7 @@
 
 #include "redlock/client.hpp"
 #include "redlock/error.hpp"
+#include "redlock/health.hpp"
 #include "redlock/lock.hpp"
 #include "redlock/lock_guard.hpp"
 #include "redlock/metrics.hpp"
