@@ -13,6 +13,7 @@
 
 #include "metrics.hpp"
 #include "protocol.hpp"
+#include "retry.hpp"
 #include "rules.hpp"
 #include "token.hpp"
 

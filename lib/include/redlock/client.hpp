@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "redlock/callbacks.hpp"
 #include "redlock/export.hpp"
 #include "redlock/health.hpp"
 #include "redlock/lock.hpp"
@@ -38,10 +39,6 @@ namespace redlock {
 namespace detail {
 class Engine;
 }
-
-using AcquireCallback = std::function<void(Result<Lock>)>;
-using ReleaseCallback = std::function<void(Result<ReleaseReport>)>;
-using HealthCallback = std::function<void(Result<HealthReport>)>;
 
 class REDLOCK_EXPORT Client {
  public:

@@ -1,6 +1,7 @@
 // redlock/redlock.hpp: the umbrella header; includes the whole public API.
 #pragma once
 
+#include "redlock/callbacks.hpp"
 #include "redlock/client.hpp"
 #include "redlock/error.hpp"
 #include "redlock/health.hpp"
