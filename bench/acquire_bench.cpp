@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "keys.hpp"
 #include "redis_benchmark.hpp"
 #include "redlock/cluster/local_cluster.hpp"
 #include "redlock/redlock.hpp"
@@ -181,7 +182,7 @@ BENCHMARK(BM_AcquireFencing)
 // disagree and the fence must be raised on a majority before the lock is
 // handed out: one more round trip.
 void BM_AcquireFenceRaise(benchmark::State& state) {
-  const std::string counter = "redlock:fence:" + std::string(kResource);
+  const std::string counter = redlock::detail::fence_key(kResource);
   std::vector<double> acquire;
   std::uint64_t base = 4'000'000'000'000'000ULL;  // below 2^53: Lua numbers are doubles
   for (auto _ : state) {

@@ -1,41 +1,107 @@
 #include "keys.hpp"
 
+#include <array>
+#include <cstdint>
+
 namespace redlock::detail {
 namespace {
 
-constexpr std::string_view kFencePrefix = "redlock:fence:";
-constexpr std::string_view kReleaseChannelPrefix = "redlock:released:";
-
-std::string prefixed(std::string_view prefix, std::string_view name) {
+std::string make(std::string_view purpose, std::string_view resource) {
+  const std::string tag = hash_tag(resource);
   std::string out;
-  out.reserve(prefix.size() + name.size());
-  out.append(prefix);
-  out.append(name);
+  out.reserve(kKeyPrefix.size() + tag.size() + purpose.size() + resource.size() + 5);
+  out.append(kKeyPrefix);
+  out += '{';
+  out.append(tag);
+  out += "}:";
+  out.append(purpose);
+  out += ':';
+  out.append(resource);
   return out;
+}
+
+template <typename Fn>
+std::vector<std::string> each(const std::vector<std::string>& resources, Fn fn) {
+  std::vector<std::string> out;
+  out.reserve(resources.size());
+  for (const auto& r : resources) out.push_back(fn(r));
+  return out;
+}
+
+// CRC16-CCITT (XMODEM), as Redis Cluster computes key slots.
+constexpr std::array<std::uint16_t, 256> make_crc_table() {
+  std::array<std::uint16_t, 256> table{};
+  for (unsigned i = 0; i < 256; ++i) {
+    std::uint16_t crc = static_cast<std::uint16_t>(i << 8);
+    for (int b = 0; b < 8; ++b) {
+      crc = (crc & 0x8000) != 0 ? static_cast<std::uint16_t>((crc << 1) ^ 0x1021)
+                                : static_cast<std::uint16_t>(crc << 1);
+    }
+    table[i] = crc;
+  }
+  return table;
+}
+
+constexpr auto kCrcTable = make_crc_table();
+
+std::uint16_t crc16(std::string_view data) noexcept {
+  std::uint16_t crc = 0;
+  for (const char c : data) {
+    crc = static_cast<std::uint16_t>(
+        (crc << 8) ^ kCrcTable[((crc >> 8) ^ static_cast<unsigned char>(c)) & 0xFF]);
+  }
+  return crc;
 }
 
 }  // namespace
 
-std::string lock_key(std::string_view resource) { return std::string(resource); }
-
-std::string fence_key(std::string_view resource) { return prefixed(kFencePrefix, resource); }
-
-std::string release_channel(std::string_view resource) {
-  return prefixed(kReleaseChannelPrefix, resource);
+std::string hash_tag(std::string_view resource) {
+  // The resource's own tag, by Redis Cluster's rule.
+  if (const auto open = resource.find('{'); open != std::string_view::npos) {
+    const auto close = resource.find('}', open + 1);
+    if (close != std::string_view::npos && close > open + 1) {
+      return std::string(resource.substr(open + 1, close - open - 1));
+    }
+  }
+  // An empty tag ("{}") would not count as one: Redis would hash each key
+  // whole. "%" alone never comes out of the escaping below.
+  if (resource.empty()) return "%";
+  std::string tag;
+  tag.reserve(resource.size());
+  for (const char c : resource) {
+    if (c == '%') {
+      tag += "%25";
+    } else if (c == '}') {
+      tag += "%7D";
+    } else {
+      tag += c;
+    }
+  }
+  return tag;
 }
+
+std::string lock_key(std::string_view resource) { return make("lock", resource); }
+std::string fence_key(std::string_view resource) { return make("fence", resource); }
+std::string release_channel(std::string_view resource) { return make("released", resource); }
 
 std::vector<std::string> lock_keys(const std::vector<std::string>& resources) {
-  std::vector<std::string> out;
-  out.reserve(resources.size());
-  for (const auto& r : resources) out.push_back(lock_key(r));
-  return out;
+  return each(resources, [](const std::string& r) { return lock_key(r); });
+}
+std::vector<std::string> fence_keys(const std::vector<std::string>& resources) {
+  return each(resources, [](const std::string& r) { return fence_key(r); });
+}
+std::vector<std::string> release_channels(const std::vector<std::string>& resources) {
+  return each(resources, [](const std::string& r) { return release_channel(r); });
 }
 
-std::vector<std::string> fence_keys(const std::vector<std::string>& resources) {
-  std::vector<std::string> out;
-  out.reserve(resources.size());
-  for (const auto& r : resources) out.push_back(fence_key(r));
-  return out;
+unsigned key_slot(std::string_view key) noexcept {
+  if (const auto open = key.find('{'); open != std::string_view::npos) {
+    const auto close = key.find('}', open + 1);
+    if (close != std::string_view::npos && close > open + 1) {
+      key = key.substr(open + 1, close - open - 1);
+    }
+  }
+  return crc16(key) & 16383U;
 }
 
 }  // namespace redlock::detail

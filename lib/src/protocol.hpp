@@ -70,14 +70,14 @@ struct Script {
 
 // Compare-and-delete over KEYS: deletes each key that holds ARGV[1] (the
 // token); returns how many it deleted. When ARGV[2] is "1" it announces each
-// deletion on the channel "redlock:released:<key>" (wake.hpp) for the
-// waiters. With pcall: a user whose ACL denies the channel still releases,
-// and its waiters poll.
+// deletion on the key's release channel, ARGV[2 + i] for KEYS[i] (keys.hpp),
+// for the waiters. With pcall: a user whose ACL denies the channel still
+// releases, and its waiters poll.
 inline constexpr Script kReleaseScript{
-    "local n = 0 for _, key in ipairs(KEYS) do if redis.call(\"get\", key) == ARGV[1] then n = n + "
-    "redis.call(\"del\", key) if ARGV[2] == \"1\" then redis.pcall(\"publish\", "
-    "\"redlock:released:\" .. key, \"\") end end end return n",
-    "7835dd3be395f60edeb0395440f050c4163f9171"};
+    "local n = 0 for i, key in ipairs(KEYS) do if redis.call(\"get\", key) == ARGV[1] then n "
+    "= n + redis.call(\"del\", key) if ARGV[2] == \"1\" then redis.pcall(\"publish\", ARGV[2 "
+    "+ i], \"\") end end end return n",
+    "a9d6ea782efda688c3f03852a86bc660fb0bc190"};
 
 // All or none: if no key of KEYS exists, sets each to ARGV[1] with a ttl of
 // ARGV[2] ms and returns 1; otherwise sets nothing and returns 0.
@@ -118,9 +118,6 @@ inline constexpr Script kRaiseFenceScript{
     "tonumber(redis.call(\"get\", key)) if c == nil or c < f then redis.call(\"set\", key, "
     "ARGV[1]) end end return 1",
     "b9de2aab3ad9b989ba4437bdea4a30618b484ff4"};
-
-// The key of a resource's fencing counter. Keeps the resource's hash tag.
-inline constexpr std::string_view kFencePrefix = "redlock:fence:";
 
 inline constexpr Script kAllScripts[] = {kReleaseScript, kAcquireAllScript, kExtendScript,
                                          kFencedAcquireScript, kRaiseFenceScript};

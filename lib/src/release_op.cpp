@@ -29,11 +29,17 @@ class ReleaseOp final : public Operation {
       report_.nodes.push_back(node_result(nodes.name(i), NodeStatus::kPending));
     }
     started_ = ctx_.scheduler.now();
-    const std::string_view announce = announce_ ? "1" : "0";
     const auto keys = lock_keys(resources_);
-    const std::string cmd = script_command(kReleaseScript, true, keys, {token_, announce});
-    const auto fallback = std::make_shared<const std::string>(
-        script_command(kReleaseScript, false, keys, {token_, announce}));
+    // ARGV: the token, whether to announce, then each key's release channel.
+    std::vector<std::string> channels;
+    std::vector<std::string_view> args{token_, announce_ ? "1" : "0"};
+    if (announce_) {
+      channels = release_channels(resources_);
+      args.insert(args.end(), channels.begin(), channels.end());
+    }
+    const std::string cmd = script_command(kReleaseScript, true, keys, args);
+    const auto fallback =
+        std::make_shared<const std::string>(script_command(kReleaseScript, false, keys, args));
     // Count every target before sending: a node that fails at once must not
     // complete the release while others have not been asked yet.
     outstanding_ = static_cast<std::size_t>(std::count(targets_.begin(), targets_.end(), true));

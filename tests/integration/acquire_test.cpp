@@ -5,6 +5,7 @@
 #include <future>
 
 #include "protocol.hpp"
+#include "keys.hpp"
 #include "test_util.hpp"
 
 namespace redlock::testing {
@@ -14,10 +15,10 @@ using ::testing::HasSubstr;
 
 class AcquireTest : public ClientTest {
  protected:
-  std::size_t nodes_holding(const std::string& key, const std::string& token) {
+  std::size_t nodes_holding(const std::string& resource, const std::string& token) {
     std::size_t n = 0;
     for (std::size_t i = 0; i < cluster().size(); ++i) {
-      auto v = cluster().get(i, key);
+      auto v = cluster().get(i, detail::lock_key(resource));
       if (v && *v && **v == token) ++n;
     }
     return n;

@@ -7,6 +7,7 @@
 #include <future>
 #include <stop_token>
 
+#include "keys.hpp"
 #include "redlock/delayproxy/delay_proxy.hpp"
 #include "test_util.hpp"
 
@@ -17,24 +18,24 @@ using ::testing::HasSubstr;
 
 class LifecycleTest : public ClientTest {
  protected:
-  // Deletes `key` on every node, behind the lock holder's back.
-  void delete_everywhere(const std::string& key) {
+  // Deletes `resource`'s lock key on every node, behind the holder's back.
+  void delete_everywhere(const std::string& resource) {
     for (std::size_t i = 0; i < cluster().size(); ++i) {
-      ASSERT_TRUE(cluster().command(i, {"DEL", key}));
+      ASSERT_TRUE(cluster().command(i, {"DEL", detail::lock_key(resource)}));
     }
   }
-  std::size_t nodes_with(const std::string& key) {
+  std::size_t nodes_with(const std::string& resource) {
     std::size_t n = 0;
     for (std::size_t i = 0; i < cluster().size(); ++i) {
-      auto v = cluster().get(i, key);
+      auto v = cluster().get(i, detail::lock_key(resource));
       if (v && *v) ++n;
     }
     return n;
   }
-  long long max_pttl(const std::string& key) {
+  long long max_pttl(const std::string& resource) {
     long long best = -2;
     for (std::size_t i = 0; i < cluster().size(); ++i) {
-      auto v = cluster().command(i, {"PTTL", key});
+      auto v = cluster().command(i, {"PTTL", detail::lock_key(resource)});
       if (v) best = std::max(best, std::stoll(*v));
     }
     return best;
@@ -191,7 +192,7 @@ TEST_F(LifecycleTest, AnAutoExtendedGuardsReleaseIsReplayedOnANodeThatWasCutOff)
 
   (*proxy)->stop();  // node 5 is cut off, with its key
   ASSERT_TRUE(eventually([&]() -> bool { return !client->connected()[4]; }, scaled(2s)));
-  const auto key = guard->lock().resource();
+  const auto key = detail::lock_key(guard->lock().resource());
   auto pttl = cluster().command(4, {"PTTL", key});
   ASSERT_TRUE(pttl) << pttl.error();
   const auto expires_in = std::chrono::milliseconds(std::stoll(*pttl));
@@ -402,7 +403,7 @@ TEST_F(LifecycleTest, CancellingDuringAnOpenRoundReleasesWhatItSet) {
   ASSERT_TRUE(eventually(
       [&]() -> bool {
         for (std::size_t i : {3u, 4u}) {
-          auto v = cluster().get(i, "res:cancel-open");
+          auto v = cluster().get(i, detail::lock_key("res:cancel-open"));
           if (!v || !*v) return false;
         }
         return true;

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "fenced_store.hpp"
+#include "keys.hpp"
 #include "redlock/tools/subprocess.hpp"
 #include "test_util.hpp"
 
@@ -33,7 +34,7 @@ class SafetyTest : public ClusterTest {
 
   // The value of node i's fencing counter for `resource` (0 if missing).
   std::uint64_t counter(std::size_t i, const std::string& resource) {
-    auto v = cluster().command(i, {"GET", "redlock:fence:" + resource});
+    auto v = cluster().command(i, {"GET", detail::fence_key(resource)});
     if (!v || v->empty()) return 0;
     return std::stoull(*v);
   }
@@ -76,12 +77,13 @@ class SafetyTest : public ClusterTest {
   // for someone else meanwhile, who then lets go there.
   Lock hold_on_first_three(Client& a, const std::string& resource, milliseconds ttl) {
     for (std::size_t i : {std::size_t{3}, std::size_t{4}}) {
-      EXPECT_TRUE(cluster().command(i, {"SET", resource, "someone-else", "PX", "60000"}));
+      EXPECT_TRUE(cluster().command(
+          i, {"SET", detail::lock_key(resource), "someone-else", "PX", "60000"}));
     }
     AcquireOptions once;  // one round: nodes 4 and 5 refuse it
     auto lock = a.acquire(resource, ttl, once);
     for (std::size_t i : {std::size_t{3}, std::size_t{4}})
-      EXPECT_TRUE(cluster().command(i, {"DEL", resource}));
+      EXPECT_TRUE(cluster().command(i, {"DEL", detail::lock_key(resource)}));
     EXPECT_TRUE(lock) << lock.error();
     if (!lock) return {};
     EXPECT_EQ(count_status(lock->votes(), NodeStatus::kOk), 3U);
@@ -135,7 +137,8 @@ TEST_F(SafetyTest, FencesStayMonotonicWhenEveryNodeRestartsEmpty) {
     ASSERT_TRUE(cluster().kill(i).has_value());
     ASSERT_TRUE(cluster().restart(i).has_value());
   }
-  ASSERT_EQ(cluster().count_keys("redlock:fence:*").value_or(-1), 0) << "the counters are gone";
+  ASSERT_EQ(cluster().count_keys(std::string(kFencePattern)).value_or(-1), 0)
+      << "the counters are gone";
   // Fresh counters start from the nodes' clocks, past every earlier fence.
   auto second = client->acquire("fence:restart", 2s, patient());
   ASSERT_TRUE(second) << second.error();
@@ -149,7 +152,7 @@ TEST_F(SafetyTest, AFenceHeldByFewerThanAMajorityIsRaisedBeforeTheLockIsHandedOu
   // Node 1 has seen a fence the others have not (as after a grant whose
   // raise reached only it).
   constexpr std::uint64_t kHigh = 5'000'000'000'000'000;
-  ASSERT_TRUE(cluster().command(0, {"SET", "redlock:fence:fence:raise", std::to_string(kHigh)}));
+  ASSERT_TRUE(cluster().command(0, {"SET", detail::fence_key("fence:raise"), std::to_string(kHigh)}));
   // With nodes 4 and 5 paused, the grant comes from nodes 1-3.
   ASSERT_TRUE(cluster().pause(3).has_value());
   ASSERT_TRUE(cluster().pause(4).has_value());
@@ -177,7 +180,7 @@ TEST_F(SafetyTest, WithFencingOffLocksCarryNoFenceAndNoCounterIsWritten) {
   auto lock = client->acquire("fence:off", 2s);
   ASSERT_TRUE(lock) << lock.error();
   EXPECT_EQ(lock->fence(), 0U);
-  EXPECT_EQ(cluster().count_keys("redlock:fence:*").value_or(-1), 0);
+  EXPECT_EQ(cluster().count_keys(std::string(kFencePattern)).value_or(-1), 0);
   ASSERT_TRUE(client->release(*lock));
 }
 

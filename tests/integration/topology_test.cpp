@@ -16,6 +16,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "keys.hpp"
 #include "test_util.hpp"
 
 namespace redlock::testing {
@@ -29,7 +30,7 @@ using ::testing::Not;
 // The commands redlock needs, and nothing else (the README shows this ACL).
 const std::vector<std::string> kMinimalAcl = {
     "ACL",          "SETUSER",  "redlock",       "on",
-    ">s3cret-pass", "~*",       "resetchannels", "&redlock:released:*",
+    ">s3cret-pass", "~redlock:*", "resetchannels", "&redlock:*",
     "-@all",        "+set",     "+get",          "+del",
     "+exists",      "+evalsha", "+eval",         "+script|load",
     "+info",        "+time",    "+publish",      "+subscribe",
@@ -334,7 +335,9 @@ TEST_F(SentinelTest, ASentinelManagedMasterVotesAndIsFollowedAcrossAFailover) {
   auto lock = client->acquire("res:sentinel", 10s);
   ASSERT_TRUE(lock) << lock.error();
   ASSERT_TRUE(eventually(
-      [&]() -> bool { return master_->get(0, "res:sentinel").value_or(std::nullopt).has_value(); },
+      [&]() -> bool {
+        return master_->get(0, detail::lock_key("res:sentinel")).value_or(std::nullopt).has_value();
+      },
       scaled(2s)))
       << "the lock's key should be on the sentinel-named master";
   ASSERT_TRUE(client->release(*lock));
@@ -358,7 +361,7 @@ TEST_F(SentinelTest, ASentinelManagedMasterVotesAndIsFollowedAcrossAFailover) {
     ASSERT_TRUE(l) << l.error();
     ++granted;
     if (l->votes()[0].status == NodeStatus::kOk) {
-      auto on_new = replica_->get(0, "res:failover");
+      auto on_new = replica_->get(0, detail::lock_key("res:failover"));
       followed = on_new && *on_new;
     }
     ASSERT_TRUE(client->release(*l));
@@ -390,7 +393,7 @@ TEST_F(SentinelTest, AWaitersReleaseSubscriptionFollowsTheMasterAcrossAFailover)
   auto waiter = waiter_client->async_acquire("res:waited", scaled(120s), how);
   // PUBSUB NUMSUB answers "channel\ncount".
   const auto subscribers = [](LocalCluster& server) -> std::string {
-    const auto r = server.command(0, {"PUBSUB", "NUMSUB", "redlock:released:res:waited"});
+    const auto r = server.command(0, {"PUBSUB", "NUMSUB", detail::release_channel("res:waited")});
     const auto nl = r ? r->rfind('\n') : std::string::npos;
     return nl == std::string::npos ? std::string() : r->substr(nl + 1);
   };

@@ -13,6 +13,7 @@
 #include <future>
 #include <optional>
 
+#include "keys.hpp"
 #include "protocol.hpp"
 #include "test_util.hpp"
 
@@ -20,8 +21,6 @@ namespace redlock::testing {
 namespace {
 
 using ::testing::HasSubstr;
-
-const std::string kPrefix = "redlock:released:";
 
 class WakeTest : public ClusterTest {
  protected:
@@ -47,10 +46,7 @@ class WakeTest : public ClusterTest {
     if (nodes.empty()) {
       for (std::size_t i = 0; i < cluster().size(); ++i) nodes.push_back(i);
     }
-    // Built by appending: GCC 12 at -O2 reports a false -Wrestrict on
-    // literal + std::string here.
-    std::string channel(kPrefix);
-    channel.append(key);
+    const std::string channel = detail::release_channel(key);
     const bool ok = eventually(
         [&]() -> bool {
           for (auto i : nodes) {
@@ -133,7 +129,7 @@ TEST_F(WakeTest, WithoutWakeOnReleaseTheWaiterSleepsItsRetryDelay) {
   ASSERT_TRUE(got) << got.error();
   EXPECT_EQ(waiter_client->metrics().wakeups, 0u);
   for (std::size_t i = 0; i < cluster().size(); ++i) {
-    EXPECT_EQ(subscribers(i, kPrefix + "res:poll"), 0) << "node " << i + 1;
+    EXPECT_EQ(subscribers(i, detail::release_channel("res:poll")), 0) << "node " << i + 1;
   }
   ASSERT_TRUE(waiter_client->release(*got));
 }
@@ -211,7 +207,7 @@ TEST_F(WakeTest, AWaiterOnASetIsWokenByTheReleaseOfAnyOfItsKeys) {
       [&promise](Result<Lock> r) { promise.set_value(std::move(r)); }));
   ASSERT_TRUE(subscribed("set:b", 1));
   ASSERT_TRUE(subscribed("set:c", 1));
-  EXPECT_EQ(subscribers(0, kPrefix + "set:a"), 0);
+  EXPECT_EQ(subscribers(0, detail::release_channel("set:a")), 0);
   ASSERT_TRUE(holder_client->release(*holder));
   ASSERT_EQ(waiter.wait_for(long_delay() / 2), std::future_status::ready);
   auto got = waiter.get();
@@ -294,7 +290,8 @@ TEST_F(WakeTest, AfterANodeRestartsTheSubscriptionIsMadeAgain) {
   for (std::size_t i = 1; i < cluster().size(); ++i) {
     ASSERT_TRUE(cluster().command(i, {"ACL", "SETUSER", "default", "resetchannels"}));
   }
-  ASSERT_TRUE(cluster().command(0, {"SET", "res:restart", holder->token(), "PX", "30000"}));
+  ASSERT_TRUE(cluster().command(
+      0, {"SET", detail::lock_key("res:restart"), holder->token(), "PX", "30000"}));
   // The holder's release must reach node 1 now, not as a replay later.
   ASSERT_TRUE(eventually([&]() -> bool { return holder_client->connected()[0]; }, scaled(5s)));
   auto released = holder_client->release(*holder);
@@ -357,11 +354,11 @@ TEST_F(WakeTest, EverySubscriptionDeniedTheWaiterStillGetsTheLockByItsRetry) {
 // The README's minimal ACL, with and without the wake-on-release part.
 std::vector<std::string> acl_user(const std::string& name, bool channels) {
   std::vector<std::string> argv = {"ACL",   "SETUSER",       name,       "on",    ">pw-" + name,
-                                   "~*",    "resetchannels", "-@all",    "+set",  "+get",
+                                   "~redlock:*", "resetchannels", "-@all",    "+set",  "+get",
                                    "+del",  "+exists",       "+evalsha", "+eval", "+script|load",
                                    "+info", "+time"};
   if (channels) {
-    for (const char* a : {"&redlock:released:*", "+publish", "+subscribe", "+unsubscribe"}) {
+    for (const char* a : {"&redlock:*", "+publish", "+subscribe", "+unsubscribe"}) {
       argv.emplace_back(a);
     }
   }
@@ -408,7 +405,7 @@ TEST_F(WakeTest, AnAclUserWithTheChannelIsWokenOneWithoutItStillReleasesAndPolls
       EXPECT_GE(waiter_client->metrics().wakeups, 1u);
     } else {
       EXPECT_EQ(waiter_client->metrics().wakeups, 0u);
-      EXPECT_EQ(subscribers(0, kPrefix + key), 0);
+      EXPECT_EQ(subscribers(0, detail::release_channel(key)), 0);
     }
     ASSERT_TRUE(waiter_client->release(*got));
   }
@@ -446,7 +443,7 @@ TEST_F(WakeTest, AWakeUpIsAnAttemptMaxAttemptsStillBounds) {
   ASSERT_TRUE(subscribed("res:attempts", 1));
   // An announcement while the lock is still held: the second (last) round
   // runs at once and fails.
-  ASSERT_TRUE(cluster().command(2, {"PUBLISH", kPrefix + "res:attempts", ""}));
+  ASSERT_TRUE(cluster().command(2, {"PUBLISH", detail::release_channel("res:attempts"), ""}));
   ASSERT_EQ(waiter.wait_for(long_delay() / 2), std::future_status::ready);
   auto got = waiter.get();
   ASSERT_FALSE(got);
@@ -498,7 +495,7 @@ TEST_F(WakeTest, AnAnnouncementWhileStillHeldRunsOneRoundThenWaitsAgainUntilMaxW
   how.max_wait = scaled(3s);
   auto waiter = waiter_client->async_acquire("res:spurious", 30s, how);
   ASSERT_TRUE(subscribed("res:spurious", 1));
-  ASSERT_TRUE(cluster().command(0, {"PUBLISH", kPrefix + "res:spurious", ""}));
+  ASSERT_TRUE(cluster().command(0, {"PUBLISH", detail::release_channel("res:spurious"), ""}));
   ASSERT_EQ(waiter.wait_for(long_delay() / 2), std::future_status::ready);
   auto got = waiter.get();
   ASSERT_FALSE(got);
@@ -562,17 +559,22 @@ TEST_F(WakeTest, TheReleaseScriptAnnouncesOnlyDeletionsAndOnlyWhenAsked) {
   const auto us = std::chrono::microseconds(scaled(5s)).count();
   redisSetTimeout(
       sub, timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)});
-  for (const char* key : {"k1", "k2", "k3"}) {
-    auto* r = static_cast<redisReply*>(redisCommand(sub, "SUBSCRIBE redlock:released:%s", key));
+  for (const char* resource : {"k1", "k2", "k3"}) {
+    const auto channel = detail::release_channel(resource);
+    auto* r = static_cast<redisReply*>(
+        redisCommand(sub, "SUBSCRIBE %b", channel.data(), channel.size()));
     ASSERT_NE(r, nullptr);
     freeReplyObject(r);
   }
-  const auto release = [&](const std::string& key, const std::string& token,
+  const auto release = [&](const std::string& resource, const std::string& token,
                            const std::string& announce) {
-    return cluster().command(
-        0, {"EVAL", std::string(detail::kReleaseScript.body), "1", key, token, announce});
+    return cluster().command(0, {"EVAL", std::string(detail::kReleaseScript.body), "1",
+                                 detail::lock_key(resource), token, announce,
+                                 detail::release_channel(resource)});
   };
-  for (const char* key : {"k1", "k2", "k3"}) ASSERT_TRUE(cluster().command(0, {"SET", key, "tok"}));
+  for (const char* resource : {"k1", "k2", "k3"}) {
+    ASSERT_TRUE(cluster().command(0, {"SET", detail::lock_key(resource), "tok"}));
+  }
   EXPECT_EQ(release("k1", "other", "1").value_or("?"), "0");  // not ours: nothing deleted
   EXPECT_EQ(release("k2", "tok", "0").value_or("?"), "1");    // a round's cleanup: quiet
   EXPECT_EQ(release("k3", "tok", "1").value_or("?"), "1");    // a release: announced
@@ -581,9 +583,9 @@ TEST_F(WakeTest, TheReleaseScriptAnnouncesOnlyDeletionsAndOnlyWhenAsked) {
   auto* m = static_cast<redisReply*>(reply);
   ASSERT_TRUE(m->type == REDIS_REPLY_ARRAY && m->elements == 3);
   EXPECT_EQ(std::string(m->element[0]->str), "message");
-  EXPECT_EQ(std::string(m->element[1]->str), "redlock:released:k3");
+  EXPECT_EQ(std::string(m->element[1]->str), detail::release_channel("k3"));
   freeReplyObject(m);
-  ASSERT_TRUE(cluster().command(0, {"DEL", "k1"}));
+  ASSERT_TRUE(cluster().command(0, {"DEL", detail::lock_key("k1")}));
 }
 
 }  // namespace

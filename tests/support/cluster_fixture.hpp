@@ -81,7 +81,7 @@ class ClusterTest : public ::testing::Test {
       if (keys.has_value()) {
         std::istringstream lines(*keys);
         for (std::string key; std::getline(lines, key);) {
-          if (!key.starts_with(kFencePrefix)) listed += (listed.empty() ? "" : " ") + key;
+          if (!is_fence_key(key)) listed += (listed.empty() ? "" : " ") + key;
         }
       } else {
         listed = keys.error();
@@ -94,13 +94,19 @@ class ClusterTest : public ::testing::Test {
   }
 
   // Fencing counters outlive their locks on purpose: they are not leftovers.
-  static constexpr std::string_view kFencePrefix = "redlock:fence:";
+  // They are "redlock:{<tag>}:fence:<resource>" (the library's key layout).
+  static constexpr std::string_view kFencePattern = "redlock:{*}:fence:*";
+  static bool is_fence_key(std::string_view key) {
+    const auto close = key.find('}');
+    return key.starts_with("redlock:{") && close != std::string_view::npos &&
+           key.substr(close).starts_with("}:fence:");
+  }
 
   // Keys on the running, unpaused nodes other than fencing counters.
   tl::expected<long long, std::string> count_lock_keys() {
     auto all = cluster_->count_keys("*");
     if (!all) return all;
-    auto fences = cluster_->count_keys(std::string(kFencePrefix) + "*");
+    auto fences = cluster_->count_keys(std::string(kFencePattern));
     if (!fences) return fences;
     return *all - *fences;
   }

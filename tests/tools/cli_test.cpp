@@ -12,6 +12,7 @@
 
 #include "cluster_fixture.hpp"
 #include "fake_clock.hpp"
+#include "keys.hpp"
 #include "tool_process.hpp"
 
 namespace redlock::testing {
@@ -67,10 +68,10 @@ class RedlockCli : public ClusterTest {
     return ToolProcess(scratch_.path(), argv(std::move(args)), isolated_env());
   }
 
-  std::size_t nodes_holding(const std::string& key, const std::string& token) {
+  std::size_t nodes_holding(const std::string& resource, const std::string& token) {
     std::size_t n = 0;
     for (std::size_t i = 0; i < cluster().size(); ++i) {
-      auto v = cluster().get(i, key);
+      auto v = cluster().get(i, redlock::detail::lock_key(resource));
       if (v.has_value() && v->has_value() && **v == token) ++n;
     }
     return n;
@@ -289,7 +290,7 @@ TEST_F(RedlockCli, ExtendThenNotOwner) {
   EXPECT_EQ(token_of(extended), token) << extended;
   std::size_t long_lived = 0;
   for (std::size_t i = 0; i < cluster().size(); ++i) {
-    auto pttl = cluster().command(i, {"PTTL", "cli:e"});
+    auto pttl = cluster().command(i, {"PTTL", redlock::detail::lock_key("cli:e")});
     if (pttl.has_value() && std::stoll(*pttl) > 30000) ++long_lived;
   }
   EXPECT_GE(long_lived, 3U);
@@ -437,7 +438,7 @@ TEST_F(RedlockCli, RunWaitsForTheOtherRunThenRuns) {
   const std::string script =
       "echo start >> '" + log.string() + "'; sleep 0.6; echo end >> '" + log.string() + "'";
   auto first = start({"run", "cli:seq", "--ttl", "2s", "--", "sh", "-c", script});
-  ASSERT_TRUE(wait_until([&]() -> bool { return cluster().count_keys("cli:seq").value_or(0) >= 3; },
+  ASSERT_TRUE(wait_until([&]() -> bool { return cluster().count_keys(redlock::detail::lock_key("cli:seq")).value_or(0) >= 3; },
                          scaled(5000ms)));
   auto second = start({"run", "cli:seq", "--ttl", "2s", "--wait", "20s", "--retry-delay", "50ms",
                        "--", "sh", "-c", script});
@@ -451,7 +452,7 @@ TEST_F(RedlockCli, RunWaitsForTheOtherRunThenRuns) {
 TEST_F(RedlockCli, RunKeepsTheLockPastSeveralTtls) {
   auto run = start({"run", "cli:long", "--ttl", "1s", "--", "sleep", "3.5"});
   ASSERT_TRUE(wait_until(
-      [&]() -> bool { return cluster().count_keys("cli:long").value_or(0) >= 3; }, scaled(5000ms)));
+      [&]() -> bool { return cluster().count_keys(redlock::detail::lock_key("cli:long")).value_or(0) >= 3; }, scaled(5000ms)));
   // Three ttls later the lock is still held: others are refused.
   for (int k = 0; k < 3; ++k) {
     std::this_thread::sleep_for(1s);
@@ -503,7 +504,7 @@ TEST_F(RedlockCli, RunForwardsSigtermToTheCommand) {
   EXPECT_EQ(done.code, 128 + SIGTERM) << done;  // sleep died of the forwarded SIGTERM
   EXPECT_LT(done.took, scaled(5000ms)) << done;
   // ... and the lock was released, not left to expire.
-  EXPECT_EQ(cluster().count_keys("cli:fwd").value_or(-1), 0);
+  EXPECT_EQ(cluster().count_keys(redlock::detail::lock_key("cli:fwd")).value_or(-1), 0);
 }
 
 TEST_F(RedlockCli, RunInterruptedWhileWaiting) {

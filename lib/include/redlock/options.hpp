@@ -109,7 +109,8 @@ struct ClientOptions {
   // Fencing tokens: every granted lock carries a number that strictly
   // increases across the successive holders of a resource (Lock::fence()).
   // The counters live on the nodes next to the locks, in keys named
-  // "redlock:fence:<resource>". Costs a Lua script instead of SET NX, and
+  // "redlock:{<tag>}:fence:<resource>" (see the key layout in
+  // docs/design.md). Costs a Lua script instead of SET NX, and
   // now and then one more round trip. Off: Lock::fence() is 0.
   bool fencing = true;
 
@@ -151,7 +152,7 @@ struct AcquireOptions {
   // will retry, it subscribes (one extra connection per node and client,
   // opened on first use) to the release announcements of its resources: a
   // release (Client::release, a LockGuard) publishes on each node
-  // "redlock:released:<key>", and the waiter starts its next round at once
+  // "redlock:{<tag>}:released:<resource>", and the waiter starts its next round at once
   // instead of sleeping out retry_delay. Retries stay bounded by max_attempts
   // and max_wait; when the jittered delay would end past max_wait, the waiter
   // still waits until max_wait for an announcement. The jittered retry stays
