@@ -261,6 +261,32 @@ TEST_F(AcquireTest, ConnectRefusesBadNodeLists) {
   EXPECT_THAT(bad_drift.error().message(), HasSubstr("drift_factor"));
 }
 
+// Names that look like the library's own keys are just names: a lock can
+// neither overwrite nor be blocked by another resource's fencing counter.
+TEST_F(AcquireTest, NamesLikeInternalKeysAreOrdinaryLocks) {
+  auto first = client_->acquire("redlock:fence:w", 20s);
+  ASSERT_TRUE(first) << first.error();
+  auto second = client_->acquire("w", 20s);  // writes w's fencing counter
+  ASSERT_TRUE(second) << second.error();
+  EXPECT_EQ(nodes_holding("redlock:fence:w", first->token()), 5u);
+  for (std::size_t i = 0; i < cluster().size(); ++i) {
+    auto pttl = cluster().command(i, {"PTTL", detail::lock_key("redlock:fence:w")});
+    ASSERT_TRUE(pttl) << pttl.error();
+    EXPECT_GT(std::stoll(*pttl), 10000) << "node " << i + 1;
+  }
+  auto q = client_->acquire("q", 20s);
+  ASSERT_TRUE(q) << q.error();
+  auto counter = client_->acquire("redlock:fence:q", 20s);
+  ASSERT_TRUE(counter) << counter.error();
+  auto braces = client_->acquire("redlock:{q}:fence:q", 20s);
+  ASSERT_TRUE(braces) << braces.error();
+  for (const auto* lock : {&*first, &*second, &*q, &*counter, &*braces}) {
+    auto released = client_->release(*lock);
+    ASSERT_TRUE(released) << released.error();
+    EXPECT_EQ(released->deleted, 5) << lock->resource();
+  }
+}
+
 TEST_F(AcquireTest, OneServerUnderTwoNamesCastsOneVote) {
   // Names are resolved when connecting, not by connect(): the server tells
   // who it is (run_id), and the second node that turns out to be the same
