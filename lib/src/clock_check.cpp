@@ -105,6 +105,15 @@ bool ClockCheck::add(const ClockSample& sample) {
   return kind_ != before;
 }
 
+bool ClockCheck::would_catch(double rate_error) const noexcept {
+  if (samples_.size() < 2) return false;
+  const Entry& first = samples_.front();
+  const Entry& last = samples_.back();
+  const double local = last.mid_us - first.mid_us;
+  if (local <= 0) return false;
+  return rate_error * local > tolerance_ * local + first.half_us + last.half_us + slack_us_;
+}
+
 void ClockCheck::evaluate() {
   // The rate over every interval that is not a jump: each unbroken run of
   // them counts from its first sample to its last, with those two error

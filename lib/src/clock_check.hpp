@@ -88,6 +88,11 @@ class ClockCheck {
   [[nodiscard]] std::optional<double> rate() const noexcept { return rate_; }
   [[nodiscard]] std::size_t samples() const noexcept { return samples_.size(); }
   [[nodiscard]] double tolerance() const noexcept { return tolerance_; }
+  // Whether the samples so far would have caught a clock whose rate is off
+  // by `rate_error` (1.0: twice as fast, or stopped): the span from the
+  // first sample to the last is long enough that such an error would lie
+  // outside the band. False with fewer than two samples.
+  [[nodiscard]] bool would_catch(double rate_error) const noexcept;
 
  private:
   struct Entry {

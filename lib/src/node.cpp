@@ -40,7 +40,7 @@ class Node::ClockOp final : public Operation {
  public:
   explicit ClockOp(Node& node) : node_(node) {}
   void on_reply(std::size_t, std::uint32_t, const Reply* reply, std::string_view) override {
-    node_.vitals_.on_time_reply(reply, node_.ctx_.loop.now());
+    node_.on_time_reply(reply);
   }
 
  private:
@@ -165,7 +165,8 @@ void Node::on_ready() {
   vitals_.on_connected();
   if (ctx_.options.clock_check_interval.count() > 0) sample_clock();
   ctx_.events.node_ready(index_);
-  report_attempt();
+  // connect() waits until the node can vote: its clock timed, if it must be.
+  if (!vitals_.clock_pending()) report_attempt();
 }
 
 void Node::on_reply(Reply& r) {
@@ -273,6 +274,20 @@ void Node::sample_clock() {
   if (!send(wire, clock_op_, 0, nullptr)) vitals_.on_time_reply(nullptr, ctx_.loop.now());
 }
 
+void Node::on_time_reply(const Reply* reply) {
+  vitals_.on_time_reply(reply, ctx_.loop.now());
+  if (!vitals_.clock_pending()) {
+    report_attempt();
+    return;
+  }
+  // Not timed yet: the next sample soon, not at the next interval.
+  if (!conn_.ready() || clock_burst_ != 0) return;
+  clock_burst_ = ctx_.loop.schedule(ctx_.loop.now() + kFirstClockGap, [this] {
+    clock_burst_ = 0;
+    sample_clock();
+  });
+}
+
 void Node::replay_cleanup() {
   if (cleanup_.empty()) return;
   auto entries = std::move(cleanup_);
@@ -338,6 +353,8 @@ NodeHealth Node::health(Clock::time_point now) const {
 void Node::close() {
   if (closed_) return;
   closed_ = true;
+  ctx_.loop.cancel(clock_burst_);
+  clock_burst_ = 0;
   ready_ = false;
   if (sentinel_) sentinel_->close();
   fail_pending("connection closed: shutting down");

@@ -78,7 +78,7 @@ class Node final : public Connection::Owner, public SentinelFollower::Listener {
   [[nodiscard]] bool voting(Clock::time_point now) const noexcept;
   // Set when the node must not count toward a majority at `now`: why.
   [[nodiscard]] std::optional<std::string> vote_block(Clock::time_point now) const {
-    return vitals_.vote_block(now);
+    return vitals_.vote_block(now, conn_.ready());
   }
   // The address with any password hidden: safe for logs and errors.
   [[nodiscard]] const std::string& name() const noexcept { return address_.display; }
@@ -125,6 +125,7 @@ class Node final : public Connection::Owner, public SentinelFollower::Listener {
   void fail_pending(std::string_view failure);
   void report_attempt();
   void replay_cleanup();
+  void on_time_reply(const Reply* reply);
 
   const NodeContext& ctx_;
   std::size_t index_;
@@ -136,6 +137,7 @@ class Node final : public Connection::Owner, public SentinelFollower::Listener {
   std::deque<Cleanup> cleanup_;  // oldest first; dropped from the front when full
   bool ever_connected_ = false;
   int failed_attempts_ = 0;  // since the last ready connection
+  Scheduler::TimerId clock_burst_ = 0;  // the next first-clock sample
   bool reported_first_attempt_ = false;
   bool closed_ = false;
   // Read by any thread (Client::connected, quorum_available, metrics).

@@ -48,8 +48,14 @@ void NodeVitals::on_server_info(std::string_view info, Clock::time_point now) {
   if (!run_id.empty()) run_id_ = std::string(run_id);
 }
 
-std::optional<std::string> NodeVitals::vote_block(Clock::time_point now) const {
+bool NodeVitals::clock_pending() const noexcept {
+  return ctx_.options.exclude_suspect_clocks && ctx_.options.clock_check_interval.count() > 0 &&
+         !time_refused_ && !clock_checked_;
+}
+
+std::optional<std::string> NodeVitals::vote_block(Clock::time_point now, bool connected) const {
   if (ctx_.options.exclude_suspect_clocks && clock_.suspect()) return clock_.reason();
+  if (connected && clock_pending()) return std::string("its clock has not been timed yet");
   if (now >= votes_from_) return std::nullopt;
   return not_voting_why_ + "; votes again in " +
          std::to_string(std::chrono::ceil<milliseconds>(votes_from_ - now).count()) + " ms";
@@ -70,6 +76,7 @@ void NodeVitals::on_connected() {
   clock_run_id_ = run_id_;
   time_refused_ = false;
   time_outstanding_ = false;
+  clock_excluded_.store(clock_pending() || (ctx_.options.exclude_suspect_clocks && clock_.suspect()));
 }
 
 bool NodeVitals::want_time_sample(Clock::time_point now) {
@@ -83,8 +90,10 @@ void NodeVitals::on_time_reply(const Reply* reply, Clock::time_point now) {
   time_outstanding_ = false;
   if (reply == nullptr) return;  // the connection failed
   if (reply->is_error()) {
-    // Until the next connection: an ACL without +time, most likely.
+    // Until the next connection: an ACL without +time, most likely. The
+    // clock cannot be timed, so it cannot keep the node out of the vote.
     time_refused_ = true;
+    clock_excluded_.store(false);
     if (!time_refusal_reported_) {
       time_refusal_reported_ = true;
       ctx_.log.warn("node {}: TIME refused ({}): its clock cannot be checked (grant +time)", name_,
@@ -102,7 +111,8 @@ void NodeVitals::on_time_reply(const Reply* reply, Clock::time_point now) {
   }
   const bool was_suspect = clock_.suspect();
   const bool changed = clock_.add({time_sent_, now, *node_us});
-  clock_excluded_.store(ctx_.options.exclude_suspect_clocks && clock_.suspect());
+  if (!clock_checked_ && clock_.would_catch(kFirstClockRateError)) clock_checked_ = true;
+  clock_excluded_.store(clock_pending() || (ctx_.options.exclude_suspect_clocks && clock_.suspect()));
   ctx_.metrics.clock_state(index_, clock_.rate(), clock_.suspect(), clock_.reason());
   if (!changed) return;
   if (clock_.suspect()) {
@@ -122,7 +132,8 @@ void NodeVitals::on_time_reply(const Reply* reply, Clock::time_point now) {
 void NodeVitals::reset_clock() {
   const bool was_suspect = clock_.suspect();
   clock_.reset();
-  clock_excluded_.store(false);
+  clock_checked_ = false;
+  clock_excluded_.store(clock_pending());
   ctx_.metrics.clock_state(index_, std::nullopt, false, {});
   if (was_suspect) {
     ctx_.log.info("node {}: another server (run_id {}): its clock is checked afresh", name_,

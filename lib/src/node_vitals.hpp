@@ -5,9 +5,13 @@
 // sits out the vote until the grace is over (rules.hpp: restart_rule).
 // Clock sanity: the node's TIME, sampled every clock_check_interval, tells
 // whether its clock runs at the client's rate (clock_check.hpp); a suspect
-// clock is reported and, with exclude_suspect_clocks, keeps it out of the
-// vote. NodeVitals keeps that state and logs and counts what changes; its
-// Node does the I/O.
+// clock is reported and, with exclude_suspect_clocks (the default), keeps it
+// out of the vote. With exclusion, a server the client has not timed yet
+// does not vote either: its first samples come in quick succession, and it
+// votes once they span long enough to catch a clock running twice as fast
+// (about 10 ms on a local network; a little over a round trip on a distant
+// one). Smaller rate errors are caught over the window. NodeVitals keeps
+// that state and logs and counts what changes; its Node does the I/O.
 //
 // Threading: the loop thread, except votes() (any thread).
 #pragma once
@@ -24,14 +28,23 @@
 
 namespace redlock::detail {
 
+// The gap between the first clock samples of a server not timed yet.
+inline constexpr milliseconds kFirstClockGap{10};
+// The rate error the first samples must be able to catch before the node
+// votes: a clock running twice as fast.
+inline constexpr double kFirstClockRateError = 1.0;
+
 class NodeVitals {
  public:
   NodeVitals(const NodeContext& ctx, std::size_t index, const std::string& name);
 
   // The handshake's INFO server reply.
   void on_server_info(std::string_view info, Clock::time_point now);
-  // Set while the node must not vote at `now`: why, and for how long.
-  [[nodiscard]] std::optional<std::string> vote_block(Clock::time_point now) const;
+  // Set while the node must not vote at `now`: why, and for how long. A
+  // node that is not `connected` is not held back for a clock it could not
+  // time (it votes "no" as disconnected anyway).
+  [[nodiscard]] std::optional<std::string> vote_block(Clock::time_point now,
+                                                      bool connected) const;
   // The same as !vote_block(now), from any thread.
   [[nodiscard]] bool votes(Clock::time_point now) const noexcept;
   // From when the node may vote again after a restart.
@@ -50,6 +63,9 @@ class NodeVitals {
   // The TIME reply (null: the connection failed first).
   void on_time_reply(const Reply* reply, Clock::time_point now);
   [[nodiscard]] const ClockCheck& clock() const noexcept { return clock_; }
+  // The clock still has to be timed before the node votes: its Node samples
+  // it again soon (kFirstClockGap) rather than at the next interval.
+  [[nodiscard]] bool clock_pending() const noexcept;
 
  private:
   void reset_clock();
@@ -71,9 +87,10 @@ class NodeVitals {
   bool time_outstanding_ = false;
   bool time_refused_ = false;  // on this connection
   bool time_refusal_reported_ = false;
+  bool clock_checked_ = false;  // long enough to catch a clock twice as fast
   // For votes(), from any thread.
   std::atomic<Clock::rep> votes_from_any_{0};
-  std::atomic<bool> clock_excluded_{false};
+  std::atomic<bool> clock_excluded_{false};  // suspect, or not timed yet
 };
 
 }  // namespace redlock::detail

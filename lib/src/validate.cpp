@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <set>
 
@@ -87,9 +88,6 @@ Result<std::vector<NodeAddress>> validate_client_options(const ClientOptions& o)
                    " is out of range: 0 (off) or " + ms(kMinClockCheckInterval) + " to " +
                    ms(kMaxDelay));
   }
-  if (o.exclude_suspect_clocks && o.clock_check_interval.count() == 0) {
-    return invalid("exclude_suspect_clocks needs the clock check: clock_check_interval is 0 (off)");
-  }
   return out;
 }
 
@@ -129,16 +127,25 @@ Result<void> validate_ttl(std::chrono::milliseconds ttl, std::chrono::millisecon
   // The best possible grant (instant answers) still loses the drift allowance.
   const auto best = validity(ttl, std::chrono::steady_clock::duration::zero(), c.drift_factor);
   if (best < min_validity) {
-    return invalid("ttl " + ms(ttl) + " is too short: after the clock drift allowance it leaves " +
-                   std::to_string(best.count()) + " us, below min_validity " + ms(min_validity));
+    char drift[96];
+    std::snprintf(drift, sizeof drift, "(ttl x %g + 2 ms = %.2f ms)", c.drift_factor,
+                  static_cast<double>(drift_allowance(ttl, c.drift_factor).count()) / 1000.0);
+    return invalid("ttl " + ms(ttl) + " is too short: the clock drift allowance " + drift +
+                   " leaves less than the " + ms(min_validity) +
+                   " a lock must be valid for (min_validity)");
   }
   if (node_timeout.count() < 0) return invalid("node_timeout " + ms(node_timeout) + " is negative");
   if (node_timeout > kMaxDelay) {
     return invalid("node_timeout " + ms(node_timeout) + " exceeds " + ms(kMaxDelay));
   }
-  const auto effective =
-      effective_node_timeout(node_timeout.count() > 0 ? node_timeout : c.node_timeout, ttl);
+  const auto configured = node_timeout.count() > 0 ? node_timeout : c.node_timeout;
+  const auto effective = effective_node_timeout(configured, ttl);
   if (effective >= ttl) {
+    if (configured.count() == 0) {
+      return invalid("ttl " + ms(ttl) + " is too short: each node gets at least " +
+                     ms(kMinAutoNodeTimeout) +
+                     " to answer (the automatic node_timeout), and a lock must outlast that");
+    }
     return invalid("node_timeout " + ms(effective) + " must be shorter than the ttl " + ms(ttl));
   }
   return {};

@@ -16,7 +16,11 @@
 #include <thread>
 #include <vector>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "fake_clock.hpp"
+#include "redlock/delayproxy/delay_proxy.hpp"
 #include "test_util.hpp"
 
 namespace redlock::testing {
@@ -142,7 +146,9 @@ class ClockTest : public ClusterTest {
 };
 
 TEST_F(ClockTest, AFastClockIsReportedAndOnlyThatOne) {
-  auto client = connect_or_fail(options());
+  auto o = options();
+  o.exclude_suspect_clocks = false;  // reported only
+  auto client = connect_or_fail(o);
   ASSERT_NE(client, nullptr);
   // One interval already shows it (as a step); the next makes it a rate.
   ASSERT_TRUE(wait_clock(*client, kOdd, true, "clock runs fast ("));
@@ -175,7 +181,7 @@ TEST_F(ClockTest, AFastClockIsReportedAndOnlyThatOne) {
   EXPECT_THAT(text, HasSubstr("redlock_node_clock_alarms_total{node=\"" + cluster().address(kOdd) +
                               "\"} 1\n"));
 
-  // Reported, not excluded (the default): it still votes.
+  // Reported, not excluded (exclusion is off here): it still votes.
   auto lock = client->acquire("res:clock:fast", 10s);
   ASSERT_TRUE(lock) << lock.error();
   EXPECT_NE(lock->votes()[kOdd].status, NodeStatus::kNotVoting);
@@ -187,9 +193,7 @@ TEST_F(ClockTest, AFastClockIsReportedAndOnlyThatOne) {
 }
 
 TEST_F(ClockTest, ExcludedFastClockSitsOutTheVote) {
-  auto o = options();
-  o.exclude_suspect_clocks = true;
-  auto client = connect_or_fail(o);
+  auto client = connect_or_fail(options());  // the default: excluded
   ASSERT_NE(client, nullptr);
   ASSERT_TRUE(wait_clock(*client, kOdd, true, "clock runs fast"));
   EXPECT_NE(log_->find({"warn", cluster().address(kOdd), "it does not vote"}), "");
@@ -372,6 +376,181 @@ TEST_F(PlainClusterTest, AnAclWithoutTimeOnlyLosesTheClockCheck) {
   for (const auto& line : log->lines()) warnings += line.find("TIME refused") != std::string::npos;
   EXPECT_EQ(warnings, 5u);
   for (const auto& n : client->metrics().nodes) EXPECT_FALSE(n.clock_rate.has_value());
+}
+
+
+// ---------------------------------------------------------------------------
+// The safe default: suspect clocks do not vote.
+
+// Nodes 4 and 5 run their clocks 4x fast, from before the client starts.
+class TwoFastClocksTest : public ClusterTest {
+ protected:
+  TwoFastClocksTest() : dir_(make_dir()), clock_(dir_ / "clock") {}
+  ~TwoFastClocksTest() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  ClusterOptions cluster_options() const override {
+    ClusterOptions o;
+    o.node_env = {{}, {}, {}, clock_.env(4.0), clock_.env(4.0)};
+    return o;
+  }
+  void SetUp() override {
+    ASSERT_FALSE(dir_.empty());
+    ASSERT_TRUE(clock_.ok());
+    ClusterTest::SetUp();
+  }
+
+  // Nodes 2 and 3 are down; a lock on "res:overlap" is taken at once (one
+  // round), then nodes 2 and 3 come back empty and, once the fast nodes'
+  // keys ran out (a quarter of the ttl), a second client tries the same
+  // resource while the first lock is still valid. Returns whether both
+  // held it at once.
+  bool second_holder_overlaps(const ClientOptions& options, std::string& story) {
+    auto first = connect_or_fail(options);
+    if (first == nullptr) return false;
+    for (std::size_t i : {1u, 2u}) EXPECT_TRUE(cluster().kill(i));
+    EXPECT_TRUE(eventually(
+        [&]() -> bool { return !first->connected()[1] && !first->connected()[2]; }, scaled(2s)));
+    auto a = first->acquire("res:overlap", 4000ms);
+    if (!a) {
+      story = "the first acquire was refused: " + to_string(a.error());
+      skip_leftover_check_ = true;  // nodes were killed
+      return false;
+    }
+    for (std::size_t i : {1u, 2u}) EXPECT_TRUE(cluster().restart(i));
+    std::this_thread::sleep_for(1500ms);  // the 4x nodes dropped the key after 1 s
+    auto second = connect_or_fail(options);
+    if (second == nullptr) return false;
+    auto b = second->acquire("res:overlap", 4000ms);
+    const bool overlap = b && !a->expired();
+    story = b ? "the second client was granted too" : "the second client was refused";
+    if (b) (void)second->release(*b);
+    (void)first->release(*a);
+    skip_leftover_check_ = true;  // nodes were killed and restarted
+    return overlap;
+  }
+
+  fs::path dir_;
+  FakeClock clock_;
+};
+
+TEST_F(TwoFastClocksTest, WithTheDefaultsTwoHoldersNeverOverlap) {
+  auto o = client_options(addresses());  // exclude_suspect_clocks: the default
+  // Right after connect() the fast nodes are already left out.
+  auto probe = connect_or_fail(o);
+  ASSERT_NE(probe, nullptr);
+  auto health = probe->health(scaled(2s));
+  ASSERT_TRUE(health) << health.error();
+  for (std::size_t i : {3u, 4u}) {
+    // Seen at the first short interval (as a jump; a rate from the next one).
+    EXPECT_FALSE(health->nodes[i].voting) << i;
+    EXPECT_TRUE(health->nodes[i].clock_suspect) << i;
+    EXPECT_THAT(health->nodes[i].not_voting_reason, StartsWith("clock "));
+  }
+  for (std::size_t i : {0u, 1u, 2u}) EXPECT_TRUE(health->nodes[i].voting) << i;
+  probe.reset();
+  std::string story;
+  EXPECT_FALSE(second_holder_overlaps(o, story)) << story;
+  EXPECT_THAT(story, HasSubstr("first acquire was refused"));
+}
+
+TEST_F(TwoFastClocksTest, WithoutExclusionTheHazardIsReal) {
+  auto o = client_options(addresses());
+  o.exclude_suspect_clocks = false;
+  std::string story;
+  EXPECT_TRUE(second_holder_overlaps(o, story)) << story;
+}
+
+// Healthy nodes are not excluded by the default: far away (150 ms each way),
+// ...
+TEST_F(PlainClusterTest, DistantHealthyNodesVote) {
+  std::vector<redlock::delayproxy::Route> routes;
+  for (std::size_t i = 0; i < 5; ++i) {
+    redlock::delayproxy::Route r;
+    r.target_port = cluster().port(i);
+    r.delay = 150ms;
+    routes.push_back(r);
+  }
+  auto proxy = redlock::delayproxy::DelayProxy::start(routes);
+  ASSERT_TRUE(proxy) << proxy.error();
+  std::vector<std::string> nodes;
+  for (std::size_t i = 0; i < 5; ++i) nodes.push_back("127.0.0.1:" + std::to_string((*proxy)->port(i)));
+  auto o = client_options(nodes);
+  o.clock_check_interval = 200ms;
+  o.node_timeout = scaled(1000ms);
+  o.connect_timeout = scaled(3000ms);
+  auto client = connect_or_fail(o);
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(eventually([&]() -> bool { return client->quorum_available(); }, scaled(5s)));
+  for (int round = 0; round < 3; ++round) {
+    auto lock = client->acquire("res:far", 10s);
+    ASSERT_TRUE(lock) << lock.error();
+    EXPECT_EQ(count_status(lock->votes(), NodeStatus::kNotVoting), 0u);
+    ASSERT_TRUE(client->release(*lock));
+  }
+  std::this_thread::sleep_for(2s);  // ten more samples each
+  for (const auto& n : client->metrics().nodes) {
+    EXPECT_TRUE(n.voting) << n.node;
+    EXPECT_EQ(n.clock_alarms, 0u) << n.node << ": " << n.clock_reason;
+  }
+}
+
+// ... and when the client's own process is stopped for seconds (a VM
+// pause, a debugger): its samples straddle the pause, which only widens
+// their error bars.
+TEST_F(PlainClusterTest, AClientStoppedForSecondsDoesNotExcludeHealthyNodes) {
+  int to_parent[2];
+  ASSERT_EQ(::pipe(to_parent), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // The child: a client that keeps locking, reports, then checks itself.
+    ::close(to_parent[0]);
+    auto o = client_options(addresses());
+    o.clock_check_interval = 100ms;
+    auto c = Client::connect(o);
+    int code = c ? 0 : 10;
+    if (code == 0) {
+      (void)!::write(to_parent[1], "r", 1);
+      for (int k = 0; k < 60 && code == 0; ++k) {  // ~6 s of locking, the stop included
+        auto lock = (*c)->acquire("res:stopped:" + std::to_string(k), 10s);
+        if (!lock) {
+          code = 11;
+          break;
+        }
+        if (count_status(lock->votes(), NodeStatus::kNotVoting) != 0) code = 12;
+        (void)(*c)->release(*lock);
+        std::this_thread::sleep_for(100ms);
+      }
+      for (const auto& n : (*c)->metrics().nodes) {
+        if (n.clock_alarms != 0 || !n.voting) code = 13;
+      }
+    }
+    (*c).reset();
+    ::_exit(code);
+  }
+  ::close(to_parent[1]);
+  char ready = 0;
+  ASSERT_EQ(::read(to_parent[0], &ready, 1), 1);
+  ::close(to_parent[0]);
+  std::this_thread::sleep_for(500ms);
+  ASSERT_EQ(::kill(child, SIGSTOP), 0);
+  std::this_thread::sleep_for(3s);
+  ASSERT_EQ(::kill(child, SIGCONT), 0);
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + scaled(30s);
+  while (::waitpid(child, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(child, SIGKILL);
+      ::waitpid(child, &status, 0);
+      FAIL() << "the child client did not finish";
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "10: no client, 11: an acquire failed, 12: a node did not vote, 13: a clock alarm";
 }
 
 }  // namespace

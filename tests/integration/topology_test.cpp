@@ -369,6 +369,13 @@ TEST_F(SentinelTest, ASentinelManagedMasterVotesAndIsFollowedAcrossAFailover) {
   }
   EXPECT_TRUE(followed) << "the client never wrote to the promoted replica";
   EXPECT_GT(granted, 0);
+  // The promoted replica's clock was timed afresh (another server), and no
+  // healthy clock was taken for a suspect one (exclusion is the default).
+  std::this_thread::sleep_for(scaled(1500ms));
+  for (const auto& n : client->metrics().nodes) {
+    EXPECT_EQ(n.clock_alarms, 0u) << n.node << ": " << n.clock_reason;
+    EXPECT_TRUE(n.voting) << n.node;
+  }
   client.reset();
   // Followed through the sentinels' announcement, not only by noticing that
   // the old master turned read-only.

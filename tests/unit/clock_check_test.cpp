@@ -75,6 +75,42 @@ TEST(ClockCheck, NoRateBeforeTwoSamples) {
   EXPECT_TRUE(c.rate().has_value());
 }
 
+TEST(ClockCheck, AFirstShortIntervalAlreadyCatchesAClockTwiceTooFast) {
+  // 10 ms apart on a local network: a node twice as fast would show 10 ms
+  // more than the band allows, so two samples are enough to vote on.
+  SimNode n;
+  n.interval = 10ms;
+  auto c = check_for(n);
+  EXPECT_FALSE(c.would_catch(1.0));
+  (void)c.add(n.sample());
+  EXPECT_FALSE(c.would_catch(1.0));
+  (void)c.add(n.sample());
+  EXPECT_TRUE(c.would_catch(1.0));
+  EXPECT_FALSE(c.would_catch(0.05)) << "a 5 % error needs a longer span";
+  // And it does catch one.
+  SimNode fast = n;
+  fast.rate = 2.0;
+  fast.next = t0;
+  auto f = check_for(fast);
+  (void)f.add(fast.sample());
+  (void)f.add(fast.sample());
+  EXPECT_TRUE(f.suspect()) << f.reason();
+}
+
+TEST(ClockCheck, ADistantNodeIsCheckedOnceTheSpanExceedsItsErrorBars) {
+  // 150 ms each way: each sample is known within +-150 ms, so two samples
+  // must be more than a round trip apart (plus the slack) to tell 2x.
+  ClockCheck c(0.01, 20s);
+  SimNode n;
+  n.rtt = 300ms;
+  n.interval = 300ms;  // one after the other, as the node sends them
+  (void)c.add(n.sample());
+  (void)c.add(n.sample());
+  EXPECT_FALSE(c.would_catch(1.0));
+  (void)c.add(n.sample());
+  EXPECT_TRUE(c.would_catch(1.0));
+}
+
 TEST(ClockCheck, FastNodeIsReportedAsARate) {
   SimNode n;
   n.rate = 1.5;

@@ -106,7 +106,7 @@ TEST(Options, DocumentedDefaults) {
   EXPECT_EQ(c.logger, nullptr);
   EXPECT_EQ(ClientOptions::kMaxNodes, 64u);
   EXPECT_EQ(c.clock_check_interval.count(), 1000);
-  EXPECT_FALSE(c.exclude_suspect_clocks);
+  EXPECT_TRUE(c.exclude_suspect_clocks) << "safe by default: a suspect clock does not vote";
 
   const AcquireOptions a;
   EXPECT_EQ(a.max_wait.count(), 0);

@@ -102,9 +102,17 @@ struct ClientOptions {
   std::chrono::milliseconds clock_check_interval{1000};
 
   // Leave a node whose clock is suspect out of the vote, as a restarted one
-  // is (NodeStatus::kNotVoting, with the clock's reason as the detail).
-  // Off: suspect nodes are only reported. Needs clock_check_interval > 0.
-  bool exclude_suspect_clocks = false;
+  // is (NodeStatus::kNotVoting, with the clock's reason as the detail): a
+  // grant that rests on a node whose keys expire early can be lost before
+  // its validity ends. A server the client has not timed yet does not vote
+  // either: its first TIME samples are taken 10 ms apart, and it votes once
+  // they span long enough to catch a clock running twice as fast (about
+  // 10 ms on a local network; a little over one round trip on a distant
+  // node; connect() waits for it). Smaller rate errors are caught over the
+  // window, and until then such a node can still carry a grant. Off:
+  // suspect nodes are only reported. No effect when clock_check_interval is
+  // 0, or on a node that refuses TIME (its clock cannot be timed).
+  bool exclude_suspect_clocks = true;
 
   // Fencing tokens: every granted lock carries a number that strictly
   // increases across the successive holders of a resource (Lock::fence()).
