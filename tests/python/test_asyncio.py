@@ -13,7 +13,6 @@ import time
 import pytest
 
 import redlock
-from redlock import _native
 from redlock._lock import _settle
 from cluster import scaled
 
