@@ -152,8 +152,9 @@ class Cancelled(LockError):
     code = ErrorCode.CANCELLED
 
 
-class ClientClosed(RedlockError):
-    """The client is closed (or was made before this process forked)."""
+class ClientClosed(RedlockError, ValueError):
+    """The client is closed (or was made before this process forked). A
+    ValueError, like an operation on a closed file."""
 
     code = ErrorCode.SHUTTING_DOWN
 

@@ -37,8 +37,9 @@ def test_closed_client(nodes, cluster, name):
     client.close()
     client.close()  # idempotent
     assert client.closed
-    with pytest.raises(redlock.ClientClosed, match="closed"):
+    with pytest.raises(redlock.ClientClosed, match="closed") as info:
         lock.release()
+    assert isinstance(info.value, ValueError)  # like I/O on a closed file
     with pytest.raises(redlock.ClientClosed):
         client.lock(name).acquire()
     with pytest.raises(redlock.ClientClosed):
