@@ -7,6 +7,17 @@
 namespace py = pybind11;
 
 namespace redlock::python {
+namespace {
+
+bool finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing() != 0;
+#else
+  return _Py_IsFinalizing() != 0;
+#endif
+}
+
+}  // namespace
 
 std::shared_ptr<Dispatcher> Dispatcher::start() {
   std::shared_ptr<Dispatcher> self(new Dispatcher());
@@ -62,7 +73,7 @@ void Dispatcher::run_batch(std::deque<Task>& batch) {
   // ended on the spot (Python 3.11 calls pthread_exit). The module closes
   // every client at exit, before that, so only a client made after that
   // point gets here: its outcomes are dropped, and locks expire with their ttl.
-  if (_Py_IsFinalizing() != 0) {
+  if (finalizing()) {
     batch.clear();
     return;
   }
