@@ -116,8 +116,11 @@ def redis_nodes(n: int, root: str) -> Iterator[List[subprocess.Popen]]:
             port = free_port()
             d = os.path.join(root, f"node{i + 1}")
             os.makedirs(d)
+            # setpriv: the server dies with this process, even if it is killed.
+            setpriv = shutil.which("setpriv")
+            prefix = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
             procs.append(subprocess.Popen(
-                [shutil.which("redis-server") or "redis-server", "--port", str(port),
+                prefix + [shutil.which("redis-server") or "redis-server", "--port", str(port),
                  "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", d,
                  "--logfile", os.path.join(d, "redis.log")],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -198,6 +201,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0 if report("race", statuses, audit(urls[0], args.name), elapsed, args.requests) else 1
     if not args.spawn:
         ap.error("give --replicas URL,... or --spawn")
+    # A timeout's SIGTERM still stops the servers and replicas (finally).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     root = tempfile.mkdtemp(prefix="chat-race-")
     ok = True
     try:
