@@ -4,9 +4,9 @@ Several replicas (uvicorn processes) share one SQLite file and five lock
 nodes. ``send_message`` (and ``POST /chatrooms``) creates the room it names
 if needed, under the lock ``chatroom:<name>``: look the room up, and if it is
 missing, take the lock, look again, create it, release. A request that cannot
-get the lock within CHAT_LOCK_WAIT seconds (5) answers 503 {"detail": "Lock
-wait timeout"}; meanwhile it tries again every CHAT_LOCK_RETRY seconds (0.5),
-and at once when the holder releases. Only the owner releases the lock.
+get the lock tries again every CHAT_LOCK_RETRY seconds (0.5), looking at the
+store between tries, and after CHAT_LOCK_WAIT seconds (5) answers 503
+{"detail": "Lock wait timeout"}. Only the owner releases the lock.
 
 Configuration (environment):
   REDLOCK_NODES          comma-separated host:port of the lock nodes (required)
@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import time
 import unicodedata
 from typing import Dict, Optional, Tuple
 
@@ -94,33 +95,47 @@ async def ensure_room(name: str) -> Tuple[Dict, bool]:
         return room, False
     if UNSAFE_NO_LOCK:
         return await create_unlocked(store, name)
-    # thread_local=False: the store's thread (run_in_threadpool) reads the
-    # lock's state just before COMMIT.
+    # One try waits up to LOCK_RETRY (a round, a pause of LOCK_RETRY +/- half,
+    # a last round); between tries the request looks at the store, so that
+    # it answers as soon as another request has made the room, instead of
+    # queueing for a lock it no longer needs. wake_on_release=False for the
+    # same reason: once the room exists, waking every waiter at each release
+    # would only make them fight for the lock. thread_local=False: the
+    # store's thread (run_in_threadpool) reads the lock's state just before
+    # COMMIT.
     lock = app.state.locks.async_lock(
-        f"chatroom:{name}", timeout=LOCK_TTL, sleep=LOCK_RETRY, blocking_timeout=LOCK_WAIT,
-        thread_local=False)
-    try:
-        async with lock:
-            # Another replica may have created it since the look-up.
-            room = await run_in_threadpool(store.find_room, name)
-            if room is not None:
-                return room, False
-            if CREATE_DELAY:
-                await asyncio.sleep(CREATE_DELAY)
-            room = await run_in_threadpool(
-                store.create_room, name, f"chatroom:{name}", lock.fence,
-                lambda: lock.remaining > 0 and not lock.lost)
-            counters["rooms_created"] += 1
-            return room, True
-    except redlock.LockWaitTimeout:
-        counters["lock_wait_timeouts"] += 1
-        raise HTTPException(503, "Lock wait timeout") from None
-    except (redlock.NoQuorum, redlock.HeldByAnother, redlock.ValidityExhausted) as e:
-        raise HTTPException(503, f"Lock unavailable: {e}") from None
-    except (LockLostBeforeCommit, redlock.LockNotOwnedError):
-        raise HTTPException(503, "Lock lost") from None
-    except sqlite3.IntegrityError:
-        return await found_after_conflict(store, name)
+        f"chatroom:{name}", timeout=LOCK_TTL, sleep=LOCK_RETRY, blocking_timeout=LOCK_RETRY,
+        thread_local=False, wake_on_release=False)
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            async with lock:
+                # Another replica may have created it since the look-up.
+                room = await run_in_threadpool(store.find_room, name)
+                if room is not None:
+                    return room, False
+                if CREATE_DELAY:
+                    await asyncio.sleep(CREATE_DELAY)
+                room = await run_in_threadpool(
+                    store.create_room, name, f"chatroom:{name}", lock.fence,
+                    lambda: lock.remaining > 0 and not lock.lost)
+                counters["rooms_created"] += 1
+                return room, True
+        except (redlock.LockWaitTimeout, redlock.HeldByAnother, redlock.NoQuorum,
+                redlock.ValidityExhausted) as e:
+            reason = e
+        except (LockLostBeforeCommit, redlock.LockNotOwnedError):
+            raise HTTPException(503, "Lock lost") from None
+        except sqlite3.IntegrityError:
+            return await found_after_conflict(store, name)
+        room = await run_in_threadpool(store.find_room, name)
+        if room is not None:
+            return room, False
+        if time.monotonic() >= deadline:
+            if isinstance(reason, (redlock.LockWaitTimeout, redlock.HeldByAnother)):
+                counters["lock_wait_timeouts"] += 1
+                raise HTTPException(503, "Lock wait timeout")
+            raise HTTPException(503, f"Lock unavailable: {reason}")
 
 
 async def found_after_conflict(store: Store, name: str) -> Tuple[Dict, bool]:
