@@ -9,6 +9,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
   libcpp-httplib-dev libsqlite3-dev libpq-dev
   redis-server redis-tools postgresql python3-yaml
+  python3-dev pybind11-dev python3-pytest python3-pytest-asyncio
+  python3-fastapi python3-uvicorn python3-httpx
   gnuplot-nox
 )
 

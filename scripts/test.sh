@@ -2,7 +2,8 @@
 # The tests: installs what is missing, builds with the given CMake preset
 # (dev by default; asan and tsan build with sanitizers) and runs the suite
 # with ctest. Each integration test starts its own redis-server processes on
-# free ports of 127.0.0.1 and stops them, pass or fail.
+# free ports of 127.0.0.1 and stops them, pass or fail. The Python module's
+# pytest suites are ctest tests too (label "python"; ctest -L python).
 #
 #   scripts/test.sh            # dev preset: the default, lean run
 #   scripts/test.sh asan       # AddressSanitizer + UndefinedBehaviorSanitizer
