@@ -27,7 +27,7 @@
 # build and engine logs, the containers' logs on failure). Exit status 0 when
 # every check passed, 1 when one failed (each is listed at the end), 2 when
 # the stack could not be set up. Bounded: every wait has a timeout, and the
-# whole run REDLOCK_DOCKER_CHECK_TIMEOUT seconds (1500). Environment:
+# whole run REDLOCK_DOCKER_CHECK_TIMEOUT seconds (1800). Environment:
 # REDLOCK_DOCKER_COMPOSE ("docker-compose" or "docker compose"; default: the
 # first found), REDLOCK_DOCKER_BENCH_SECONDS (5), and those of
 # docker/offline-images.sh. Needs root (or sudo) to install packages and to
@@ -38,7 +38,7 @@ root=$PWD
 
 if [[ -z ${REDLOCK_DOCKER_CHECK_INNER:-} ]]; then
   export REDLOCK_DOCKER_CHECK_INNER=1
-  exec timeout -k 60 "${REDLOCK_DOCKER_CHECK_TIMEOUT:-1500}" "$0" "$@"
+  exec timeout -k 60 "${REDLOCK_DOCKER_CHECK_TIMEOUT:-1800}" "$0" "$@"
 fi
 
 # Debian's docker client before any other (a different `docker` may be in
