@@ -34,6 +34,8 @@ cache_days=${REDLOCK_DOCKER_CACHE_DAYS:-7}
 registry=1   # cleared by the first pull that fails: no more waiting on pulls
 work=""
 trap '[[ -z $work ]] || rm -rf "$work"' EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 say() { echo "offline-images: $*" >&2; }
 

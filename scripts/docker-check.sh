@@ -38,7 +38,7 @@ root=$PWD
 
 if [[ -z ${REDLOCK_DOCKER_CHECK_INNER:-} ]]; then
   export REDLOCK_DOCKER_CHECK_INNER=1
-  exec timeout -k 60 "${REDLOCK_DOCKER_CHECK_TIMEOUT:-1800}" "$0" "$@"
+  exec timeout -k 180 "${REDLOCK_DOCKER_CHECK_TIMEOUT:-1800}" "$0" "$@"
 fi
 
 # Debian's docker client before any other (a different `docker` may be in
@@ -53,6 +53,7 @@ project=redlock-check
 started_engine=0
 stack_up=0
 standins_pid=""
+child=""
 t0=$(date +%s)
 passed=()
 failed=()
@@ -61,6 +62,18 @@ elapsed() { echo $(($(date +%s) - t0)); }
 say() { echo "docker-check [$(elapsed) s]: $*" >&2; }
 pass() { passed+=("$*"); say "PASS $*"; }
 fail() { failed+=("$*"); say "FAIL $*"; }
+# bounded SECONDS COMMAND...: runs it with a timeout, in the background so
+# that a signal to this script is handled at once (bash runs traps only
+# between foreground commands); the EXIT trap stops it.
+bounded() {
+  local secs=$1 rc=0
+  shift
+  timeout "$secs" "$@" &
+  child=$!
+  wait "$child" || rc=$?
+  child=""
+  return "$rc"
+}
 # A step without which nothing after it means anything.
 fatal() {
   say "FATAL $*"
@@ -85,6 +98,7 @@ cleanup() {
   set +e
   trap - EXIT INT TERM
   [[ -z $standins_pid ]] || kill "$standins_pid" 2>/dev/null
+  [[ -z $child ]] || { kill "$child" 2>/dev/null; wait "$child" 2>/dev/null; }
   if [[ $stack_up == 1 ]]; then
     if [[ $rc != 0 ]]; then
       timeout 60 "${compose[@]}" --profile chatroom logs --no-color >"$out/containers.log" 2>&1
@@ -133,10 +147,11 @@ if [[ ${#missing[@]} -gt 0 ]]; then
     $sudo chmod +x /usr/sbin/policy-rc.d
     policy=1
   fi
-  timeout 300 $sudo apt-get update -qq >"$out/apt.log" 2>&1 &&
-    timeout 600 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$out/apt.log" 2>&1 ||
+  bounded 300 $sudo apt-get update -qq >"$out/apt.log" 2>&1 &&
+    bounded 600 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$out/apt.log" 2>&1 ||
     { [[ $policy == 1 ]] && $sudo rm -f /usr/sbin/policy-rc.d; tail -n 20 "$out/apt.log" >&2; fatal "apt-get install ${missing[*]}"; }
   [[ $policy == 1 ]] && $sudo rm -f /usr/sbin/policy-rc.d
+  hash -r   # docker was looked up before: in /usr/local/bin, maybe
 fi
 if [[ -n ${REDLOCK_DOCKER_COMPOSE:-} ]]; then
   read -r -a compose_cmd <<<"$REDLOCK_DOCKER_COMPOSE"
@@ -146,7 +161,7 @@ else
   compose_cmd=(docker compose)
 fi
 compose=("${compose_cmd[@]}" -p "$project" -f "$root/docker/compose.yaml")
-say "docker: $(docker --version); compose: $("${compose_cmd[@]}" version --short 2>/dev/null || "${compose_cmd[@]}" version | head -n1)"
+say "docker: $(command -v docker), $(docker --version); compose: $("${compose_cmd[@]}" version --short 2>/dev/null || "${compose_cmd[@]}" version | head -n1)"
 
 # An engine: the one that answers, or one of our own.
 if timeout 10 docker version >/dev/null 2>&1; then
@@ -179,7 +194,7 @@ if [[ -z ${REDLOCK_DOCKER_BUILD_NETWORK:-} ]]; then
 fi
 pass "engine up ($(docker version -f '{{.Server.Version}}'), builds on network $REDLOCK_DOCKER_BUILD_NETWORK) at $(elapsed) s"
 
-timeout 600 docker/offline-images.sh base 2>"$out/images.log" ||
+bounded 600 docker/offline-images.sh base 2>"$out/images.log" ||
   { tail -n 20 "$out/images.log" >&2; fatal "debian:bookworm (images.log)"; }
 pass "debian:bookworm at $(elapsed) s"
 
@@ -193,7 +208,7 @@ export REDLOCK_DOCKER_IMAGE=redlock/tools:check
 # build`); the root's .dockerignore applies either way.
 export DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1
 build_start=$(date +%s)
-timeout 1200 "${compose[@]}" --profile chatroom build chatroomd-1 >"$out/build.log" 2>&1 ||
+bounded 1200 "${compose[@]}" --profile chatroom build chatroomd-1 >"$out/build.log" 2>&1 ||
   { tail -n 30 "$out/build.log" >&2; fatal "image build (build.log)"; }
 # The whole context, as the builder counted it (BuildKit may send it in parts).
 context=$(grep -oE '(transferring context|Sending build context to Docker daemon):? +[0-9.]+ ?[kMG]?B' "$out/build.log" |
@@ -242,7 +257,7 @@ urls=("http://127.0.0.1:${ports[5]}" "http://127.0.0.1:${ports[6]}" "http://127.
 timeout 120 "${compose[@]}" --profile chatroom --profile bench down -v --remove-orphans >/dev/null 2>&1 || true
 stack_up=1
 up_start=$(date +%s)
-timeout 300 "${compose[@]}" --profile chatroom up -d >"$out/up.log" 2>&1 ||
+bounded 300 "${compose[@]}" --profile chatroom up -d >"$out/up.log" 2>&1 ||
   { tail -n 30 "$out/up.log" >&2; fatal "up (up.log)"; }
 
 # The container of a service, running or not (`ps -q` differs between
@@ -442,7 +457,7 @@ fi
 # --- 6. redlock-bench in the stack's network -----------------------------------
 secs=${REDLOCK_DOCKER_BENCH_SECONDS:-5}
 bench_start=$(date +%s)
-if timeout 300 "${compose[@]}" --profile bench run --rm --no-deps -T bench redlock-bench \
+if bounded 300 "${compose[@]}" --profile bench run --rm --no-deps -T bench redlock-bench \
   --hosts redis-1,redis-2,redis-3,redis-4,redis-5 --ports 6379,6379,6379,6379,6379 \
   --scenario a,b,c --seconds "$secs" --warmup-s 1 --base-requests 5000 --base-clients 1 \
   --max-noise 0 \
