@@ -460,7 +460,7 @@ bench_start=$(date +%s)
 if bounded 300 "${compose[@]}" --profile bench run --rm --no-deps -T bench redlock-bench \
   --hosts redis-1,redis-2,redis-3,redis-4,redis-5 --ports 6379,6379,6379,6379,6379 \
   --scenario a,b,c --seconds "$secs" --warmup-s 1 --base-requests 5000 --base-clients 1 \
-  --max-noise 0 \
+  --max-noise 0 --cmd-timeout-ms 250 \
   >"$out/bench-stack.jsonl" 2>"$out/bench-stack.log"; then
   summary=$(python3 - "$out/bench-stack.jsonl" <<'EOF'
 import json, sys
@@ -472,9 +472,10 @@ locking = [r for r in runs if r["impl"] == "redlock"]
 ops = sum(r.get("ops", 0) for r in locking)
 errors = sum(r.get("errors", 0) for r in locking)
 violations = sum(r.get("violations", 0) for r in runs)
-# Errors are node timeouts (50 ms) on a busy machine: counted, not fatal,
-# unless the nodes mostly did not answer.
-if missing or violations or not ops or errors > ops / 100:
+# Errors are node timeouts: each write waits for an fsync, and 64 cycles in
+# flight queue behind them on a busy machine. Counted, not fatal, unless
+# more than a few cycles in a hundred failed; two holders at once are.
+if missing or violations or not ops or errors > ops / 20:
     print("BAD missing %s, %d operations, %d errors, %d violations" % (missing, ops, errors, violations))
 else:
     print(", ".join("%s p50 %.0f us %.0f/s" % (l, labels[l]["p50_us"], labels[l]["ops_per_s"]) for l in need)
