@@ -35,7 +35,8 @@ enum class ReleaseMode { kWait, kGuard };
 struct Config {
   std::vector<std::string> scenarios;
   std::vector<int> ports;
-  int nodes = 0;  // 0: as many as --ports, or 5
+  std::vector<std::string> hosts;  // --hosts: the host of each port (empty: 127.0.0.1)
+  int nodes = 0;                   // 0: as many as --ports, or 5
   double seconds = 10;
   double warmup_s = 1;
   int inflight = 64;
@@ -69,11 +70,12 @@ struct Config {
   std::string raw_out;
 };
 
-// What a run talks to: the ports on 127.0.0.1, and the pid of the
+// What a run talks to: the nodes (hosts[i]:ports[i]), and the pid of the
 // redis-server on each (0 when not started by us: no CPU accounting then).
 struct Nodes {
   std::vector<int> ports;
   std::vector<int> pids;
+  std::vector<std::string> hosts;
 };
 
 struct Run {
@@ -97,7 +99,9 @@ struct Run {
 [[nodiscard]] ReleaseMode release_for(const Config& cfg, const std::string& scenario);
 [[nodiscard]] const char* release_name(ReleaseMode m);
 [[nodiscard]] std::string join(const std::vector<int>& v);
+[[nodiscard]] std::string join(const std::vector<std::string>& v);
 [[nodiscard]] std::vector<std::string> addresses(const std::vector<int>& ports);
+[[nodiscard]] std::vector<std::string> addresses(const Nodes& nodes);
 // The O_EXCL marker file of a key prefix: every process that contends with
 // the same prefix creates the same file inside its critical section.
 [[nodiscard]] std::filesystem::path marker_path(const std::string& prefix);
@@ -203,7 +207,7 @@ struct Window {
 // `nodes.pids` are known.
 // redis-benchmark SET against 127.0.0.1:port (the server's pid, or 0), one
 // line per --base-clients value.
-void run_base(const Config& cfg, int rep, int port, int pid, Output& out);
+void run_base(const Config& cfg, int rep, const std::string& host, int port, int pid, Output& out);
 [[nodiscard]] json run_sequential(const Config& cfg, const Run& run, redlock::Client& client,
                                   const std::string& resource, ReleaseMode mode,
                                   const std::vector<int>& server_pids, Output& out);

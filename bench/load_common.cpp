@@ -46,9 +46,26 @@ std::string join(const std::vector<int>& v) {
   return out;
 }
 
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i > 0) out += ',';
+    out += v[i];
+  }
+  return out;
+}
+
 std::vector<std::string> addresses(const std::vector<int>& ports) {
   std::vector<std::string> out;
   for (int p : ports) out.push_back("127.0.0.1:" + std::to_string(p));
+  return out;
+}
+
+std::vector<std::string> addresses(const Nodes& nodes) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < nodes.ports.size(); ++i) {
+    out.push_back(nodes.hosts[i] + ":" + std::to_string(nodes.ports[i]));
+  }
   return out;
 }
 
@@ -184,13 +201,13 @@ tl::expected<std::unique_ptr<redlock::Client>, std::string> connect_client(
 // ---------------------------------------------------------------------------
 // The base: one plain SET per round trip on one node.
 
-void run_base(const Config& cfg, int rep, int port, int pid, Output& out) {
+void run_base(const Config& cfg, int rep, const std::string& host, int port, int pid, Output& out) {
   if (cfg.base_requests <= 0) return;
   for (int clients : cfg.base_clients) {
     std::string why;
     CpuMeter meter(known_pids({pid}));
     meter.start();
-    const auto r = run_redis_benchmark_set(port, clients, 1, cfg.base_requests, why);
+    const auto r = run_redis_benchmark_set(port, clients, 1, cfg.base_requests, why, host);
     const CpuReport cpu = meter.stop();
     if (!r) {
       std::cerr << "redlock-bench: base not measured: " << why << '\n';

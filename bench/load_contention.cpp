@@ -176,7 +176,7 @@ std::string self_exe() {
   return ec ? std::string("redlock-bench") : p.string();
 }
 
-std::vector<std::string> child_argv(const Config& cfg, const std::vector<int>& ports, int index,
+std::vector<std::string> child_argv(const Config& cfg, const Nodes& nodes, int index,
                                     const fs::path& raw) {
   char buf[64];
   const auto num = [&](double v) {
@@ -187,7 +187,9 @@ std::vector<std::string> child_argv(const Config& cfg, const std::vector<int>& p
           "--scenario",
           "c",
           "--ports",
-          join(ports),
+          join(nodes.ports),
+          "--hosts",
+          join(nodes.hosts),
           "--workers",
           std::to_string(cfg.workers),
           "--seconds",
@@ -327,7 +329,6 @@ json run_contended(const Config& cfg, const Run& run, redlock::Client& client,
 // "process") and emits one line per rep over all of them, with percentiles
 // of the merged samples. Returns false if a child failed or hung.
 bool run_c_processes(const Config& cfg, const Nodes& nodes, Output& out) {
-  const std::vector<int>& ports = nodes.ports;
   std::error_code ec;
   char tmpl[] = "/tmp/redlock-bench-XXXXXX";
   const char* dir = ::mkdtemp(tmpl);
@@ -343,7 +344,7 @@ bool run_c_processes(const Config& cfg, const Nodes& nodes, Output& out) {
   for (std::size_t k = 0; k < children.size(); ++k) {
     Child& ch = children[k];
     ch.raw = tmp / ("process" + std::to_string(k + 1) + ".tsv");
-    auto args = child_argv(cfg, ports, static_cast<int>(k + 1), ch.raw);
+    auto args = child_argv(cfg, nodes, static_cast<int>(k + 1), ch.raw);
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) {
       ok = false;
@@ -431,7 +432,7 @@ bool run_c_processes(const Config& cfg, const Nodes& nodes, Output& out) {
   for (int rep = 1; rep <= cfg.rep; ++rep) {
     Samples merged;
     const Run run{"c", "c/" + std::to_string(cfg.processes) + "proc", rep,
-                  static_cast<int>(ports.size()), cfg.key_prefix + ":c"};
+                  static_cast<int>(nodes.ports.size()), cfg.key_prefix + ":c"};
     json j = redlock_line(run);
     long ops = 0, errors = 0, violations = 0, min_ops = -1, timeouts = 0;
     double rate = 0, secs = 0, attempts = 0;

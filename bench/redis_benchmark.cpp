@@ -114,10 +114,10 @@ std::optional<RedisBenchmarkResult> parse_redis_benchmark(const std::string& csv
 }
 
 std::vector<std::string> redis_benchmark_set_argv(int port, int clients, int pipeline,
-                                                  long requests) {
+                                                  long requests, const std::string& host) {
   return {"redis-benchmark",
           "-h",
-          "127.0.0.1",
+          host,
           "-p",
           std::to_string(port),
           "-c",
@@ -132,8 +132,9 @@ std::vector<std::string> redis_benchmark_set_argv(int port, int clients, int pip
 }
 
 std::optional<RedisBenchmarkResult> run_redis_benchmark_set(int port, int clients, int pipeline,
-                                                            long requests, std::string& why) {
-  auto out = capture(redis_benchmark_set_argv(port, clients, pipeline, requests), why);
+                                                            long requests, std::string& why,
+                                                            const std::string& host) {
+  auto out = capture(redis_benchmark_set_argv(port, clients, pipeline, requests, host), why);
   if (!out) return std::nullopt;
   return parse_redis_benchmark(*out, "SET", why);
 }

@@ -30,15 +30,14 @@ struct RedisBenchmarkResult {
                                                                         std::string_view test,
                                                                         std::string& why);
 
-// The command line for `requests` SETs against 127.0.0.1:port from `clients`
+// The command line for `requests` SETs against host:port from `clients`
 // connections with `pipeline` commands in flight per connection.
-[[nodiscard]] std::vector<std::string> redis_benchmark_set_argv(int port, int clients, int pipeline,
-                                                                long requests);
+[[nodiscard]] std::vector<std::string> redis_benchmark_set_argv(
+    int port, int clients, int pipeline, long requests, const std::string& host = "127.0.0.1");
 
 // capture() + parse_redis_benchmark() of the SET line.
-[[nodiscard]] std::optional<RedisBenchmarkResult> run_redis_benchmark_set(int port, int clients,
-                                                                          int pipeline,
-                                                                          long requests,
-                                                                          std::string& why);
+[[nodiscard]] std::optional<RedisBenchmarkResult> run_redis_benchmark_set(
+    int port, int clients, int pipeline, long requests, std::string& why,
+    const std::string& host = "127.0.0.1");
 
 }  // namespace redlock::bench

@@ -3,7 +3,7 @@
 // progress line for long runs and a human table (with the targets) go to
 // stderr, so stdout stays JSON lines.
 //
-//   redlock-bench --scenario a,b,c,d,geo [--ports P1,P2,...] [--seconds S] ...
+//   redlock-bench --scenario a,b,c,d,geo [--ports P1,P2,... [--hosts H1,H2,...]] [--seconds S] ...
 //
 // Scenarios (see bench/README.md):
 //   a    one client, sequential acquire + release of one uncontended resource
@@ -17,7 +17,8 @@
 //        release call -> the waiter holds, with wake-on-release (handoff/wake)
 //        and with polling at the same retry delay (handoff/poll)
 // Without --ports the tool starts its own local cluster (LocalCluster) and
-// stops it on the way out. Each --rep starts with the base: redis-benchmark
+// stops it on the way out; --hosts names the host of each port (127.0.0.1
+// by default), e.g. nodes in other containers. Each --rep starts with the base: redis-benchmark
 // SET against one node (-c 1 -P 1, and the other --base-clients).
 //
 // Every load loop is bounded by time (--warmup-s + --seconds) and by count
@@ -71,13 +72,14 @@ Nodes prefix(const Nodes& nodes, std::size_t n) {
   Nodes out;
   out.ports.assign(nodes.ports.begin(), nodes.ports.begin() + static_cast<std::ptrdiff_t>(n));
   out.pids.assign(nodes.pids.begin(), nodes.pids.begin() + static_cast<std::ptrdiff_t>(n));
+  out.hosts.assign(nodes.hosts.begin(), nodes.hosts.begin() + static_cast<std::ptrdiff_t>(n));
   return out;
 }
 
 // One scenario (but geo and a --processes c) on its own client.
 std::optional<json> run_one(const Config& cfg, const Run& run, const Nodes& used, Output& out) {
   const std::string& scenario = run.scenario;
-  std::vector<std::string> nodes = addresses(used.ports);
+  std::vector<std::string> nodes = addresses(used);
   std::vector<int> pids = known_pids(used.pids);
   std::unique_ptr<SilentNode> silent;
   if (scenario == "d") {
@@ -131,6 +133,8 @@ int run_all(const Config& cfg, Output& out) {
   Nodes all;
   all.ports = cfg.ports;
   all.pids.assign(all.ports.size(), 0);
+  all.hosts = cfg.hosts;
+  all.hosts.resize(all.ports.size(), "127.0.0.1");
   const std::size_t want = cfg.nodes > 0 ? static_cast<std::size_t>(cfg.nodes)
                                          : (all.ports.empty() ? 5 : all.ports.size());
   const bool has_geo =
@@ -148,6 +152,7 @@ int run_all(const Config& cfg, Output& out) {
     for (std::size_t i = 0; i < cluster->size(); ++i) {
       all.ports.push_back(cluster->port(i));
       all.pids.push_back(cluster->info(i).pid);
+      all.hosts.push_back("127.0.0.1");
     }
     if (cfg.child < 0) {
       std::cerr << "redlock-bench: local cluster of " << all.ports.size() << " nodes on ports "
@@ -179,7 +184,7 @@ int run_all(const Config& cfg, Output& out) {
                      busy);
       }
     }
-    run_base(cfg, rep, all.ports[0], all.pids[0], out);
+    run_base(cfg, rep, all.hosts[0], all.ports[0], all.pids[0], out);
     // handoff runs once per --wake variant; the others once.
     std::vector<std::pair<std::string, bool>> variants;
     for (const auto& scenario : cfg.scenarios) {
@@ -244,9 +249,13 @@ int tool_main(int argc, char** argv) {
       ->delimiter(',')
       ->required()
       ->check(CLI::IsMember({"a", "b", "c", "d", "geo", "handoff", "all"}));
-  app.add_option("--ports", cfg.ports, "existing nodes on 127.0.0.1 (default: start 5 locally)")
+  app.add_option("--ports", cfg.ports,
+                 "existing nodes on 127.0.0.1, or on --hosts (default: start 5 locally)")
       ->delimiter(',')
       ->check(CLI::Range(1, 65535));
+  app.add_option("--hosts", cfg.hosts,
+                 "the host of each --ports node, in order (default: 127.0.0.1 for all)")
+      ->delimiter(',');
   app.add_option("--nodes", cfg.nodes, "use the first N nodes (default: all ports, or 5)")
       ->check(CLI::Range(1, 64));
   app.add_option("--seconds", cfg.seconds, "measured time per run")->check(CLI::Range(0.1, 3600.0));
@@ -327,6 +336,17 @@ int tool_main(int argc, char** argv) {
   if (!cfg.prefix_given) {
     cfg.key_prefix = "redlock-bench:" + std::to_string(::getpid()) + ":" +
                      std::to_string(std::random_device{}() % 1000000);
+  }
+  if (!cfg.hosts.empty() && cfg.hosts.size() != cfg.ports.size()) {
+    std::cerr << "redlock-bench: --hosts needs one host per --ports entry\n";
+    return kExitUsage;
+  }
+  const bool remote = std::any_of(cfg.hosts.begin(), cfg.hosts.end(),
+                                  [](const std::string& h) { return h != "127.0.0.1"; });
+  if (remote &&
+      std::find(cfg.scenarios.begin(), cfg.scenarios.end(), "geo") != cfg.scenarios.end()) {
+    std::cerr << "redlock-bench: geo's delay proxies reach nodes on 127.0.0.1 only\n";
+    return kExitUsage;
   }
   if (cfg.geo_delays_ms.empty()) {
     std::cerr << "redlock-bench: --geo-delays-ms is empty\n";
