@@ -44,7 +44,8 @@ class Client:
       out the vote. **0 only for nodes just started empty** (tests, a local
       cluster) or whose data survives restarts;
     - ``drift_factor`` (0.01), ``clock_check_interval`` (1.0; 0 off),
-      ``exclude_suspect_clocks`` (False), ``fencing`` (True);
+      ``exclude_suspect_clocks`` (True: a node whose clock is suspect, or
+      not yet timed, does not vote), ``fencing`` (True);
     - ``username``/``password``: credentials for nodes whose address has none.
 
     Connecting waits up to ``connect_timeout`` for the first connections;
@@ -73,7 +74,7 @@ class Client:
         max_ttl: float = 60.0,
         restart_grace: Optional[float] = None,
         clock_check_interval: float = 1.0,
-        exclude_suspect_clocks: bool = False,
+        exclude_suspect_clocks: bool = True,
         fencing: bool = True,
     ) -> None:
         node_list = _args.node_list(nodes)

@@ -187,6 +187,24 @@ PYBIND11_MODULE(_native, m) {
   m.def("blocking_calls", &redlock::python::blocking_calls,
         "How many threads are waiting in a blocking call now");
   m.def("version", [] { return std::string(redlock::version()); });
+  m.def("defaults", [] {
+    // The library's ClientOptions defaults, in the units the Python API
+    // takes (seconds), so that a test can keep the two in step.
+    const redlock::ClientOptions o;
+    const auto s = [](auto d) { return std::chrono::duration<double>(d).count(); };
+    py::dict d;
+    d["drift_factor"] = o.drift_factor;
+    d["release_timeout"] = s(o.release_timeout);
+    d["busy_poll"] = s(o.busy_poll);
+    d["connect_timeout"] = s(o.connect_timeout);
+    d["reconnect_min"] = s(o.reconnect_min);
+    d["reconnect_max"] = s(o.reconnect_max);
+    d["max_ttl"] = s(o.max_ttl);
+    d["clock_check_interval"] = s(o.clock_check_interval);
+    d["exclude_suspect_clocks"] = o.exclude_suspect_clocks;
+    d["fencing"] = o.fencing;
+    return d;
+  });
   m.def("error_code_names", [] {
     std::vector<std::string> names;
     for (std::size_t i = 0; i < redlock::kErrorCodeCount; ++i) {
