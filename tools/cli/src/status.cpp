@@ -1,11 +1,8 @@
-// status: each node asked directly with hiredis's blocking API (0.14 subset:
-// redisConnectWithTimeout, redisSetTimeout, redisCommand), not through the
-// engine, so that what is shown is what each node answers right now. The
-// clock check (--clock WINDOW) is the engine's own: a client samples every
-// node's TIME for the window and its metrics say what it found.
-#include <hiredis/hiredis.h>
-#include <sys/time.h>
-
+// status: each node asked directly (tools/common's blocking
+// RedisConnection), not through the engine, so that what is shown is what
+// each node answers right now. The clock check (--clock WINDOW) is the
+// engine's own: a client samples every node's TIME for the window and its
+// metrics say what it found.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -20,6 +17,7 @@
 
 #include "cli_support.hpp"
 #include "commands.hpp"
+#include "redlock/tools/redis_connection.hpp"
 
 namespace redlock::cli {
 namespace {
@@ -37,20 +35,6 @@ struct Probe {
   std::string error;
 };
 
-struct ContextDeleter {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-
-timeval to_timeval(milliseconds ms) {
-  timeval tv{};
-  tv.tv_sec = static_cast<decltype(tv.tv_sec)>(ms.count() / 1000);
-  tv.tv_usec = static_cast<decltype(tv.tv_usec)>((ms.count() % 1000) * 1000);
-  return tv;
-}
-
 // "host:port" split at the last colon; false for anything else.
 bool split_address(const std::string& address, std::string& host, int& port) {
   const auto colon = address.rfind(':');
@@ -64,29 +48,6 @@ bool split_address(const std::string& address, std::string& host, int& port) {
   return port >= 1 && port <= 65535;
 }
 
-std::string context_error(const redisContext& c) {
-  // A blocking read that hits the timeout fails with EAGAIN.
-  if (c.err == REDIS_ERR_IO && std::string_view(c.errstr) == "Resource temporarily unavailable") {
-    return "timed out";
-  }
-  if (c.err == REDIS_ERR_EOF) return "connection closed by the server";
-  return c.errstr;
-}
-
-std::string info_field(std::string_view info, std::string_view field) {
-  const std::string key = std::string(field) + ":";
-  std::size_t pos = 0;
-  while (pos < info.size()) {
-    auto end = info.find('\n', pos);
-    if (end == std::string_view::npos) end = info.size();
-    std::string_view line = info.substr(pos, end - pos);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.substr(0, key.size()) == key) return std::string(line.substr(key.size()));
-    pos = end + 1;
-  }
-  return "";
-}
-
 Probe probe(const std::string& address, milliseconds timeout) {
   Probe out;
   out.node = address;
@@ -96,44 +57,26 @@ Probe probe(const std::string& address, milliseconds timeout) {
     out.error = "not host:port";
     return out;
   }
-  std::unique_ptr<redisContext, ContextDeleter> c(
-      redisConnectWithTimeout(host.c_str(), port, to_timeval(timeout)));
-  if (!c) {
-    out.error = "cannot allocate a connection";
-    return out;
-  }
-  if (c->err != 0) {
-    out.error = "connect: " + context_error(*c);
-    return out;
-  }
-  if (redisSetTimeout(c.get(), to_timeval(timeout)) != REDIS_OK) {
-    out.error = "set timeout: " + context_error(*c);
+  auto conn = tools::RedisConnection::open(host, port, timeout);
+  if (!conn) {
+    out.error = conn.error();
     return out;
   }
   const auto t0 = Clock::now();
-  std::unique_ptr<redisReply, ReplyDeleter> pong(
-      static_cast<redisReply*>(redisCommand(c.get(), "PING")));
+  auto pong = conn->run({"PING"});
   const auto t1 = Clock::now();
-  if (!pong) {
-    out.error = "PING: " + context_error(*c);
-    return out;
-  }
-  if (pong->type == REDIS_REPLY_ERROR) {
-    out.error = "PING: " + std::string(pong->str, pong->len);
+  if (!pong || pong->is_error()) {
+    out.error = "PING: " + (pong ? pong->str : pong.error());
     return out;
   }
   out.reachable = true;
   out.rtt = std::chrono::duration_cast<microseconds>(t1 - t0);
-  std::unique_ptr<redisReply, ReplyDeleter> info(
-      static_cast<redisReply*>(redisCommand(c.get(), "INFO server")));
-  if (!info) {
-    out.error = "INFO: " + context_error(*c);
-  } else if (info->type != REDIS_REPLY_STRING) {
-    out.error = "INFO: " + std::string(info->str != nullptr ? info->str : "unexpected reply");
+  auto info = conn->run({"INFO", "server"});
+  if (!info || info->type != tools::RedisReply::Type::kString) {
+    out.error = "INFO: " + (info ? tools::reply_text(*info) : info.error());
   } else {
-    const std::string_view text(info->str, info->len);
-    out.version = info_field(text, "redis_version");
-    out.run_id = info_field(text, "run_id");
+    out.version = tools::info_field(info->str, "redis_version").value_or("");
+    out.run_id = tools::info_field(info->str, "run_id").value_or("");
   }
   return out;
 }
