@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cluster_fixture.hpp"
+#include "lock_keys.hpp"
 #include "postgres_server.hpp"
 #include "race_kit.hpp"
 #include "redlock/redlock.hpp"
@@ -134,9 +135,8 @@ class ChatroomTest : public ClusterTest {
       ASSERT_TRUE(cluster().resume(1).has_value());
       ASSERT_TRUE(cluster().resume(3).has_value());
       std::this_thread::sleep_for(scaled(300ms));
-      EXPECT_TRUE(
-          wait_until([&]() -> bool { return cluster().count_keys("chatroom:*").value_or(-1) == 0; },
-                     scaled(3000ms)))
+      EXPECT_TRUE(wait_until(
+          [&]() -> bool { return nodes_with_lock(cluster(), "chatroom:") == 0; }, scaled(3000ms)))
           << "lock keys left after resuming the frozen nodes";
       EXPECT_TRUE(degraded.verdict.clean) << problems(degraded);
       EXPECT_EQ(degraded.race.created, 1U);
@@ -341,9 +341,8 @@ TEST_F(ChatroomApi, SigtermFinishesRequestsInFlight) {
   });
   // The request is inside the create path (holding the lock) once the lock
   // key exists.
-  EXPECT_TRUE(
-      wait_until([&]() -> bool { return cluster().count_keys("chatroom:slow").value_or(0) >= 3; },
-                 scaled(5000ms)));
+  EXPECT_TRUE(wait_until(
+      [&]() -> bool { return nodes_with_lock(cluster(), "chatroom:slow") >= 3; }, scaled(5000ms)));
   const auto codes = (*replicas)->stop();
   request.join();
   ASSERT_EQ(codes.size(), 1U);

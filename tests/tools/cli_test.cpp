@@ -12,6 +12,7 @@
 
 #include "cluster_fixture.hpp"
 #include "fake_clock.hpp"
+#include "lock_keys.hpp"
 #include "tool_process.hpp"
 
 namespace redlock::testing {
@@ -67,13 +68,13 @@ class RedlockCli : public ClusterTest {
     return ToolProcess(scratch_.path(), argv(std::move(args)), isolated_env());
   }
 
-  std::size_t nodes_holding(const std::string& key, const std::string& token) {
-    std::size_t n = 0;
-    for (std::size_t i = 0; i < cluster().size(); ++i) {
-      auto v = cluster().get(i, key);
-      if (v.has_value() && v->has_value() && **v == token) ++n;
-    }
-    return n;
+  std::size_t nodes_holding(const std::string& resource, const std::string& token) {
+    return redlock::testing::nodes_holding(cluster(), resource, token);
+  }
+  // Waits until a majority of the nodes hold a lock key for `resource`.
+  bool locked_on_majority(const std::string& resource) {
+    return wait_until([&]() -> bool { return nodes_with_lock(cluster(), resource) >= 3; },
+                      scaled(5000ms));
   }
 
   std::string token_of(const ToolResult& r) { return r.out.substr(0, r.out.find('\n')); }
@@ -281,17 +282,14 @@ TEST_F(RedlockCli, ReleaseThenNotOwner) {
 }
 
 TEST_F(RedlockCli, ExtendThenNotOwner) {
-  auto a = cli({"acquire", "cli:e", "--ttl", "2s"});
+  auto a = cli({"acquire", "cli:e", "--ttl", "20s"});
   ASSERT_EQ(a.code, kOk) << a;
   const std::string token = token_of(a);
   auto extended = cli({"extend", "cli:e", token, "--ttl", "60s"});
   EXPECT_EQ(extended.code, kOk) << extended;
   EXPECT_EQ(token_of(extended), token) << extended;
   std::size_t long_lived = 0;
-  for (std::size_t i = 0; i < cluster().size(); ++i) {
-    auto pttl = cluster().command(i, {"PTTL", "cli:e"});
-    if (pttl.has_value() && std::stoll(*pttl) > 30000) ++long_lived;
-  }
+  for (long long pttl : lock_ttls(cluster(), "cli:e")) long_lived += pttl > 30000 ? 1 : 0;
   EXPECT_GE(long_lived, 3U);
   auto wrong = cli({"extend", "cli:e", "0123456789abcdef0123456789abcdef", "--ttl", "60s"});
   EXPECT_EQ(wrong.code, kFailure) << wrong;
@@ -437,8 +435,7 @@ TEST_F(RedlockCli, RunWaitsForTheOtherRunThenRuns) {
   const std::string script =
       "echo start >> '" + log.string() + "'; sleep 0.6; echo end >> '" + log.string() + "'";
   auto first = start({"run", "cli:seq", "--ttl", "2s", "--", "sh", "-c", script});
-  ASSERT_TRUE(wait_until([&]() -> bool { return cluster().count_keys("cli:seq").value_or(0) >= 3; },
-                         scaled(5000ms)));
+  ASSERT_TRUE(locked_on_majority("cli:seq"));
   auto second = start({"run", "cli:seq", "--ttl", "2s", "--wait", "20s", "--retry-delay", "50ms",
                        "--", "sh", "-c", script});
   auto a = first.finish();
@@ -449,16 +446,25 @@ TEST_F(RedlockCli, RunWaitsForTheOtherRunThenRuns) {
 }
 
 TEST_F(RedlockCli, RunKeepsTheLockPastSeveralTtls) {
-  auto run = start({"run", "cli:long", "--ttl", "1s", "--", "sleep", "3.5"});
-  ASSERT_TRUE(wait_until(
-      [&]() -> bool { return cluster().count_keys("cli:long").value_or(0) >= 3; }, scaled(5000ms)));
-  // Three ttls later the lock is still held: others are refused.
+  // The command runs until the test has made its checks, however long they
+  // take; the ttl is scaled so that slow (sanitizer) runs extend in time.
+  const auto ttl = scaled(1000ms);
+  const auto started = scratch_.path() / "started";
+  const auto go = scratch_.path() / "go";
+  auto run = start({"run", "cli:long", "--ttl", std::to_string(ttl.count()) + "ms", "--", "sh",
+                    "-c",
+                    "touch '" + started.string() + "'; while [ ! -e '" + go.string() +
+                        "' ]; do sleep 0.02; done"});
+  ASSERT_TRUE(appears(started));
+  // Each check comes at least one more ttl later: the lock is still held,
+  // others are refused.
   for (int k = 0; k < 3; ++k) {
-    std::this_thread::sleep_for(1s);
+    std::this_thread::sleep_for(ttl);
     auto other = cli({"acquire", "cli:long", "--ttl", "1s"});
-    EXPECT_EQ(other.code, kNotAcquired) << "after " << k + 1 << " s: " << other;
+    EXPECT_EQ(other.code, kNotAcquired) << "after " << k + 1 << " ttls: " << other;
     if (other.code == kOk) (void)cli({"release", "cli:long", token_of(other)});
   }
+  write_file(go, "");
   auto done = run.finish();
   EXPECT_EQ(done.code, kOk) << done;
   EXPECT_TRUE(done.err.empty()) << done;
@@ -498,12 +504,13 @@ TEST_F(RedlockCli, RunForwardsSigtermToTheCommand) {
   auto run = start({"run", "cli:fwd", "--ttl", "2s", "--", "sh", "-c",
                     "touch '" + started.string() + "'; exec sleep 30"});
   ASSERT_TRUE(appears(started));
+  const auto signalled = Clock::now();
   run.signal(SIGTERM);
   auto done = run.finish(scaled(10000ms));
   EXPECT_EQ(done.code, 128 + SIGTERM) << done;  // sleep died of the forwarded SIGTERM
-  EXPECT_LT(done.took, scaled(5000ms)) << done;
+  EXPECT_LT(Clock::now() - signalled, scaled(5000ms)) << done;
   // ... and the lock was released, not left to expire.
-  EXPECT_EQ(cluster().count_keys("cli:fwd").value_or(-1), 0);
+  EXPECT_EQ(nodes_with_lock(cluster(), "cli:fwd"), 0U);
 }
 
 TEST_F(RedlockCli, RunInterruptedWhileWaiting) {
@@ -512,11 +519,14 @@ TEST_F(RedlockCli, RunInterruptedWhileWaiting) {
   const auto marker = scratch_.path() / "ran";
   auto run = start(
       {"run", "cli:int", "--wait", "20s", "--retry-delay", "50ms", "--", "touch", marker.string()});
-  std::this_thread::sleep_for(300ms);
+  // run takes SIGTERM once it blocks it (before it connects); earlier, the
+  // signal would simply kill it.
+  ASSERT_TRUE(wait_until([&]() -> bool { return blocks(run.pid(), SIGTERM); }, scaled(10000ms)));
+  const auto signalled = Clock::now();
   run.signal(SIGTERM);
   auto done = run.finish(scaled(10000ms));
   EXPECT_EQ(done.code, 128 + SIGTERM) << done;
-  EXPECT_LT(done.took, scaled(5000ms)) << done;
+  EXPECT_LT(Clock::now() - signalled, scaled(5000ms)) << done;
   EXPECT_NE(done.err.find("interrupted by SIGTERM"), std::string::npos) << done;
   EXPECT_FALSE(std::filesystem::exists(marker));
   EXPECT_EQ(cli({"release", "cli:int", token_of(held)}).code, kOk);
