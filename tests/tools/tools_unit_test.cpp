@@ -13,7 +13,10 @@
 #include "connection_pool.hpp"
 #include "race_kit.hpp"
 #include "redlock/tools/duration.hpp"
+#include "redlock/tools/lock_failure.hpp"
+#include "redlock/tools/redis_connection.hpp"
 #include "redlock/tools/subprocess.hpp"
+#include "redlock/tools/text.hpp"
 #include "service_metrics.hpp"
 #include "store.hpp"
 #include "tool_process.hpp"
@@ -81,6 +84,112 @@ TEST(Signals, ByNameOrNumber) {
 }
 
 // ---------------------------------------------------------------------------
+// Bytes as text
+
+TEST(Text, Utf8ValidityAndHex) {
+  using redlock::tools::is_valid_utf8;
+  for (const std::string& good : {std::string(""), std::string("abc"), std::string("caf\xc3\xa9"),
+                                  std::string("\xe2\x98\x95"), std::string("\xf0\x9f\x9a\x80"),
+                                  std::string(1, '\0')}) {
+    EXPECT_TRUE(is_valid_utf8(good)) << redlock::tools::to_hex(good);
+  }
+  for (const std::string& bad :
+       {std::string("\xff"), std::string("z\xff"), std::string("\xc0\xaf"), std::string("\xed\xa0\x80"),
+        std::string("\xe2\x98"), std::string("\xf4\x90\x80\x80"), std::string("\x80")}) {
+    EXPECT_FALSE(is_valid_utf8(bad)) << redlock::tools::to_hex(bad);
+  }
+  EXPECT_EQ(redlock::tools::to_hex("z\xff"), "7aff");
+  EXPECT_EQ(redlock::tools::to_hex(""), "");
+}
+
+TEST(Text, EscapesWhatATerminalShouldNotGetRaw) {
+  using redlock::tools::escape_bytes;
+  EXPECT_EQ(escape_bytes("plain caf\xc3\xa9"), "plain caf\xc3\xa9");
+  EXPECT_EQ(escape_bytes("z\xff"), "z\\xff");
+  EXPECT_EQ(escape_bytes("a\nb\tc\r\x1b[0m\x7f"), "a\\nb\\tc\\r\\x1b[0m\\x7f");
+  EXPECT_EQ(escape_bytes("q\"b\\"), "q\\\"b\\\\");
+  EXPECT_EQ(escape_bytes("\xc2\x85"), "\\u0085");
+  EXPECT_EQ(escape_bytes(std::string(1, '\0')), "\\x00");
+  // Lossless: the escaped forms of distinct inputs differ.
+  EXPECT_NE(escape_bytes("\\xff"), escape_bytes("\xff"));
+  EXPECT_NE(escape_bytes("\x85"), escape_bytes("\xc2\x85"));
+  EXPECT_EQ(redlock::tools::quoted("z\xff"), "\"z\\xff\"");
+  // printable() keeps quotes, backslashes, newlines and tabs.
+  EXPECT_EQ(redlock::tools::printable("resource \"z\xff\"\n\x1b"), "resource \"z\\xff\"\n\\x1b");
+}
+
+// ---------------------------------------------------------------------------
+// Why a lock could not be had
+
+TEST(LockFailure, FromTheVotesOfTheLastRound) {
+  using redlock::ErrorCode;
+  using redlock::NodeStatus;
+  using redlock::tools::classify_lock_failure;
+  using redlock::tools::LockFailure;
+  const auto with = [](ErrorCode code, std::vector<NodeStatus> statuses) {
+    std::vector<redlock::NodeResult> nodes;
+    for (auto s : statuses) nodes.push_back({"n", s, "", {}});
+    return redlock::Error(code, "x", nodes);
+  };
+  using S = NodeStatus;
+  EXPECT_EQ(classify_lock_failure(with(ErrorCode::kHeldByAnother, {S::kRefused}), 3),
+            LockFailure::kBusy);
+  // Contenders split the votes: busy, not unavailable.
+  EXPECT_EQ(classify_lock_failure(
+                with(ErrorCode::kNoQuorum, {S::kOk, S::kOk, S::kRefused, S::kRefused, S::kTimeout}),
+                3),
+            LockFailure::kBusy);
+  EXPECT_EQ(classify_lock_failure(with(ErrorCode::kLockWaitTimeout,
+                                       {S::kOk, S::kRefused, S::kTimeout, S::kDisconnected,
+                                        S::kError}),
+                                  3),
+            LockFailure::kUnavailable);
+  // Answering but sitting out a restart grace.
+  EXPECT_EQ(classify_lock_failure(with(ErrorCode::kNoQuorum,
+                                       {S::kOk, S::kNotVoting, S::kNotVoting, S::kNotVoting,
+                                        S::kDisconnected}),
+                                  3),
+            LockFailure::kNotVoting);
+  EXPECT_EQ(classify_lock_failure(with(ErrorCode::kValidityExhausted, {S::kOk, S::kOk, S::kOk}), 2),
+            LockFailure::kUnavailable);
+  EXPECT_EQ(classify_lock_failure(redlock::Error(ErrorCode::kLockWaitTimeout, "x"), 3),
+            LockFailure::kBusy);
+  EXPECT_EQ(classify_lock_failure(redlock::Error(ErrorCode::kCancelled, "x"), 3),
+            LockFailure::kOther);
+  const auto votes = redlock::tools::count_votes(
+      with(ErrorCode::kNoQuorum, {S::kOk, S::kRefused, S::kNotVoting, S::kPending, S::kError}));
+  EXPECT_EQ(votes.voted, 2U);
+  EXPECT_EQ(votes.not_voting, 1U);
+  EXPECT_EQ(votes.other, 2U);
+}
+
+// ---------------------------------------------------------------------------
+// RedisConnection's pure parts
+
+TEST(RedisConnection, InfoFieldsAndReplyText) {
+  using redlock::tools::info_field;
+  const std::string info =
+      "# Server\r\nredis_version:7.0.15\r\nrun_id:abc\r\nrun_id_x:no\r\nempty:\r\n";
+  EXPECT_EQ(info_field(info, "redis_version"), "7.0.15");
+  EXPECT_EQ(info_field(info, "run_id"), "abc");
+  EXPECT_EQ(info_field(info, "empty"), "");
+  EXPECT_FALSE(info_field(info, "run"));
+  EXPECT_FALSE(info_field(info, "Server"));
+  EXPECT_EQ(info_field("a:1\nb:2", "b"), "2");
+  redlock::tools::RedisReply array;
+  array.type = redlock::tools::RedisReply::Type::kArray;
+  array.elements.resize(3);
+  array.elements[0].type = redlock::tools::RedisReply::Type::kString;
+  array.elements[0].str = "x";
+  array.elements[1].type = redlock::tools::RedisReply::Type::kInteger;
+  array.elements[1].integer = -3;
+  EXPECT_EQ(redlock::tools::reply_text(array), "x\n-3\n(nil)");
+  auto refused = redlock::tools::RedisConnection::open("127.0.0.1", 1, 500ms);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().rfind("connect: ", 0), 0U) << refused.error();
+}
+
+// ---------------------------------------------------------------------------
 // Subprocess
 
 TEST(Subprocess, ExitStatusSignalsAndExecErrors) {
@@ -143,6 +252,50 @@ TEST(CliExitCodes, OnePerKindOfFailure) {
                                        NodeStatus::kDisconnected, NodeStatus::kDisconnected});
   EXPECT_EQ(exit_code_for(unreachable, 3), 3);
   EXPECT_EQ(exit_code_for(redlock::Error(ErrorCode::kLockWaitTimeout, ""), 3), 4);
+  // The nodes answer, but too few may vote (restart grace): 6.
+  const auto not_voting = error_with(ErrorCode::kNoQuorum,
+                                     {NodeStatus::kOk, NodeStatus::kNotVoting,
+                                      NodeStatus::kNotVoting, NodeStatus::kNotVoting,
+                                      NodeStatus::kNotVoting});
+  EXPECT_EQ(exit_code_for(not_voting, 3), 6);
+}
+
+TEST(CliFlags, WaitTtlAndJson) {
+  using redlock::cli::parse_wait;
+  using redlock::cli::ttl_problem;
+  EXPECT_EQ(parse_wait("forever").value(), milliseconds::max());
+  EXPECT_EQ(parse_wait("2s").value(), 2s);
+  EXPECT_EQ(parse_wait("0s").value(), 0ms);
+  EXPECT_FALSE(parse_wait("Forever").has_value());
+  EXPECT_FALSE(parse_wait("-1s").has_value());
+  EXPECT_FALSE(ttl_problem(10s, 60s, std::nullopt));
+  EXPECT_FALSE(ttl_problem(20ms, 60s, std::nullopt));
+  EXPECT_FALSE(ttl_problem(60s, 60s, std::nullopt));
+  EXPECT_NE(ttl_problem(12ms, 60s, std::nullopt).value_or("").find("--ttl 12ms is too short"),
+            std::string::npos);
+  EXPECT_NE(ttl_problem(1ms, 60s, std::nullopt).value_or("").find("the 10 ms each node gets"),
+            std::string::npos);
+  EXPECT_NE(ttl_problem(1s, 60s, 1s).value_or("").find("(--node-timeout)"), std::string::npos);
+  EXPECT_FALSE(ttl_problem(1s, 60s, 900ms));
+  EXPECT_NE(ttl_problem(61s, 60s, std::nullopt).value_or("").find("longer than --max-ttl 1m"),
+            std::string::npos);
+  // Every ttl the CLI lets through, the library's own rule accepts too:
+  // longer than the node timeout, validity left after the drift allowance.
+  for (long long ms = 1; ms <= 3000; ++ms) {
+    const milliseconds ttl(ms);
+    if (ttl_problem(ttl, 60s, std::nullopt)) continue;
+    const auto node_timeout = std::clamp(ttl / 200, 10ms, 250ms);
+    EXPECT_LT(node_timeout, ttl);
+    EXPECT_GE(static_cast<double>(ms) * 0.99 - 2.0, 1.0) << ms;
+  }
+
+  nlohmann::json j;
+  redlock::cli::put_bytes(j, "resource", "z\xff");
+  EXPECT_EQ(j.at("resource_hex"), "7aff");
+  EXPECT_EQ(redlock::cli::to_json_text(j), "{\"resource\":\"z\xef\xbf\xbd\",\"resource_hex\":\"7aff\"}");
+  nlohmann::json plain;
+  redlock::cli::put_bytes(plain, "resource", "ok");
+  EXPECT_FALSE(plain.contains("resource_hex"));
 }
 
 TEST(CliConfig, PrecedenceAndFileFormat) {

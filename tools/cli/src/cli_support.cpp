@@ -1,10 +1,12 @@
 #include "cli_support.hpp"
 
+#include <algorithm>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "redlock/tools/duration.hpp"
+#include "redlock/tools/lock_failure.hpp"
+#include "redlock/tools/text.hpp"
 
 namespace redlock::cli {
 
@@ -12,10 +14,13 @@ const char* const kExitCodeHelp =
     "Exit status:\n"
     "  0    done\n"
     "  1    refused or failed: not the owner (release, extend), a cluster command failed\n"
-    "  2    bad usage: unknown option, bad duration, bad node address or config\n"
+    "  2    bad usage: unknown command or option, bad duration, bad node address or config\n"
     "  3    unreachable: fewer than a majority of the nodes answered\n"
     "  4    not acquired: the lock was held by another until --wait ran out\n"
+    "       (-E/--conflict-exit-code changes this one)\n"
     "  5    run: the lock was lost while the command ran (the command was signalled)\n"
+    "  6    not voting: a majority of the nodes answers, but too few may vote now\n"
+    "       (restarted nodes sit out --restart-grace; suspect clocks): see `redlock status`\n"
     "  run otherwise exits with the command's status: 126 not executable, 127 not found,\n"
     "  128+N killed by signal N (also when redlock itself got signal N while waiting)\n";
 
@@ -24,21 +29,18 @@ int exit_code_for(const Error& error, std::size_t quorum) {
     case ErrorCode::kInvalidArgument:
       return kExitUsage;
     case ErrorCode::kHeldByAnother:
-      return kExitNotAcquired;
-    case ErrorCode::kLockWaitTimeout: {
-      // The wait ran out: held by someone, unless the last round could not
-      // even reach a majority.
-      std::size_t answered = 0;
-      for (const auto& node : error.nodes()) {
-        if (node.status == NodeStatus::kOk || node.status == NodeStatus::kRefused ||
-            node.status == NodeStatus::kError) {
-          ++answered;
-        }
-      }
-      return !error.nodes().empty() && answered < quorum ? kExitUnreachable : kExitNotAcquired;
-    }
+    case ErrorCode::kLockWaitTimeout:
     case ErrorCode::kNoQuorum:
     case ErrorCode::kValidityExhausted:
+      switch (tools::classify_lock_failure(error, quorum)) {
+        case tools::LockFailure::kBusy:
+          return kExitNotAcquired;
+        case tools::LockFailure::kNotVoting:
+          return kExitNotVoting;
+        case tools::LockFailure::kUnavailable:
+        case tools::LockFailure::kOther:
+          return kExitUnreachable;
+      }
       return kExitUnreachable;
     case ErrorCode::kLockLost:
       return kExitLockLost;
@@ -51,6 +53,48 @@ int exit_code_for(const Error& error, std::size_t quorum) {
       return kExitFailure;
   }
   return kExitFailure;
+}
+
+tl::expected<std::chrono::milliseconds, std::string> parse_wait(std::string_view text) {
+  if (text == "forever") return std::chrono::milliseconds::max();
+  auto parsed = tools::parse_duration(text);
+  if (!parsed) return tl::make_unexpected(parsed.error() + " (or forever)");
+  return parsed;
+}
+
+std::optional<std::string> ttl_problem(std::chrono::milliseconds ttl,
+                                       std::chrono::milliseconds max_ttl,
+                                       std::optional<std::chrono::milliseconds> node_timeout) {
+  using std::chrono::milliseconds;
+  const std::string ttl_text = tools::format_duration(ttl);
+  if (ttl > max_ttl) {
+    return "--ttl " + ttl_text + " is longer than --max-ttl " + tools::format_duration(max_ttl) +
+           ": raise --max-ttl (every client of these nodes should use the same)";
+  }
+  // The library's rules (lib/src/rules.cpp): each node gets node_timeout to
+  // answer, ttl / 200 within [10 ms, 250 ms] by default, and a grant loses
+  // 1% of the ttl plus 2 ms to clock drift. A ttl must outlast both, with at
+  // least a millisecond of validity left.
+  const milliseconds answer =
+      node_timeout.value_or(std::clamp(ttl / 200, milliseconds(10), milliseconds(250)));
+  const milliseconds drift = ttl / 100 + milliseconds(2);
+  if (ttl <= answer + drift) {
+    return "--ttl " + ttl_text + " is too short: it must be longer than the " +
+           std::to_string(answer.count()) + " ms each node gets to answer (" +
+           (node_timeout ? "--node-timeout" : "the default for this ttl; see --node-timeout") +
+           ") plus the " + std::to_string(drift.count()) +
+           " ms allowed for clock drift (2 ms + 1% of the ttl)";
+  }
+  return std::nullopt;
+}
+
+std::string to_json_text(const nlohmann::json& json) {
+  return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void put_bytes(nlohmann::json& json, const std::string& field, std::string_view bytes) {
+  json[field] = std::string(bytes);
+  if (!tools::is_valid_utf8(bytes)) json[field + "_hex"] = tools::to_hex(bytes);
 }
 
 std::optional<std::filesystem::path> default_config_path(

@@ -165,7 +165,7 @@ int cmd_status(const Globals& globals, milliseconds timeout, milliseconds clock_
       out["clock_window_ms"] = clock_window.count();
       out["clock_suspect"] = suspect;
     }
-    std::cout << out.dump() << '\n';
+    std::cout << to_json_text(out) << '\n';
     return code;
   }
   const bool with_clock = clock_window.count() > 0;
