@@ -17,9 +17,11 @@
 #include "redlock/tools/redis_connection.hpp"
 #include "redlock/tools/subprocess.hpp"
 #include "redlock/tools/text.hpp"
+#include "redlock/tools/ttl_check.hpp"
 #include "service_metrics.hpp"
 #include "store.hpp"
 #include "tool_process.hpp"
+#include "validate.hpp"  // the library's own checks (lib/src)
 #include "validation.hpp"
 
 namespace redlock::testing {
@@ -262,7 +264,7 @@ TEST(CliExitCodes, OnePerKindOfFailure) {
 
 TEST(CliFlags, WaitTtlAndJson) {
   using redlock::cli::parse_wait;
-  using redlock::cli::ttl_problem;
+  using redlock::tools::ttl_problem;
   EXPECT_EQ(parse_wait("forever").value(), milliseconds::max());
   EXPECT_EQ(parse_wait("2s").value(), 2s);
   EXPECT_EQ(parse_wait("0s").value(), 0ms);
@@ -279,14 +281,28 @@ TEST(CliFlags, WaitTtlAndJson) {
   EXPECT_FALSE(ttl_problem(1s, 60s, 900ms));
   EXPECT_NE(ttl_problem(61s, 60s, std::nullopt).value_or("").find("longer than --max-ttl 1m"),
             std::string::npos);
-  // Every ttl the CLI lets through, the library's own rule accepts too:
-  // longer than the node timeout, validity left after the drift allowance.
-  for (long long ms = 1; ms <= 3000; ++ms) {
-    const milliseconds ttl(ms);
-    if (ttl_problem(ttl, 60s, std::nullopt)) continue;
-    const auto node_timeout = std::clamp(ttl / 200, 10ms, 250ms);
-    EXPECT_LT(node_timeout, ttl);
-    EXPECT_GE(static_cast<double>(ms) * 0.99 - 2.0, 1.0) << ms;
+  EXPECT_EQ(ttl_problem(5min, 60s, std::nullopt, {"--lock-ttl", "--lock-max-ttl", "-"})
+                .value_or("")
+                .rfind("--lock-ttl 5m is longer than --lock-max-ttl 1m: raise --lock-max-ttl", 0),
+            0U);
+  // Every ttl the tools let through, the library accepts too, and every one
+  // it refuses, they refuse first (in their own terms).
+  for (const std::optional<milliseconds> node_timeout : {std::optional<milliseconds>(),
+                                                         std::optional<milliseconds>(100ms)}) {
+    redlock::ClientOptions client;
+    client.max_ttl = 60s;
+    if (node_timeout) client.node_timeout = *node_timeout;
+    for (long long ms = 1; ms <= 61000; ms += ms < 3000 ? 1 : 997) {
+      const milliseconds ttl(ms);
+      const bool tools_ok = !ttl_problem(ttl, 60s, node_timeout).has_value();
+      const auto library = redlock::detail::validate_acquire("r", ttl, {}, client);
+      if (tools_ok) {
+        EXPECT_TRUE(library.has_value()) << ms << " ms: " << library.error();
+      }
+      if (!library.has_value()) {
+        EXPECT_FALSE(tools_ok) << ms << " ms";
+      }
+    }
   }
 
   nlohmann::json j;

@@ -1,6 +1,5 @@
 #include "cli_support.hpp"
 
-#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -60,32 +59,6 @@ tl::expected<std::chrono::milliseconds, std::string> parse_wait(std::string_view
   auto parsed = tools::parse_duration(text);
   if (!parsed) return tl::make_unexpected(parsed.error() + " (or forever)");
   return parsed;
-}
-
-std::optional<std::string> ttl_problem(std::chrono::milliseconds ttl,
-                                       std::chrono::milliseconds max_ttl,
-                                       std::optional<std::chrono::milliseconds> node_timeout) {
-  using std::chrono::milliseconds;
-  const std::string ttl_text = tools::format_duration(ttl);
-  if (ttl > max_ttl) {
-    return "--ttl " + ttl_text + " is longer than --max-ttl " + tools::format_duration(max_ttl) +
-           ": raise --max-ttl (every client of these nodes should use the same)";
-  }
-  // The library's rules (lib/src/rules.cpp): each node gets node_timeout to
-  // answer, ttl / 200 within [10 ms, 250 ms] by default, and a grant loses
-  // 1% of the ttl plus 2 ms to clock drift. A ttl must outlast both, with at
-  // least a millisecond of validity left.
-  const milliseconds answer =
-      node_timeout.value_or(std::clamp(ttl / 200, milliseconds(10), milliseconds(250)));
-  const milliseconds drift = ttl / 100 + milliseconds(2);
-  if (ttl <= answer + drift) {
-    return "--ttl " + ttl_text + " is too short: it must be longer than the " +
-           std::to_string(answer.count()) + " ms each node gets to answer (" +
-           (node_timeout ? "--node-timeout" : "the default for this ttl; see --node-timeout") +
-           ") plus the " + std::to_string(drift.count()) +
-           " ms allowed for clock drift (2 ms + 1% of the ttl)";
-  }
-  return std::nullopt;
 }
 
 std::string to_json_text(const nlohmann::json& json) {

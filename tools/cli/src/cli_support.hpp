@@ -47,13 +47,6 @@ inline constexpr std::chrono::milliseconds kMaxRestartGrace{std::chrono::hours(2
 [[nodiscard]] tl::expected<std::chrono::milliseconds, std::string> parse_wait(
     std::string_view text);
 
-// Why --ttl `ttl` cannot be used with --max-ttl `max_ttl` and --node-timeout
-// `node_timeout` (unset: the library's default, ttl / 200 within 10 ms to
-// 250 ms), in the flags' terms; nullopt if it can.
-[[nodiscard]] std::optional<std::string> ttl_problem(
-    std::chrono::milliseconds ttl, std::chrono::milliseconds max_ttl,
-    std::optional<std::chrono::milliseconds> node_timeout);
-
 // JSON text that never throws on bytes that are not UTF-8: each invalid byte
 // becomes U+FFFD. Fields that must stay lossless carry their bytes in hex
 // next to it (put_bytes).

@@ -29,6 +29,7 @@
 #include "redlock/cluster/cluster_commands.hpp"
 #include "redlock/tools/duration.hpp"
 #include "redlock/tools/subprocess.hpp"
+#include "redlock/tools/ttl_check.hpp"
 #include "redlock/version.hpp"
 
 namespace {
@@ -344,7 +345,7 @@ int run_main(int argc, char** argv) {
     globals.fencing = !no_fencing;
   }
   if (ttl.count() > 0) {
-    if (auto problem = redlock::cli::ttl_problem(ttl, globals.max_ttl, globals.node_timeout)) {
+    if (auto problem = redlock::tools::ttl_problem(ttl, globals.max_ttl, globals.node_timeout)) {
       usage_error(*problem);
       return kExitUsage;
     }
