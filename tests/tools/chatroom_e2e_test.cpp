@@ -19,6 +19,7 @@
 #include "postgres_server.hpp"
 #include "race_kit.hpp"
 #include "redlock/redlock.hpp"
+#include "redlock/tools/text.hpp"
 #include "store.hpp"
 #include "tool_process.hpp"
 
@@ -237,8 +238,8 @@ TEST_F(ChatroomApi, AnswersEachRoute) {
         std::string("[]"), std::string("{\"name\":"), std::string("")}) {
     auto res = post("/chatrooms", bad);
     ASSERT_TRUE(res) << bad;
-    EXPECT_EQ(res->status, 400) << bad << " -> " << res->body;
-    EXPECT_TRUE(body_of(res).contains("detail")) << res->body;
+    EXPECT_EQ(res->status, 422) << bad << " -> " << res->body;
+    EXPECT_TRUE(body_of(res).at("detail").is_array()) << res->body;
   }
   auto exactly_64 = post("/chatrooms", R"({"name": ")" + std::string(64, 'y') + R"("})");
   ASSERT_TRUE(exactly_64);
@@ -254,7 +255,7 @@ TEST_F(ChatroomApi, AnswersEachRoute) {
   EXPECT_EQ(body_of(message).at("text"), "hi\nall");
   auto bad_message = post("/chatrooms/random/messages", R"({"author": "", "text": "x"})");
   ASSERT_TRUE(bad_message);
-  EXPECT_EQ(bad_message->status, 400);
+  EXPECT_EQ(bad_message->status, 422);
 
   auto room = http->Get("/chatrooms/random");
   ASSERT_TRUE(room);
@@ -283,13 +284,137 @@ TEST_F(ChatroomApi, AnswersEachRoute) {
   ASSERT_EQ(metrics->status, 200);
   for (const char* line :
        {"chatroom_http_requests_total{route=\"POST /chatrooms\",status=\"201\"} 3",
-        "chatroom_http_requests_total{route=\"POST /chatrooms\",status=\"400\"} 10",
+        "chatroom_http_requests_total{route=\"POST /chatrooms\",status=\"422\"} 10",
         "chatroom_http_requests_total{route=\"other\",status=\"404\"} 1",
         "chatroom_http_request_duration_seconds_bucket{route=\"POST /chatrooms\",le=\"+Inf\"}",
         "chatroom_unique_conflicts_total 0", "chatroom_rooms_created_total 4",
         "redlock_acquires_total"}) {
     EXPECT_NE(metrics->body.find(line), std::string::npos) << line << "\n" << metrics->body;
   }
+  for (int code : (*replicas)->stop()) EXPECT_EQ(code, 0);
+}
+
+// Whatever the body, the answer is a 422 listing what is wrong (or a 413
+// for a body too large), never a 500: not even for bytes that are not UTF-8,
+// which used to reach the JSON dump of the error message and throw.
+TEST_F(ChatroomApi, MalformedRequestsAre422NeverA500) {
+  auto replicas = Replicas::start(1, replica_options());
+  ASSERT_TRUE(replicas.has_value()) << replicas.error();
+  auto http = client(**replicas);
+  struct Case {
+    std::string path;
+    std::string body;
+    std::string type;  // of the first problem
+  };
+  const std::vector<Case> cases = {
+      {"/chatrooms", "{\"name\":\"\xff\"}", "json_invalid"},
+      {"/chatrooms", "{\"name\":\"ok\xc0\xaf\"}", "json_invalid"},
+      {"/chatrooms", "\xff\xfe", "json_invalid"},
+      {"/chatrooms", "not json", "json_invalid"},
+      {"/chatrooms", "{\"name\": \"\\ud800\"}", "json_invalid"},
+      {"/chatrooms", "[\"general\"]", "model_attributes_type"},
+      {"/chatrooms", "null", "model_attributes_type"},
+      {"/chatrooms", "{\"nom\": \"general\"}", "missing"},
+      {"/chatrooms", "{\"name\": [\"general\"]}", "string_type"},
+      {"/chatrooms", "{\"name\": true}", "string_type"},
+      {"/chatrooms", "{\"name\": \"\"}", "string_too_short"},
+      {"/chatrooms", "{\"name\": \"" + std::string(1000, 'n') + "\"}", "string_too_long"},
+      {"/chatrooms", "{\"name\": \"a\\u0000b\"}", "value_error"},
+      {"/chatrooms", "{\"name\": \"a\\nb\"}", "value_error"},
+      {"/chatrooms/general/messages", "{\"author\":\"ann\",\"text\":\"\xff\"}", "json_invalid"},
+      {"/chatrooms/general/messages", "{\"author\":\"ann\"}", "missing"},
+      {"/chatrooms/general/messages", "{\"author\":\"ann\",\"text\":\"\"}", "string_too_short"},
+      {"/chatrooms/general/messages",
+       "{\"author\":\"ann\",\"text\":\"" + std::string(4097, 't') + "\"}", "string_too_long"},
+      {"/chatrooms/general/messages", "{\"author\":\"a\\u001b\",\"text\":\"x\"}",
+       "value_error"},
+      {"/chatrooms/%FF/messages", "{\"author\":\"ann\",\"text\":\"x\"}", "string_unicode"},
+  };
+  for (const auto& c : cases) {
+    auto res = http->Post(c.path, c.body, "application/json");
+    ASSERT_TRUE(res) << c.path << " " << c.body;
+    EXPECT_EQ(res->status, 422) << c.path << " " << c.body << " -> " << res->body;
+    EXPECT_TRUE(redlock::tools::is_valid_utf8(res->body)) << res->body;
+    const auto detail = body_of(res).value("detail", nlohmann::json());
+    ASSERT_TRUE(detail.is_array() && !detail.empty()) << res->body;
+    EXPECT_EQ(detail.at(0).at("type"), c.type) << c.body << " -> " << res->body;
+    EXPECT_TRUE(detail.at(0).at("loc").is_array()) << res->body;
+    EXPECT_TRUE(detail.at(0).at("msg").is_string()) << res->body;
+  }
+  for (const char* path : {"/chatrooms/%FF", "/chatrooms/%FF/messages",
+                           "/chatrooms/general/messages?limit=0",
+                           "/chatrooms/general/messages?limit=x"}) {
+    auto res = http->Get(path);
+    ASSERT_TRUE(res) << path;
+    EXPECT_EQ(res->status, 422) << path << " -> " << res->body;
+  }
+  auto huge = http->Post("/chatrooms", std::string(100 * 1024, ' '), "application/json");
+  ASSERT_TRUE(huge);
+  EXPECT_EQ(huge->status, 413) << huge->body;
+  EXPECT_TRUE(body_of(huge).contains("detail")) << huge->body;
+  // Nothing was created by any of it, and the service still works.
+  auto audit = store_->audit("general");
+  ASSERT_TRUE(audit.has_value());
+  EXPECT_EQ(audit->rooms, 0);
+  auto created = http->Post("/chatrooms", R"({"name": "general"})", "application/json");
+  ASSERT_TRUE(created);
+  EXPECT_EQ(created->status, 201) << created->body;
+  auto metrics = http->Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_EQ(metrics->body.find("status=\"500\""), std::string::npos) << metrics->body;
+  for (int code : (*replicas)->stop()) EXPECT_EQ(code, 0);
+}
+
+// A ttl above the lock client's max_ttl used to start, then answer every
+// create 500 "ttl ... exceeds max_ttl"; now it does not start, and
+// --lock-max-ttl raises the bound.
+TEST_F(ChatroomApi, LockTtlAboveTheMaxTtlDoesNotStart) {
+  std::string nodes;
+  for (const auto& a : addresses()) nodes += (nodes.empty() ? "" : ",") + a;
+  const std::string store = "sqlite:" + (scratch_.path() / "ttl.db").string();
+  auto refused = run_tool(scratch_.path(), {CHATROOMD_PATH, "--listen", "127.0.0.1:0", "--nodes",
+                                            nodes, "--store", store, "--lock-ttl", "5m"});
+  EXPECT_EQ(refused.code, 2) << refused;
+  EXPECT_NE(refused.err.find("--lock-ttl 5m is longer than --lock-max-ttl 1m"), std::string::npos)
+      << refused;
+  auto too_short = run_tool(scratch_.path(), {CHATROOMD_PATH, "--listen", "127.0.0.1:0", "--nodes",
+                                              nodes, "--store", store, "--lock-ttl", "5ms"});
+  EXPECT_EQ(too_short.code, 2) << too_short;
+  EXPECT_NE(too_short.err.find("--lock-ttl 5ms is too short"), std::string::npos) << too_short;
+
+  auto replicas =
+      Replicas::start(1, replica_options({"--lock-ttl", "5m", "--lock-max-ttl", "10m"}));
+  ASSERT_TRUE(replicas.has_value()) << replicas.error();
+  auto http = client(**replicas);
+  auto created = http->Post("/chatrooms", R"({"name": "long"})", "application/json");
+  ASSERT_TRUE(created);
+  EXPECT_EQ(created->status, 201) << created->body;
+  for (int code : (*replicas)->stop()) EXPECT_EQ(code, 0);
+}
+
+// A majority of lock nodes down is "Lock service unavailable", not the
+// "Lock wait timeout" of a busy lock; both say when to retry.
+TEST_F(ChatroomApi, LockServiceUnavailableIsNotALockWaitTimeout) {
+  auto replicas = Replicas::start(1, replica_options({"--lock-wait", "300ms"}));
+  ASSERT_TRUE(replicas.has_value()) << replicas.error();
+  auto http = client(**replicas);
+  for (std::size_t i : {0U, 1U, 2U}) ASSERT_TRUE(cluster().kill(i).has_value());
+  auto res = http->Post("/chatrooms", R"({"name": "down"})", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 503) << res->body;
+  EXPECT_EQ(body_of(res), (nlohmann::json{{"detail", "Lock service unavailable"}}));
+  EXPECT_EQ(res->get_header_value("Retry-After"), "5");
+  auto message =
+      http->Post("/chatrooms/down/messages", R"({"author": "a", "text": "b"})", "application/json");
+  ASSERT_TRUE(message);
+  EXPECT_EQ(message->status, 503) << message->body;
+  EXPECT_EQ(body_of(message).value("detail", ""), "Lock service unavailable") << message->body;
+  auto metrics = http->Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("chatroom_lock_unavailable_total 2"), std::string::npos)
+      << metrics->body;
+  EXPECT_NE(metrics->body.find("chatroom_lock_wait_timeouts_total 0"), std::string::npos)
+      << metrics->body;
   for (int code : (*replicas)->stop()) EXPECT_EQ(code, 0);
 }
 
@@ -310,6 +435,7 @@ TEST_F(ChatroomApi, LockWaitTimeoutIs503) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 503) << res->body;
   EXPECT_EQ(body_of(res), (nlohmann::json{{"detail", "Lock wait timeout"}}));
+  EXPECT_EQ(res->get_header_value("Retry-After"), "1");
   auto message =
       http->Post("/chatrooms/busy/messages", R"({"author": "a", "text": "b"})", "application/json");
   ASSERT_TRUE(message);

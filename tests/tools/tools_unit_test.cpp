@@ -13,6 +13,7 @@
 #include "connection_pool.hpp"
 #include "race_kit.hpp"
 #include "redlock/tools/duration.hpp"
+#include "requests.hpp"
 #include "redlock/tools/lock_failure.hpp"
 #include "redlock/tools/redis_connection.hpp"
 #include "redlock/tools/subprocess.hpp"
@@ -379,6 +380,77 @@ TEST(ChatroomValidation, RoomNames) {
   EXPECT_FALSE(redlock::chatroom::text_problem("line one\nline two\tand a/slash"));
   EXPECT_TRUE(redlock::chatroom::author_problem("a\nb"));
   EXPECT_TRUE(redlock::chatroom::text_problem(std::string(4097, 'x')));
+}
+
+// What chatroomd answers 422 with: every problem, in FastAPI's shape, as
+// valid UTF-8 JSON whatever the request's bytes.
+TEST(ChatroomRequests, BodiesAndTheirProblems) {
+  using redlock::chatroom::parse_create_room;
+  using redlock::chatroom::parse_new_message;
+  using redlock::chatroom::Problems;
+  const auto only = [](const tl::expected<redlock::chatroom::CreateRoomRequest, Problems>& r) {
+    EXPECT_FALSE(r.has_value());
+    if (r.has_value() || r.error().size() != 1) return redlock::chatroom::Problem{};
+    return r.error().front();
+  };
+  EXPECT_EQ(parse_create_room(R"({"name": "general", "extra": 1})").value().name, "general");
+  EXPECT_EQ(parse_create_room(R"({"name": "caf\u00e9"})").value().name, "caf\xc3\xa9");
+
+  auto bad_bytes = only(parse_create_room("{\"name\":\"\xff\"}"));
+  EXPECT_EQ(bad_bytes.type, "json_invalid");
+  EXPECT_EQ(bad_bytes.loc, nlohmann::json::array({"body", 9}));
+  auto not_json = only(parse_create_room("{\"name\":"));
+  EXPECT_EQ(not_json.type, "json_invalid");
+  EXPECT_EQ(not_json.msg, "JSON decode error");
+  EXPECT_EQ(not_json.ctx.at("error").get<std::string>().find("last read"), std::string::npos);
+  EXPECT_EQ(only(parse_create_room("")).type, "json_invalid");
+  EXPECT_EQ(only(parse_create_room("[]")).type, "model_attributes_type");
+  EXPECT_EQ(only(parse_create_room("\"x\"")).type, "model_attributes_type");
+  EXPECT_EQ(only(parse_create_room("{}")).type, "missing");
+  EXPECT_EQ(only(parse_create_room("{}")).loc, nlohmann::json::array({"body", "name"}));
+  EXPECT_EQ(only(parse_create_room(R"({"name": 7})")).type, "string_type");
+  EXPECT_EQ(only(parse_create_room(R"({"name": null})")).type, "string_type");
+  EXPECT_EQ(only(parse_create_room(R"({"name": ""})")).type, "string_too_short");
+  auto too_long = only(parse_create_room(R"({"name": ")" + std::string(65, 'x') + R"("})"));
+  EXPECT_EQ(too_long.type, "string_too_long");
+  EXPECT_EQ(too_long.ctx.at("max_length"), 64);
+  EXPECT_EQ(only(parse_create_room(R"({"name": "a\u0007"})")).type, "value_error");
+  EXPECT_EQ(only(parse_create_room(R"({"name": "a\u0000"})")).type, "value_error");
+  EXPECT_EQ(only(parse_create_room(R"({"name": "a/b"})")).msg, "Value error, name contains '/'");
+  EXPECT_EQ(only(parse_create_room(R"({"name": "\ud800"})")).type, "json_invalid");
+
+  // Every problem of a body, not just the first.
+  auto both = parse_new_message(R"({"text": 3})");
+  ASSERT_FALSE(both.has_value());
+  ASSERT_EQ(both.error().size(), 2U);
+  EXPECT_EQ(both.error()[0].loc, nlohmann::json::array({"body", "author"}));
+  EXPECT_EQ(both.error()[0].type, "missing");
+  EXPECT_EQ(both.error()[1].loc, nlohmann::json::array({"body", "text"}));
+  EXPECT_EQ(both.error()[1].type, "string_type");
+  auto message = parse_new_message(R"({"author": "ann", "text": "hi\nall\t/"})");
+  ASSERT_TRUE(message.has_value());
+  EXPECT_EQ(message->text, "hi\nall\t/");
+
+  EXPECT_EQ(redlock::chatroom::path_name_problems("\xff").at(0).type, "string_unicode");
+  EXPECT_EQ(redlock::chatroom::path_name_problems("\xff").at(0).loc,
+            nlohmann::json::array({"path", "name"}));
+  EXPECT_TRUE(redlock::chatroom::path_name_problems("ok").empty());
+
+  using redlock::chatroom::parse_limit;
+  EXPECT_EQ(parse_limit(std::nullopt, 100, 1000).value(), 100U);
+  EXPECT_EQ(parse_limit("5", 100, 1000).value(), 5U);
+  EXPECT_EQ(parse_limit("0", 100, 1000).error().at(0).type, "greater_than_equal");
+  EXPECT_EQ(parse_limit("1001", 100, 1000).error().at(0).type, "less_than_equal");
+  EXPECT_EQ(parse_limit("x", 100, 1000).error().at(0).type, "int_parsing");
+  EXPECT_EQ(parse_limit("99999999999999999999", 100, 1000).error().at(0).type, "int_parsing");
+
+  // The answers are JSON and UTF-8 whatever went in.
+  const auto body = nlohmann::json::parse(redlock::chatroom::problems_body(
+      parse_create_room("{\"name\":\"\xff\"}").error()));
+  EXPECT_EQ(body.at("detail").at(0).at("type"), "json_invalid");
+  EXPECT_TRUE(redlock::tools::is_valid_utf8(redlock::chatroom::detail_body("z\xff")));
+  EXPECT_EQ(nlohmann::json::parse(redlock::chatroom::detail_body("z\xff")).at("detail"),
+            "z\xef\xbf\xbd");
 }
 
 TEST(ChatroomMetrics, RoutesAndPrometheusText) {

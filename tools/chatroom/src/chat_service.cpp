@@ -5,6 +5,8 @@
 #include <thread>
 #include <utility>
 
+#include "redlock/tools/lock_failure.hpp"
+
 namespace redlock::chatroom {
 namespace {
 
@@ -62,8 +64,13 @@ RoomOutcome ChatService::ensure_room(const std::string& name) {
     if (*found) return RoomOutcome{Outcome::kExisted, std::move(*found), ""};
     const auto pause = retry_pause();
     if (std::chrono::steady_clock::now() + pause >= deadline) {
-      metrics_.lock_wait_timeout();
-      return RoomOutcome{Outcome::kLockTimeout, std::nullopt, to_string(guard.error())};
+      if (tools::classify_lock_failure(guard.error(), client_->quorum()) ==
+          tools::LockFailure::kBusy) {
+        metrics_.lock_wait_timeout();
+        return RoomOutcome{Outcome::kLockTimeout, std::nullopt, to_string(guard.error())};
+      }
+      metrics_.lock_unavailable();
+      return RoomOutcome{Outcome::kLockUnavailable, std::nullopt, to_string(guard.error())};
     }
     if (!sleep_unless_stopped(pause)) {
       return RoomOutcome{Outcome::kShuttingDown, std::nullopt, "shutting down"};

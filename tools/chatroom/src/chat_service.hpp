@@ -34,7 +34,8 @@ struct ServiceOptions {
 enum class Outcome {
   kCreated,       // this call created the room
   kExisted,       // the room was there already (or another request won the race)
-  kLockTimeout,   // the lock could not be had within lock_wait
+  kLockTimeout,   // the lock was held by another (or contended) until lock_wait ran out
+  kLockUnavailable,  // too few lock nodes answered or voted until lock_wait ran out
   kShuttingDown,  // the service is stopping: the wait was cancelled
   kLockLost,      // the lock was lost before COMMIT; nothing was written
   kFailed,        // the store or the lock engine failed; detail says how
@@ -57,8 +58,10 @@ class ChatService {
   // create the room, its first message and its outbox event in one
   // transaction; then release. While another holder has the lock it tries
   // again every retry_delay +/- retry_jitter, looking at the store in
-  // between, until lock_wait has passed (kLockTimeout). The name must be
-  // valid (validation.hpp).
+  // between, until lock_wait has passed: kLockTimeout if the lock was busy,
+  // kLockUnavailable if the lock nodes could not grant it (the last attempt
+  // says which, tools::classify_lock_failure). The name must be valid
+  // (validation.hpp).
   [[nodiscard]] RoomOutcome ensure_room(const std::string& name);
 
   [[nodiscard]] StoreResult<std::optional<Room>> find_room(const std::string& name);

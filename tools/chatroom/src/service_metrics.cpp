@@ -79,6 +79,11 @@ void ServiceMetrics::lock_wait_timeout() {
   ++lock_wait_timeouts_;
 }
 
+void ServiceMetrics::lock_unavailable() {
+  std::lock_guard lock(mutex_);
+  ++lock_unavailable_;
+}
+
 void ServiceMetrics::lock_lost_before_commit() {
   std::lock_guard lock(mutex_);
   ++lock_lost_;
@@ -124,8 +129,12 @@ std::string ServiceMetrics::render() const {
           "room after this one looked it up.",
           unique_conflicts_);
   counter("chatroom_lock_wait_timeouts_total",
-          "Creates answered 503 because the room's lock could not be had in time.",
+          "Creates answered 503 because the room's lock was held by another until the wait ran "
+          "out.",
           lock_wait_timeouts_);
+  counter("chatroom_lock_unavailable_total",
+          "Creates answered 503 because too few lock nodes answered or voted.",
+          lock_unavailable_);
   counter("chatroom_lock_lost_total", "Creates rolled back because the lock was lost first.",
           lock_lost_);
   return out;
