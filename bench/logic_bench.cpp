@@ -13,6 +13,7 @@
 
 #include "metrics.hpp"
 #include "protocol.hpp"
+#include "retry.hpp"
 #include "rules.hpp"
 #include "token.hpp"
 
@@ -125,7 +126,7 @@ void BM_MetricsPerAcquire(benchmark::State& state) {
     }
     metrics.acquire(std::chrono::microseconds(140 + i % 100), 1, nullptr);
   }
-  benchmark::DoNotOptimize(metrics.snapshot({}, {}).acquires_granted);
+  benchmark::DoNotOptimize(metrics.snapshot({}, {}, false).acquires_granted);
 }
 BENCHMARK(BM_MetricsPerAcquire);
 

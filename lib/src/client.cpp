@@ -148,4 +148,16 @@ std::vector<bool> Client::connected() const { return engine_->connected(); }
 
 MetricsSnapshot Client::metrics() const { return engine_->metrics_snapshot(); }
 
+Result<HealthReport> Client::health(std::chrono::milliseconds timeout) {
+  if (engine_->on_loop_thread()) return Unexpected(wrong_thread("health()"));
+  return wait_for<HealthReport>(
+      [&](HealthCallback cb) { return engine_->post_health(timeout, std::move(cb)); });
+}
+
+Result<void> Client::async_health(std::chrono::milliseconds timeout, HealthCallback callback) {
+  return engine_->post_health(timeout, std::move(callback));
+}
+
+bool Client::quorum_available() const { return engine_->quorum_available(); }
+
 }  // namespace redlock

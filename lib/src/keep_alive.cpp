@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "extend_op.hpp"
+
 namespace redlock::detail {
 namespace {
 
@@ -10,11 +12,11 @@ constexpr milliseconds kMaxRetryPause{50};
 
 }  // namespace
 
-KeepAlive::KeepAlive(Engine& engine, Lock lock, milliseconds ttl, AutoExtendOptions options)
-    : engine_(engine),
+KeepAlive::KeepAlive(const OpContext& ctx, Lock lock, milliseconds ttl, AutoExtendOptions options)
+    : ctx_(ctx),
       ttl_(ttl),
       options_(std::move(options)),
-      granted_at_(Clock::now()),
+      granted_at_(ctx.scheduler.now()),
       last_grant_(granted_at_),
       current_(std::move(lock)) {}
 
@@ -29,7 +31,7 @@ std::optional<Error> KeepAlive::lost_error() const {
 }
 
 void KeepAlive::start() {
-  engine_.add_active(shared_from_this());
+  ctx_.active.add(shared_from_this());
   schedule();
 }
 
@@ -37,7 +39,7 @@ void KeepAlive::stop() {
   if (stopped_) return;
   stopped_ = true;
   cancel_timers();
-  engine_.remove_active(this);
+  ctx_.active.remove(this);
 }
 
 void KeepAlive::abort() {
@@ -47,8 +49,8 @@ void KeepAlive::abort() {
 }
 
 void KeepAlive::cancel_timers() {
-  engine_.cancel(extend_timer_);
-  engine_.cancel(deadline_timer_);
+  ctx_.scheduler.cancel(extend_timer_);
+  ctx_.scheduler.cancel(deadline_timer_);
   extend_timer_ = 0;
   deadline_timer_ = 0;
 }
@@ -57,10 +59,10 @@ void KeepAlive::schedule() {
   cancel_timers();
   const Lock lock = current();
   auto weak = weak_from_this();
-  deadline_timer_ = engine_.schedule(lock.valid_until(), [weak] {
+  deadline_timer_ = ctx_.scheduler.schedule(lock.valid_until(), [weak] {
     auto self = weak.lock();
     if (!self) return;
-    auto* ka = static_cast<KeepAlive*>(self.get());
+    auto* ka = self.get();
     ka->deadline_timer_ = 0;
     std::string why = "the lock's validity ran out";
     if (!ka->bound_reached_.empty()) why += " after " + ka->bound_reached_;
@@ -69,15 +71,15 @@ void KeepAlive::schedule() {
   const auto span = lock.valid_until() - last_grant_;
   const auto at = lock.valid_until() -
                   std::chrono::duration_cast<Clock::duration>(span * options_.extend_at_remaining);
-  extend_timer_ = engine_.schedule(at, [weak] {
-    if (auto self = weak.lock()) static_cast<KeepAlive*>(self.get())->extend_now();
+  extend_timer_ = ctx_.scheduler.schedule(at, [weak] {
+    if (auto self = weak.lock()) self.get()->extend_now();
   });
 }
 
 void KeepAlive::extend_now() {
   extend_timer_ = 0;
   if (stopped_) return;
-  const auto now = Clock::now();
+  const auto now = ctx_.scheduler.now();
   if (options_.max_extensions > 0 && extensions_ >= options_.max_extensions) {
     bound_reached_ = "max_extensions (" + std::to_string(options_.max_extensions) + ") were used";
     return;  // the deadline timer reports the loss when the validity ends
@@ -89,15 +91,14 @@ void KeepAlive::extend_now() {
   auto weak = weak_from_this();
   ExtendOptions how;
   how.node_timeout = options_.node_timeout;
-  engine_.start_extend(current(), ttl_, how, [weak](Result<Lock> result) {
-    if (auto self = weak.lock())
-      static_cast<KeepAlive*>(self.get())->on_extended(std::move(result));
+  start_extend(ctx_, current(), ttl_, how, [weak](Result<Lock> result) {
+    if (auto self = weak.lock()) self.get()->on_extended(std::move(result));
   });
 }
 
 void KeepAlive::on_extended(Result<Lock> result) {
   if (stopped_) return;
-  const auto now = Clock::now();
+  const auto now = ctx_.scheduler.now();
   if (result) {
     ++extensions_;
     {
@@ -118,11 +119,11 @@ void KeepAlive::on_extended(Result<Lock> result) {
   // the deadline timer reports the loss if no attempt succeeds in time.
   const auto left = current().valid_until() - now;
   const auto pause = std::min<Clock::duration>(kMaxRetryPause, left / 4);
-  engine_.log().debug("extension of \"{}\" failed ({}), retrying", current().resource(),
-                      to_string(result.error()));
+  ctx_.log.debug("extension of \"{}\" failed ({}), retrying", current().resource(),
+                 to_string(result.error()));
   auto weak = weak_from_this();
-  extend_timer_ = engine_.schedule(now + pause, [weak] {
-    if (auto self = weak.lock()) static_cast<KeepAlive*>(self.get())->extend_now();
+  extend_timer_ = ctx_.scheduler.schedule(now + pause, [weak] {
+    if (auto self = weak.lock()) self.get()->extend_now();
   });
 }
 
@@ -139,18 +140,18 @@ void KeepAlive::declare_lost(Error why) {
   }
   stop_source_.request_stop();
   lost_.store(true);
-  engine_.metrics().lock_lost();
-  engine_.log().warn("lock on \"{}\" lost: {}", current().resource(), to_string(why));
+  ctx_.metrics.lock_lost();
+  ctx_.log.warn("lock on \"{}\" lost: {}", current().resource(), to_string(why));
   if (options_.on_lost) {
     try {
       options_.on_lost(why);
     } catch (const std::exception& e) {
-      engine_.log().error("an on_lost callback threw: {}", e.what());
+      ctx_.log.error("an on_lost callback threw: {}", e.what());
     } catch (...) {
-      engine_.log().error("an on_lost callback threw a non-standard exception");
+      ctx_.log.error("an on_lost callback threw a non-standard exception");
     }
   }
-  engine_.remove_active(this);
+  ctx_.active.remove(this);
 }
 
 }  // namespace redlock::detail

@@ -12,13 +12,14 @@
 #include <optional>
 #include <stop_token>
 
-#include "engine.hpp"
+#include "operation.hpp"
+#include "redlock/lock.hpp"
 
 namespace redlock::detail {
 
-class KeepAlive final : public Operation {
+class KeepAlive final : public Abortable, public std::enable_shared_from_this<KeepAlive> {
  public:
-  KeepAlive(Engine& engine, Lock lock, milliseconds ttl, AutoExtendOptions options);
+  KeepAlive(const OpContext& ctx, Lock lock, milliseconds ttl, AutoExtendOptions options);
 
   [[nodiscard]] Lock current() const;
   [[nodiscard]] bool lost() const noexcept { return lost_.load(); }
@@ -28,7 +29,6 @@ class KeepAlive final : public Operation {
   void start();  // loop thread
   void stop();   // loop thread: no more extensions, no lost signal
 
-  void on_reply(std::size_t, std::uint32_t, const Reply*, std::string_view) override {}
   void abort() override;
 
  private:
@@ -38,7 +38,7 @@ class KeepAlive final : public Operation {
   void declare_lost(Error why);
   void cancel_timers();
 
-  Engine& engine_;
+  OpContext ctx_;
   const milliseconds ttl_;
   const AutoExtendOptions options_;
   const Clock::time_point granted_at_;
@@ -50,8 +50,8 @@ class KeepAlive final : public Operation {
   std::atomic<bool> lost_{false};
   std::stop_source stop_source_;
 
-  Engine::TimerId extend_timer_ = 0;
-  Engine::TimerId deadline_timer_ = 0;
+  Scheduler::TimerId extend_timer_ = 0;
+  Scheduler::TimerId deadline_timer_ = 0;
   int extensions_ = 0;
   bool stopped_ = false;
   bool declared_ = false;      // the loss was signalled (loop thread)

@@ -17,7 +17,8 @@ Result<LockGuard> LockGuard::keep_alive(Client& client, Lock lock,
     return Unexpected(ok.error());
   }
   LockGuard guard(client, lock);
-  auto keep = std::make_shared<detail::KeepAlive>(*engine, std::move(lock), ttl, options);
+  auto keep =
+      std::make_shared<detail::KeepAlive>(engine->op_context(), std::move(lock), ttl, options);
   if (auto posted = engine->post([keep] { keep->start(); }); !posted) {
     (void)guard.dismiss();  // the client is going away: nothing can release it either
     return Unexpected(posted.error());
@@ -71,7 +72,9 @@ void stop_keep_alive(detail::Engine& engine, const std::shared_ptr<detail::KeepA
 Result<ReleaseReport> LockGuard::release() {
   if (!lock_) return Unexpected(Error(ErrorCode::kInvalidArgument, "the guard holds no lock"));
   auto engine = engine_.lock();
-  Lock lock = std::move(*lock_);
+  // The lock as it stands now: an extended lock's keys live longer than the
+  // grant said, and a node that misses the release must get it until then.
+  Lock lock = this->lock();
   lock_.reset();
   auto keep = std::move(keep_alive_);
   if (!engine) return Unexpected(Error(ErrorCode::kShuttingDown, "the client is gone"));
@@ -91,7 +94,15 @@ Result<ReleaseReport> LockGuard::release() {
 }
 
 std::optional<Lock> LockGuard::dismiss() noexcept {
-  std::optional<Lock> out = std::move(lock_);
+  std::optional<Lock> out;
+  if (lock_) {
+    try {
+      // The lock as it stands now (extended since the grant, perhaps).
+      out = keep_alive_ ? keep_alive_->current() : std::move(*lock_);
+    } catch (...) {
+      out = std::move(*lock_);  // no memory for the copy: the grant will do
+    }
+  }
   lock_.reset();
   if (keep_alive_) {
     if (auto engine = engine_.lock()) stop_keep_alive(*engine, keep_alive_);
@@ -105,7 +116,7 @@ void LockGuard::release_async() noexcept {
   try {
     if (auto engine = engine_.lock()) {
       stop_keep_alive(*engine, keep_alive_);
-      (void)engine->post_release(*lock_, nullptr);
+      (void)engine->post_release(lock(), nullptr);
     }
   } catch (...) {
     // Allocation failure while queueing: the key expires with its ttl.

@@ -133,8 +133,10 @@ void Metrics::clock_changed(std::size_t node, bool suspect, const std::string& r
 }
 
 MetricsSnapshot Metrics::snapshot(const std::vector<std::string>& names,
-                                  const std::vector<bool>& connected) const {
+                                  const std::vector<NodeState>& states,
+                                  bool quorum_available) const {
   MetricsSnapshot s;
+  s.quorum_available = quorum_available;
   s.acquire_latency_us = acquire_latency_.snapshot();
   s.rounds_per_acquire = rounds_.snapshot();
   s.acquires_granted = granted_.load(kRelaxed);
@@ -149,7 +151,8 @@ MetricsSnapshot Metrics::snapshot(const std::vector<std::string>& names,
   for (std::size_t i = 0; i < nodes_.size(); ++i) {
     NodeMetrics n;
     n.node = i < names.size() ? names[i] : std::string();
-    n.connected = i < connected.size() && connected[i];
+    n.connected = i < states.size() && states[i].connected;
+    n.voting = i < states.size() && states[i].voting;
     n.reconnects = nodes_[i]->reconnects.load(kRelaxed);
     n.restarts = nodes_[i]->restarts.load(kRelaxed);
     n.timeouts = nodes_[i]->timeouts.load(kRelaxed);
@@ -255,7 +258,19 @@ std::string to_prometheus(const MetricsSnapshot& s, std::string_view prefix) {
           "Acquire retries started early because a release was announced (wake-on-release).",
           s.wakeups);
 
-  header(out, p + "_node_connected", "Whether the node is connected now.", "gauge");
+  header(out, p + "_quorum_available", "Whether a majority of the nodes votes now.", "gauge");
+  out += p + "_quorum_available " + (s.quorum_available ? "1" : "0") + "\n";
+  header(out, p + "_node_voting",
+         "Whether the node counts toward a majority now (connected, answering, not sitting out "
+         "a restart grace, clock not excluded).",
+         "gauge");
+  for (const auto& n : s.nodes) {
+    out +=
+        p + "_node_voting{node=\"" + escape_label(n.node) + "\"} " + (n.voting ? "1" : "0") + "\n";
+  }
+  header(out, p + "_node_connected",
+         "Whether the node is connected and answering (no command unanswered for over 1 s).",
+         "gauge");
   for (const auto& n : s.nodes) {
     out += p + "_node_connected{node=\"" + escape_label(n.node) + "\"} " +
            (n.connected ? "1" : "0") + "\n";

@@ -1,5 +1,6 @@
 // metrics.hpp: the engine's counters. Written on the loop thread with relaxed
-// atomic increments (no locks, no allocation), read from any thread.
+// atomic increments, read from any thread. The clock state, written once per
+// clock sample, sits behind a mutex.
 #pragma once
 
 #include <array>
@@ -50,8 +51,14 @@ class Metrics {
                    const std::string& reason);
   void clock_changed(std::size_t node, bool suspect, const std::string& reason);
 
+  // What the engine knows of a node now, for the snapshot.
+  struct NodeState {
+    bool connected = false;  // and answering
+    bool voting = false;
+  };
   [[nodiscard]] MetricsSnapshot snapshot(const std::vector<std::string>& names,
-                                         const std::vector<bool>& connected) const;
+                                         const std::vector<NodeState>& states,
+                                         bool quorum_available) const;
 
  private:
   struct PerNode {

@@ -78,31 +78,6 @@ void Round::decide(Clock::time_point now) {
   }
 }
 
-RetryDecision next_retry(const RetryPolicy& policy, int attempts_done, Clock::time_point call_start,
-                         Clock::time_point now, double unit_random) noexcept {
-  const bool timed = policy.max_wait.count() > 0;
-  const bool counted = policy.max_attempts > 0;
-  if (!timed && !counted) return {};  // a single round: try-lock
-  if (counted && attempts_done >= policy.max_attempts) return {};
-
-  unit_random = std::clamp(unit_random, 0.0, 1.0);
-  const auto low = std::max(milliseconds(0), policy.delay - policy.jitter);
-  const auto high = policy.delay + policy.jitter;
-  const auto span = static_cast<double>((high - low).count());
-  const auto delay = low + milliseconds(static_cast<milliseconds::rep>(span * unit_random));
-
-  // Compared as durations, never as call_start + max_wait: a max_wait of
-  // milliseconds::max() ("wait for ever") must not overflow the time point.
-  if (timed) {
-    const auto elapsed =
-        std::chrono::ceil<milliseconds>(std::max(now - call_start, Clock::duration::zero()));
-    if (elapsed >= policy.max_wait || delay >= policy.max_wait - elapsed) {
-      return {std::nullopt, true};
-    }
-  }
-  return {delay, false};
-}
-
 milliseconds reconnect_delay(int failures, milliseconds min, milliseconds max,
                              double unit_random) noexcept {
   failures = std::clamp(failures, 0, 30);

@@ -90,27 +90,6 @@ class Round {
   Clock::time_point valid_until_{};
 };
 
-// When to try again after a failed round.
-struct RetryPolicy {
-  milliseconds max_wait{0};
-  int max_attempts = 0;
-  milliseconds delay{0};
-  milliseconds jitter{0};
-};
-
-struct RetryDecision {
-  // Set: start the next round after this long. Unset: stop.
-  std::optional<milliseconds> delay;
-  // Unset delay because max_wait ran out (the error becomes kLockWaitTimeout).
-  bool wait_exhausted = false;
-};
-
-// `attempts_done` rounds have failed since `call_start`. `unit_random` is a
-// uniform number in [0, 1) that places the delay within the jitter band.
-[[nodiscard]] RetryDecision next_retry(const RetryPolicy& policy, int attempts_done,
-                                       Clock::time_point call_start, Clock::time_point now,
-                                       double unit_random) noexcept;
-
 // Restart-aware voting. A node that restarted may have lost the keys it held,
 // so it must not help grant a lock that a client could still hold from before
 // the restart: it does not vote for `grace` (the largest ttl handed out plus

@@ -111,8 +111,8 @@ TEST_F(AcquireTest, LockExpiresAfterItsTtl) {
   // Never released: the nodes drop the key after the ttl, and the lock value
   // knows it is no longer valid.
   EXPECT_TRUE(eventually([&]() -> bool { return lock->expired(); }, scaled(2s)));
-  EXPECT_TRUE(eventually([&]() -> bool { return count_lock_keys().value_or(-1) == 0; },
-                         scaled(2s)));
+  EXPECT_TRUE(
+      eventually([&]() -> bool { return count_lock_keys().value_or(-1) == 0; }, scaled(2s)));
   auto after = client_->acquire("res:expire", 10s);
   ASSERT_TRUE(after) << after.error();
   ASSERT_TRUE(client_->release(*after));
@@ -191,8 +191,8 @@ TEST_F(AcquireTest, LockGuardReleasesWhenItGoesOutOfScope) {
     EXPECT_EQ(nodes_holding("res:guard", guard->lock().token()), 5u);
   }
   // The destructor released asynchronously: the resource is free again.
-  EXPECT_TRUE(eventually([&]() -> bool { return count_lock_keys().value_or(-1) == 0; },
-                         scaled(2s)));
+  EXPECT_TRUE(
+      eventually([&]() -> bool { return count_lock_keys().value_or(-1) == 0; }, scaled(2s)));
   auto guard = client_->acquire_guard("res:guard", 10s);
   ASSERT_TRUE(guard) << guard.error();
   auto released = guard->release();
@@ -246,18 +246,45 @@ TEST_F(AcquireTest, ConnectRefusesBadNodeLists) {
   EXPECT_EQ(malformed.error().code(), ErrorCode::kInvalidArgument);
   EXPECT_THAT(malformed.error().message(), HasSubstr("127.0.0.1:notaport"));
 
-  // The same server under two names is still one node.
+  // The same text twice is refused before any connection.
   const auto port = std::to_string(cluster().port(0));
-  auto dup = Client::connect(client_options({"127.0.0.1:" + port, "localhost:" + port}));
-  ASSERT_FALSE(dup);
-  EXPECT_EQ(dup.error().code(), ErrorCode::kInvalidArgument) << dup.error();
-  EXPECT_THAT(dup.error().message(), HasSubstr("same server"));
+  auto twice = Client::connect(client_options({"127.0.0.1:" + port, "127.0.0.1:" + port}));
+  ASSERT_FALSE(twice);
+  EXPECT_EQ(twice.error().code(), ErrorCode::kInvalidArgument) << twice.error();
+  EXPECT_THAT(twice.error().message(), HasSubstr("listed twice"));
 
   auto drift = client_options(addresses());
   drift.drift_factor = 0.9;
   auto bad_drift = Client::connect(drift);
   ASSERT_FALSE(bad_drift);
   EXPECT_THAT(bad_drift.error().message(), HasSubstr("drift_factor"));
+}
+
+TEST_F(AcquireTest, OneServerUnderTwoNamesCastsOneVote) {
+  // Names are resolved when connecting, not by connect(): the server tells
+  // who it is (run_id), and the second node that turns out to be the same
+  // server is refused.
+  const auto port = std::to_string(cluster().port(0));
+  auto client = connect_or_fail(
+      client_options({"127.0.0.1:" + port, "localhost:" + port, addresses()[1], addresses()[2]}));
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(eventually(
+      [&]() -> bool {
+        auto c = client->connected();
+        return c[0] != c[1] && c[2] && c[3];
+      },
+      scaled(3s)));
+  auto health = client->health(scaled(2s));
+  ASSERT_TRUE(health) << health.error();
+  EXPECT_EQ(health->voting, 3u);
+  const auto& refused = health->nodes[client->connected()[0] ? 1 : 0];
+  EXPECT_FALSE(refused.reachable);
+  EXPECT_THAT(refused.error, HasSubstr("the same server as node"));
+  // Three distinct servers of four nodes: a lock needs all three.
+  auto lock = client->acquire("res:two-names", 10s);
+  ASSERT_TRUE(lock) << lock.error();
+  EXPECT_EQ(count_status(lock->votes(), NodeStatus::kOk), 3u);
+  ASSERT_TRUE(client->release(*lock));
 }
 
 TEST_F(AcquireTest, CallbacksRunOnTheLoopThreadAndBlockingCallsAreRefusedThere) {

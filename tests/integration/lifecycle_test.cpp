@@ -7,6 +7,7 @@
 #include <future>
 #include <stop_token>
 
+#include "redlock/delayproxy/delay_proxy.hpp"
 #include "test_util.hpp"
 
 namespace redlock::testing {
@@ -138,6 +139,81 @@ TEST_F(LifecycleTest, AnAutoExtendedLockOutlivesSeveralTtls) {
   auto released = guard->release();
   ASSERT_TRUE(released) << released.error();
   EXPECT_EQ(released->deleted, 5);
+}
+
+// An auto-extended guard hands out and releases the lock as it stands now,
+// not as it was granted: long after the first validity ended, dismiss()
+// gives a lock that extend() accepts.
+TEST_F(LifecycleTest, ADismissedAutoExtendedGuardGivesTheCurrentLock) {
+  AutoExtendOptions keep;
+  keep.max_extensions = 1000;
+  keep.extend_at_remaining = 0.9;  // extends every tenth of the ttl
+  auto guard = client_->acquire_guard("res:dismiss", 1000ms, quick(), keep);
+  ASSERT_TRUE(guard) << guard.error();
+  const auto first = guard->lock().valid_until();
+  ASSERT_TRUE(
+      eventually([&]() -> bool { return std::chrono::steady_clock::now() > first; }, scaled(3s)));
+  ASSERT_FALSE(guard->lost()) << to_string(guard->lost_error().value_or(Error()));
+  auto lock = guard->dismiss();
+  ASSERT_TRUE(lock.has_value());
+  EXPECT_GT(lock->valid_until(), first);
+  auto extended = client_->extend(*lock, 1000ms, quick_extend());
+  ASSERT_TRUE(extended) << extended.error();
+  ASSERT_TRUE(client_->release(*extended));
+}
+
+// A node cut off when an auto-extended guard is released gets the release
+// when it is back, even long after the lock's first validity ended: the
+// release is remembered until the key's current expiry, not the grant's.
+TEST_F(LifecycleTest, AnAutoExtendedGuardsReleaseIsReplayedOnANodeThatWasCutOff) {
+  client_.reset();
+  // Node 5 behind a relay that can be cut and restored on the same port.
+  redlock::delayproxy::Route route;
+  route.target_port = cluster().port(4);
+  auto proxy = redlock::delayproxy::DelayProxy::start({route});
+  ASSERT_TRUE(proxy) << proxy.error();
+  const int relay_port = (*proxy)->port(0);
+  auto nodes = addresses();
+  nodes[4] = "127.0.0.1:" + std::to_string(relay_port);
+  auto client = connect_or_fail(client_options(nodes));
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(eventually([&]() -> bool { return client->connected()[4]; }, scaled(2s)));
+
+  AutoExtendOptions keep;
+  keep.max_extensions = 1000;
+  keep.extend_at_remaining = 0.95;  // extends every twentieth of the ttl
+  auto guard = client->acquire_guard("res:replay", 3000ms, quick(), keep);
+  ASSERT_TRUE(guard) << guard.error();
+  const auto first = guard->lock().valid_until();
+  ASSERT_TRUE(eventually(
+      [&]() -> bool { return std::chrono::steady_clock::now() > first + 1500ms; }, scaled(8s)));
+  ASSERT_FALSE(guard->lost()) << to_string(guard->lost_error().value_or(Error()));
+
+  (*proxy)->stop();  // node 5 is cut off, with its key
+  ASSERT_TRUE(eventually([&]() -> bool { return !client->connected()[4]; }, scaled(2s)));
+  const auto key = guard->lock().resource();
+  auto pttl = cluster().command(4, {"PTTL", key});
+  ASSERT_TRUE(pttl) << pttl.error();
+  const auto expires_in = std::chrono::milliseconds(std::stoll(*pttl));
+  ASSERT_GT(expires_in, 1500ms) << "the key should have been extended recently";
+  const auto released_at = std::chrono::steady_clock::now();
+  auto released = guard->release();
+  ASSERT_TRUE(released) << released.error();
+  EXPECT_EQ(released->deleted, 4);
+  EXPECT_EQ(released->nodes[4].status, NodeStatus::kDisconnected);
+
+  route.listen_port = relay_port;
+  auto back = redlock::delayproxy::DelayProxy::start({route});
+  ASSERT_TRUE(back) << back.error();
+  // The remembered release runs as soon as the client is connected again:
+  // well before the key would have expired by itself.
+  ASSERT_TRUE(eventually(
+      [&]() -> bool {
+        auto v = cluster().get(4, key);
+        return v && !*v;
+      },
+      scaled(3s)));
+  EXPECT_LT(std::chrono::steady_clock::now() - released_at, expires_in - 300ms);
 }
 
 TEST_F(LifecycleTest, KeysDeletedBehindItsBackFireLostExactlyOnceAndStopExtending) {

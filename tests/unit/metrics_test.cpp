@@ -88,11 +88,11 @@ TEST(AtomicHistogram, NoBoundsIsASingleInfBucket) {
 // --------------------------------------------------------------- Metrics
 
 const std::vector<std::string> kNames = {"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"};
-const std::vector<bool> kConnected = {true, false, true};
+const std::vector<Metrics::NodeState> kConnected = {{true, true}, {false, false}, {true, false}};
 
 TEST(Metrics, FreshSnapshotIsAllZero) {
   const Metrics m(3, nullptr);
-  const MetricsSnapshot s = m.snapshot(kNames, kConnected);
+  const MetricsSnapshot s = m.snapshot(kNames, kConnected, true);
   EXPECT_EQ(s.acquires_granted, 0u);
   for (std::size_t i = 0; i < kErrorCodeCount; ++i) {
     EXPECT_EQ(s.acquires_failed[i], 0u) << static_cast<ErrorCode>(i);
@@ -129,7 +129,7 @@ TEST(Metrics, AcquireCountsGrantedAndFailedByCode) {
   m.acquire(500us, 4, &no_quorum);
   m.acquire(600us, 7, &timeout);
   m.acquire(700us, 200, &lost);
-  const MetricsSnapshot s = m.snapshot(kNames, kConnected);
+  const MetricsSnapshot s = m.snapshot(kNames, kConnected, true);
 
   EXPECT_EQ(s.acquires_granted, 2u);
   std::array<std::uint64_t, kErrorCodeCount> expected{};
@@ -175,7 +175,7 @@ TEST(Metrics, NodeReplyCountsTimeoutsAndErrorsPerNodeAndRttOnlyForAnswers) {
   m.node_reply(1, NodeStatus::kError, 40us);
   m.node_reply(1, NodeStatus::kPending, 40us);
   m.node_reply(2, NodeStatus::kOk, 60us);
-  const MetricsSnapshot s = m.snapshot(kNames, kConnected);
+  const MetricsSnapshot s = m.snapshot(kNames, kConnected, true);
   ASSERT_EQ(s.nodes.size(), 3u);
 
   EXPECT_EQ(s.nodes[0].timeouts, 1u);
@@ -215,7 +215,7 @@ TEST(Metrics, EventCounters) {
   m.reconnect(1);
   m.reconnect(1);
   m.reconnect(0);
-  const MetricsSnapshot s = m.snapshot(kNames, kConnected);
+  const MetricsSnapshot s = m.snapshot(kNames, kConnected, true);
   EXPECT_EQ(s.contended_rounds, 3u);
   EXPECT_EQ(s.extensions, 2u);
   EXPECT_EQ(s.extensions_failed, 1u);
@@ -230,7 +230,7 @@ TEST(Metrics, EventCounters) {
 
 TEST(Metrics, SnapshotCarriesNamesAndConnectedFlags) {
   const Metrics m(3, nullptr);
-  const MetricsSnapshot s = m.snapshot(kNames, kConnected);
+  const MetricsSnapshot s = m.snapshot(kNames, kConnected, true);
   ASSERT_EQ(s.nodes.size(), 3u);
   EXPECT_EQ(s.nodes[0].node, "127.0.0.1:7001");
   EXPECT_EQ(s.nodes[1].node, "127.0.0.1:7002");
@@ -238,9 +238,13 @@ TEST(Metrics, SnapshotCarriesNamesAndConnectedFlags) {
   EXPECT_TRUE(s.nodes[0].connected);
   EXPECT_FALSE(s.nodes[1].connected);
   EXPECT_TRUE(s.nodes[2].connected);
+  EXPECT_TRUE(s.nodes[0].voting);
+  EXPECT_FALSE(s.nodes[1].voting);
+  EXPECT_FALSE(s.nodes[2].voting);
+  EXPECT_TRUE(s.quorum_available);
 
   // Short name and flag lists: the rest are unnamed and not connected.
-  const MetricsSnapshot partial = m.snapshot({"a:1"}, {true});
+  const MetricsSnapshot partial = m.snapshot({"a:1"}, {{true, true}}, false);
   ASSERT_EQ(partial.nodes.size(), 3u);
   EXPECT_EQ(partial.nodes[0].node, "a:1");
   EXPECT_TRUE(partial.nodes[0].connected);
@@ -348,7 +352,7 @@ TEST(Metrics, SinkReceivesEveryEventWithItsArguments) {
   EXPECT_EQ(sink->reconnects, (std::vector<std::size_t>{2, 0}));
 
   // The engine's own counters are kept as well.
-  const MetricsSnapshot s = m.snapshot(kNames, kConnected);
+  const MetricsSnapshot s = m.snapshot(kNames, kConnected, true);
   EXPECT_EQ(s.acquires_granted, 1u);
   EXPECT_EQ(s.acquires_failed[idx(ErrorCode::kHeldByAnother)], 1u);
   EXPECT_EQ(s.contended_rounds, 2u);
@@ -366,7 +370,7 @@ TEST(Metrics, ClockStateAndAlarms) {
   auto sink = std::make_shared<RecordingSink>();
   Metrics m(3, sink);
   // Fresh: nothing measured, nothing suspect.
-  auto s = m.snapshot(kNames, kConnected);
+  auto s = m.snapshot(kNames, kConnected, true);
   for (const auto& n : s.nodes) {
     EXPECT_FALSE(n.clock_suspect);
     EXPECT_EQ(n.clock_reason, "");
@@ -377,7 +381,7 @@ TEST(Metrics, ClockStateAndAlarms) {
   m.clock_state(2, std::nullopt, true, "clock jumped +500 ms");
   m.clock_changed(2, true, "clock jumped +500 ms");
   m.clock_state(2, 1.5, true, "clock runs fast (1.50x) over 2.0 s");
-  s = m.snapshot(kNames, kConnected);
+  s = m.snapshot(kNames, kConnected, true);
   EXPECT_EQ(s.nodes[0].clock_rate, 1.0001);
   EXPECT_FALSE(s.nodes[0].clock_suspect);
   EXPECT_FALSE(s.nodes[1].clock_rate.has_value());
@@ -388,7 +392,7 @@ TEST(Metrics, ClockStateAndAlarms) {
   // Sane again: the reason goes, the alarm count stays.
   m.clock_state(2, 1.0, false, "");
   m.clock_changed(2, false, "");
-  s = m.snapshot(kNames, kConnected);
+  s = m.snapshot(kNames, kConnected, true);
   EXPECT_FALSE(s.nodes[2].clock_suspect);
   EXPECT_EQ(s.nodes[2].clock_reason, "");
   EXPECT_EQ(s.nodes[2].clock_alarms, 1u);
@@ -413,7 +417,7 @@ TEST(Metrics, TheDefaultSinkMethodsDoNothing) {
   m.wakeup();
   m.reconnect(0);
   m.clock_changed(0, true, "clock jumped +1.0 s");
-  const MetricsSnapshot s = m.snapshot({"n:1"}, {true});
+  const MetricsSnapshot s = m.snapshot({"n:1"}, {{true, true}}, true);
   EXPECT_EQ(s.acquires_granted, 1u);
   EXPECT_EQ(s.contended_rounds, 1u);
   EXPECT_EQ(s.nodes[0].reconnects, 1u);
@@ -579,7 +583,7 @@ MetricsSnapshot busy_snapshot() {
   m.clock_state(0, 1.0, false, "");
   m.clock_state(1, 1.5, true, "clock runs fast (1.50x) over 3.0 s");
   m.clock_changed(1, true, "clock jumped +500 ms");
-  return m.snapshot(kNames, kConnected);
+  return m.snapshot(kNames, kConnected, true);
 }
 
 TEST(ToPrometheus, EveryLineIsACommentOrASample) {

@@ -1,6 +1,6 @@
 // Redlock's rules fed with values: quorum, drift, validity, node timeouts, the
 // round tally (with an injected clock: a fixed t0 plus offsets, never
-// Clock::now() and never a sleep), retry timing and reconnect backoff.
+// Clock::now() and never a sleep), reconnect backoff and restart voting.
 #include "rules.hpp"
 
 #include <gtest/gtest.h>
@@ -14,31 +14,13 @@
 #include <string_view>
 #include <vector>
 
+#include "time_values.hpp"
+
 namespace redlock::detail {
 namespace {
 
 using namespace std::chrono_literals;
 using State = Round::State;
-
-// Any fixed instant will do; offsets from it are the only times the tests use.
-const Clock::time_point t0 = Clock::time_point{} + std::chrono::hours(1000);
-
-// GoogleTest cannot print std::chrono durations; compare through this wrapper
-// so that a failure shows "102 ms" rather than a byte dump.
-struct Dur {
-  long long us;
-  auto operator<=>(const Dur&) const = default;
-};
-std::ostream& operator<<(std::ostream& os, Dur d) {
-  if (d.us % 1000 == 0) return os << d.us / 1000 << " ms";
-  return os << d.us << " us";
-}
-template <typename Rep, typename Period>
-Dur dur(std::chrono::duration<Rep, Period> d) {
-  return Dur{std::chrono::duration_cast<microseconds>(d).count()};
-}
-// An instant as its offset from t0.
-Dur at(Clock::time_point t) { return dur(t - t0); }
 
 // ---------------------------------------------------------------- quorum
 
@@ -492,141 +474,6 @@ TEST(Round, ExtendTooLateIsValidityExhaustedNotNotOwner) {
   r.vote(2, NodeStatus::kOk, t0 + 988ms);  // 1000 - 988 - 12 = 0 < 1 ms
   EXPECT_EQ(r.state(), State::kFailed);
   EXPECT_EQ(r.failure(), ErrorCode::kValidityExhausted) << r.failure();
-}
-
-// ------------------------------------------------------------ next_retry
-
-RetryPolicy policy(std::chrono::milliseconds max_wait, int max_attempts,
-                   std::chrono::milliseconds delay, std::chrono::milliseconds jitter) {
-  RetryPolicy p;
-  p.max_wait = max_wait;
-  p.max_attempts = max_attempts;
-  p.delay = delay;
-  p.jitter = jitter;
-  return p;
-}
-
-TEST(NextRetry, BothLimitsZeroMeansASingleAttempt) {
-  const auto p = policy(0ms, 0, 200ms, 100ms);
-  for (const double u : {0.0, 0.5, 0.999}) {
-    const auto d = next_retry(p, 1, t0, t0 + 5ms, u);
-    EXPECT_FALSE(d.delay.has_value()) << d.delay->count();
-    EXPECT_FALSE(d.wait_exhausted);
-  }
-}
-
-TEST(NextRetry, MaxAttemptsIsHonoured) {
-  const auto p = policy(0ms, 3, 200ms, 0ms);
-  for (int done = 1; done < 3; ++done) {
-    const auto d = next_retry(p, done, t0, t0 + std::chrono::hours(1), 0.5);
-    ASSERT_TRUE(d.delay.has_value()) << "attempts_done " << done;
-    EXPECT_EQ(dur(*d.delay), dur(200ms));
-    EXPECT_FALSE(d.wait_exhausted);
-  }
-  for (const int done : {3, 4, 1000}) {
-    const auto d = next_retry(p, done, t0, t0 + 1ms, 0.5);
-    EXPECT_FALSE(d.delay.has_value()) << "attempts_done " << done;
-    EXPECT_FALSE(d.wait_exhausted) << "attempts_done " << done;
-  }
-}
-
-TEST(NextRetry, OneAttemptMeansNoRetry) {
-  const auto d = next_retry(policy(0ms, 1, 200ms, 100ms), 1, t0, t0, 0.5);
-  EXPECT_FALSE(d.delay.has_value());
-  EXPECT_FALSE(d.wait_exhausted);
-}
-
-TEST(NextRetry, MaxWaitExhaustedWhenTheNextStartWouldBeTooLate) {
-  const auto p = policy(1000ms, 0, 200ms, 0ms);
-  // 799 + 200 = 999 < 1000: one more round fits.
-  auto d = next_retry(p, 5, t0, t0 + 799ms, 0.5);
-  ASSERT_TRUE(d.delay.has_value());
-  EXPECT_EQ(dur(*d.delay), dur(200ms));
-  EXPECT_FALSE(d.wait_exhausted);
-  // 800 + 200 = 1000 >= 1000: it does not.
-  d = next_retry(p, 5, t0, t0 + 800ms, 0.5);
-  EXPECT_FALSE(d.delay.has_value()) << d.delay->count();
-  EXPECT_TRUE(d.wait_exhausted);
-  d = next_retry(p, 5, t0, t0 + 5s, 0.5);
-  EXPECT_FALSE(d.delay.has_value());
-  EXPECT_TRUE(d.wait_exhausted);
-}
-
-TEST(NextRetry, WhicheverLimitComesFirst) {
-  const auto p = policy(1000ms, 2, 100ms, 0ms);
-  // The count runs out first: not a wait timeout.
-  auto d = next_retry(p, 2, t0, t0 + 100ms, 0.5);
-  EXPECT_FALSE(d.delay.has_value());
-  EXPECT_FALSE(d.wait_exhausted);
-  // The time runs out first.
-  d = next_retry(p, 1, t0, t0 + 950ms, 0.5);
-  EXPECT_FALSE(d.delay.has_value());
-  EXPECT_TRUE(d.wait_exhausted);
-  // Neither.
-  d = next_retry(p, 1, t0, t0 + 100ms, 0.5);
-  ASSERT_TRUE(d.delay.has_value());
-  EXPECT_EQ(dur(*d.delay), dur(100ms));
-}
-
-TEST(NextRetry, DelayStaysWithinTheJitterBand) {
-  const auto p = policy(0ms, 1000000, 200ms, 100ms);
-  for (int i = 0; i < 1000; ++i) {
-    const double u = i / 1000.0;
-    const auto d = next_retry(p, 1, t0, t0, u);
-    ASSERT_TRUE(d.delay.has_value()) << "u=" << u;
-    EXPECT_GE(dur(*d.delay), dur(100ms)) << "u=" << u;
-    EXPECT_LE(dur(*d.delay), dur(300ms)) << "u=" << u;
-  }
-  const auto near_one = next_retry(p, 1, t0, t0, 0.999999);
-  ASSERT_TRUE(near_one.delay.has_value());
-  EXPECT_LE(dur(*near_one.delay), dur(300ms));
-  EXPECT_GE(dur(*near_one.delay), dur(299ms));
-}
-
-TEST(NextRetry, UnitRandomZeroGivesTheLowBound) {
-  auto d = next_retry(policy(0ms, 10, 200ms, 100ms), 1, t0, t0, 0.0);
-  ASSERT_TRUE(d.delay.has_value());
-  EXPECT_EQ(dur(*d.delay), dur(100ms));
-  d = next_retry(policy(0ms, 10, 200ms, 0ms), 1, t0, t0, 0.0);
-  ASSERT_TRUE(d.delay.has_value());
-  EXPECT_EQ(dur(*d.delay), dur(200ms));
-  d = next_retry(policy(0ms, 10, 200ms, 0ms), 1, t0, t0, 0.999);
-  ASSERT_TRUE(d.delay.has_value());
-  EXPECT_EQ(dur(*d.delay), dur(200ms));
-}
-
-TEST(NextRetry, JitterLargerThanDelayClampsAtZero) {
-  const auto p = policy(0ms, 10, 50ms, 200ms);
-  const auto low = next_retry(p, 1, t0, t0, 0.0);
-  ASSERT_TRUE(low.delay.has_value());
-  EXPECT_EQ(dur(*low.delay), dur(0ms));
-  for (int i = 0; i < 1000; ++i) {
-    const double u = i / 1000.0;
-    const auto d = next_retry(p, 1, t0, t0, u);
-    ASSERT_TRUE(d.delay.has_value()) << "u=" << u;
-    EXPECT_GE(dur(*d.delay), dur(0ms)) << "u=" << u;
-    EXPECT_LE(dur(*d.delay), dur(250ms)) << "u=" << u;
-  }
-}
-
-TEST(NextRetry, ZeroDelayAndJitterRetriesAtOnce) {
-  const auto d = next_retry(policy(1000ms, 0, 0ms, 0ms), 1, t0, t0 + 10ms, 0.7);
-  ASSERT_TRUE(d.delay.has_value());
-  EXPECT_EQ(dur(*d.delay), dur(0ms));
-  EXPECT_FALSE(d.wait_exhausted);
-}
-
-TEST(NextRetry, HugeMaxWaitDoesNotOverflow) {
-  // validate_acquire accepts any non-negative max_wait, and "wait as long as
-  // it takes" is naturally written as milliseconds::max(). call_start +
-  // max_wait must not wrap around into the past.
-  for (const auto max_wait :
-       {std::chrono::milliseconds::max(), std::chrono::duration_cast<std::chrono::milliseconds>(
-                                              std::chrono::hours(24 * 365 * 1000))}) {
-    const auto d = next_retry(policy(max_wait, 0, 200ms, 100ms), 1, t0, t0 + 1s, 0.5);
-    EXPECT_TRUE(d.delay.has_value()) << "max_wait " << max_wait.count() << " ms";
-    EXPECT_FALSE(d.wait_exhausted) << "max_wait " << max_wait.count() << " ms";
-  }
 }
 
 // ------------------------------------------------------- reconnect_delay

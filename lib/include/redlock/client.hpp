@@ -25,7 +25,9 @@
 #include <utility>
 #include <vector>
 
+#include "redlock/callbacks.hpp"
 #include "redlock/export.hpp"
+#include "redlock/health.hpp"
 #include "redlock/lock.hpp"
 #include "redlock/lock_guard.hpp"
 #include "redlock/metrics.hpp"
@@ -37,9 +39,6 @@ namespace redlock {
 namespace detail {
 class Engine;
 }
-
-using AcquireCallback = std::function<void(Result<Lock>)>;
-using ReleaseCallback = std::function<void(Result<ReleaseReport>)>;
 
 class REDLOCK_EXPORT Client {
  public:
@@ -133,6 +132,21 @@ class REDLOCK_EXPORT Client {
   [[nodiscard]] std::size_t quorum() const noexcept;
   // Whether each node is connected now, in nodes() order.
   [[nodiscard]] std::vector<bool> connected() const;
+
+  // Asks every node for its state (INFO; CONFIG GET appendfsync) and reports
+  // it with what the client knows of it (connection, voting, clock), waiting
+  // at most `timeout` for the answers; a node that does not answer in time
+  // shows as such. Blocking. Errors: kInvalidArgument (timeout not
+  // positive), kShuttingDown, kWrongThread.
+  [[nodiscard]] Result<HealthReport> health(
+      std::chrono::milliseconds timeout = std::chrono::seconds(1));
+  // The same, the report handed to `callback` on the loop thread.
+  [[nodiscard]] Result<void> async_health(std::chrono::milliseconds timeout,
+                                          HealthCallback callback);
+  // Whether a majority of the nodes votes now (answering, not sitting out a
+  // restart grace, clock not excluded), from the client's own state: no I/O,
+  // any thread. A readiness check.
+  [[nodiscard]] bool quorum_available() const;
 
   // The engine's counters now (any thread); to_prometheus() renders them.
   [[nodiscard]] MetricsSnapshot metrics() const;

@@ -29,7 +29,12 @@ struct Histogram {
 
 struct NodeMetrics {
   std::string node;
+  // Connected and answering: no command has gone unanswered for longer
+  // than the stall threshold (1 s). A stopped node is not "connected".
   bool connected = false;
+  // Counts toward a majority now (connected, not sitting out a restart
+  // grace, clock not excluded).
+  bool voting = false;
   std::uint64_t reconnects = 0;  // connections established after the first
   std::uint64_t restarts = 0;    // run_id changes seen (restart-aware voting)
   std::uint64_t timeouts = 0;    // commands not answered within the node timeout
@@ -67,6 +72,8 @@ struct MetricsSnapshot {
   // Retries started early because a release was announced (wake-on-release).
   std::uint64_t wakeups = 0;
   std::vector<NodeMetrics> nodes;
+  // A majority of the nodes votes now (Client::quorum_available()).
+  bool quorum_available = false;
 };
 
 // The snapshot in the Prometheus text exposition format, every metric

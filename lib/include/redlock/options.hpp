@@ -1,4 +1,5 @@
-// redlock/options.hpp: ClientOptions and AcquireOptions.
+// redlock/options.hpp: the options of the client and of each call:
+// ClientOptions, AcquireOptions, ExtendOptions, AutoExtendOptions, LockOptions.
 //
 // Plain structs, validated by Client::connect and Client::acquire: a value out
 // of range is refused with ErrorCode::kInvalidArgument and a message naming

@@ -1,0 +1,334 @@
+#include "acquire_op.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "keys.hpp"
+#include "release_op.hpp"
+#include "retry.hpp"
+#include "wake.hpp"
+
+namespace redlock::detail {
+
+AcquireOp::AcquireOp(const OpContext& ctx, std::vector<std::string> resources, std::string token,
+                     milliseconds ttl, const AcquireOptions& options, AcquireCallback callback)
+    : QuorumOp(ctx,
+               effective_node_timeout(options.node_timeout.count() > 0 ? options.node_timeout
+                                                                       : ctx.options.node_timeout,
+                                      ttl)),
+      resources_(std::move(resources)),
+      token_(std::move(token)),
+      ttl_(ttl),
+      options_(options),
+      callback_(std::move(callback)),
+      call_start_(ctx.scheduler.now()),
+      fenced_(ctx.options.fencing) {
+  const std::string ttl_ms = std::to_string(ttl.count());
+  auto keys = lock_keys(resources_);
+  if (fenced_) {
+    // KEYS: the lock keys, then the fencing counters.
+    counters_ = fence_keys(resources_);
+    keys.insert(keys.end(), counters_.begin(), counters_.end());
+    wire_ = script_command(kFencedAcquireScript, true, keys, {token_, ttl_ms});
+    fallback_ = std::make_shared<const std::string>(
+        script_command(kFencedAcquireScript, false, keys, {token_, ttl_ms}));
+  } else if (keys.size() == 1) {
+    wire_ = set_nx_px_command(keys.front(), token_, ttl.count());
+  } else {
+    wire_ = script_command(kAcquireAllScript, true, keys, {token_, ttl_ms});
+    fallback_ = std::make_shared<const std::string>(
+        script_command(kAcquireAllScript, false, keys, {token_, ttl_ms}));
+  }
+}
+
+void AcquireOp::start() {
+  ctx_.active.add(shared_from_this());
+  if (options_.stop.stop_possible()) {
+    // Runs on whichever thread requests the stop: hand it to the loop.
+    Scheduler* scheduler = &ctx_.scheduler;
+    auto weak = weak_from_this();
+    stop_callback_.emplace(options_.stop, [scheduler, weak] {
+      (void)scheduler->post([weak] {
+        if (auto self = weak.lock()) static_cast<AcquireOp*>(self.get())->cancel();
+      });
+    });
+  }
+  if (!done_) next_round();
+}
+
+void AcquireOp::abort() {
+  if (done_) return;
+  if (round_open()) release_round();
+  complete(Unexpected(Error(ErrorCode::kShuttingDown, "the client is shutting down")));
+}
+
+void AcquireOp::next_round() {
+  retry_timer_ = 0;
+  contest_pause_ = false;
+  if (options_.stop.stop_requested()) {
+    cancel();
+    return;
+  }
+  ++attempts_;
+  fences_.assign(ctx_.nodes.size(), 0);
+  start_round(wire_, fallback_, ttl_, options_.min_validity, ErrorCode::kHeldByAnother);
+}
+
+void AcquireOp::cancel() {
+  if (done_) return;
+  if (round_open()) release_round();
+  complete(
+      Unexpected(Error(ErrorCode::kCancelled, describe(resources_) + ": acquire cancelled after " +
+                                                  std::to_string(attempts_) + " attempt(s)")));
+}
+
+NodeStatus AcquireOp::classify(const Reply& reply, std::string& detail) const {
+  if (raising_) {
+    if (reply.type == Reply::Type::kInteger && reply.integer == 1) return NodeStatus::kOk;
+    detail = reply.is_error() ? reply.str : "unexpected reply to the fence raise";
+    return NodeStatus::kError;
+  }
+  if (fenced_                  ? reply.type == Reply::Type::kInteger && reply.integer > 0
+      : resources_.size() == 1 ? reply.is_status("OK")
+                               : reply.type == Reply::Type::kInteger && reply.integer == 1) {
+    return NodeStatus::kOk;
+  }
+  if (reply.type == Reply::Type::kNil ||
+      (reply.type == Reply::Type::kInteger && reply.integer == 0)) {
+    detail = "held by another token";
+    return NodeStatus::kRefused;
+  }
+  detail = reply.is_error() ? reply.str : "unexpected reply";
+  return NodeStatus::kError;
+}
+
+void AcquireOp::on_answer(std::size_t node, const Reply& reply, NodeStatus status) {
+  if (fenced_ && !raising_ && status == NodeStatus::kOk) {
+    fences_[node] = static_cast<std::uint64_t>(reply.integer);
+  }
+}
+
+void AcquireOp::on_late_reply(std::size_t node, std::uint32_t tag, const Reply& reply) {
+  std::string ignored;
+  if (raising_ || tag == raise_tag_) return;  // raise replies carry no key
+  if (tag != granted_tag_ && classify(reply, ignored) == NodeStatus::kOk) {
+    ctx_.metrics.late_reply_released(node);  // its round's cleanup covers it
+  }
+}
+
+void AcquireOp::on_decided(Clock::time_point now) {
+  if (raising_) {
+    on_raise_decided(now);
+    return;
+  }
+  if (round_->state() == Round::State::kGranted) {
+    granted_tag_ = tag_;
+    if (!fenced_) {
+      complete(Lock(resources_, token_, round_->valid_until(), results_, ttl_));
+      return;
+    }
+    // The fence is the largest counter among the nodes that granted. It is
+    // handed out only once a majority holds it, so that every later
+    // majority (which shares a node with this one) counts up from it.
+    fence_ = 0;
+    std::size_t at_fence = 0;
+    for (const auto& f : fences_) fence_ = std::max(fence_, f);
+    for (std::size_t i = 0; i < fences_.size(); ++i) {
+      at_fence += round_->votes()[i] == NodeStatus::kOk && fences_[i] == fence_ ? 1U : 0U;
+    }
+    if (at_fence >= quorum(fences_.size())) {
+      complete(Lock(resources_, token_, round_->valid_until(), results_, ttl_, fence_));
+      return;
+    }
+    start_raise();
+    return;
+  }
+  fail_round(now, round_error(now));
+}
+
+// Compare-and-raise of the counters to fence_ on every node, decided within
+// the lock's validity.
+void AcquireOp::start_raise() {
+  raising_ = true;
+  valid_until_ = round_->valid_until();
+  grant_votes_ = results_;
+  acquire_sent_ = sent_;
+  ctx_.metrics.fence_raise();
+  const std::string fence = std::to_string(fence_);
+  const auto remaining = std::chrono::floor<milliseconds>(valid_until_ - now());
+  if (remaining < options_.min_validity) {
+    raising_ = false;
+    sent_ = acquire_sent_;
+    fail_round(now(), raise_error("no validity left to make the fence durable"));
+    return;
+  }
+  raise_wire_ = script_command(kRaiseFenceScript, true, counters_, {fence});
+  auto fallback = std::make_shared<const std::string>(
+      script_command(kRaiseFenceScript, false, counters_, {fence}));
+  // The Round only tallies here: its ttl is what is left of the lock's.
+  start_round(raise_wire_, fallback, remaining, milliseconds(1), ErrorCode::kNoQuorum,
+              valid_until_);
+  raise_tag_ = tag_;
+}
+
+void AcquireOp::on_raise_decided(Clock::time_point now) {
+  raising_ = false;
+  const bool durable = round_->state() == Round::State::kGranted;
+  sent_ = acquire_sent_;
+  if (durable && now + options_.min_validity <= valid_until_) {
+    complete(Lock(resources_, token_, valid_until_, std::move(grant_votes_), ttl_, fence_));
+    return;
+  }
+  fail_round(now, raise_error(durable ? "the fence became durable too late to leave min_validity"
+                                      : "the fence could not be made durable on a majority"));
+}
+
+Error AcquireOp::raise_error(std::string_view why) const {
+  return Error(durable_code(),
+               describe(resources_) + ": granted with fence " + std::to_string(fence_) + ", but " +
+                   std::string(why),
+               results_);
+}
+
+ErrorCode AcquireOp::durable_code() const {
+  return round_ && round_->state() == Round::State::kGranted ? ErrorCode::kValidityExhausted
+                                                             : ErrorCode::kNoQuorum;
+}
+
+// A round failed (or its grant could not be completed): release, then retry
+// or report `error`.
+void AcquireOp::fail_round(Clock::time_point now, Error error) {
+  if (round_->refused() > 0) ctx_.metrics.contended_round();
+  // A failed round releases everywhere its command went, answered or not: an
+  // OK still in flight must not leave a key behind, and on each connection
+  // the release runs after the SET, so our own retry never meets our own
+  // key.
+  release_round();
+  const RetryPolicy policy{options_.max_wait, options_.max_attempts, options_.retry_delay,
+                           options_.retry_jitter};
+  const auto next = next_retry(policy, attempts_, call_start_, now, ctx_.scheduler.random_unit());
+  // Held by another and worth waiting for: listen for its release.
+  if (round_->refused() > 0 && (next.delay || next.wait_exhausted)) watch_releases();
+  const FailedRound failed{std::exchange(woken_, false), round_->yes() > 0, now - round_->start()};
+  const auto plan =
+      plan_retry(next, watch_ != 0, contest_left_, failed, options_.retry_delay,
+                 ctx_.scheduler.random_unit(), now, wait_deadline(call_start_, options_.max_wait));
+  // A contest goes on while rounds say the lock may be free; a round that
+  // finds it held again ends it.
+  contest_left_ = plan.contest ? contest_left_ - 1 : 0;
+  if (plan.retry_at) {
+    if (plan.contest) ctx_.metrics.wakeup();
+    ctx_.log.debug("acquire {}: round {} failed ({}), retrying in {} us", describe(resources_),
+                   attempts_, to_string(error.code()),
+                   std::chrono::duration_cast<microseconds>(*plan.retry_at - now).count());
+    schedule_retry(*plan.retry_at, &AcquireOp::next_round);
+    contest_pause_ = plan.contest;
+    return;
+  }
+  if (plan.give_up_at) {
+    // The jittered retry would start past max_wait: only an announced
+    // release starts another round now.
+    last_error_ = std::move(error);
+    schedule_retry(*plan.give_up_at, &AcquireOp::give_up);
+    return;
+  }
+  if (next.wait_exhausted) error = wait_timeout(error);
+  complete(Unexpected(std::move(error)));
+}
+
+// Wake-on-release: listen for announcements of the resources' release (once
+// per acquire; complete() stops).
+void AcquireOp::watch_releases() {
+  if (!options_.wake_on_release || watch_ != 0 || ctx_.wake == nullptr) return;
+  auto weak = weak_from_this();
+  watch_ = ctx_.wake->watch(resources_, [weak] {
+    if (auto self = weak.lock()) static_cast<AcquireOp*>(self.get())->on_release_announced();
+  });
+}
+
+void AcquireOp::on_release_announced() {
+  if (done_) return;
+  // Other waiters may have been woken too: a contest (retry.hpp).
+  if (contest_left_ == 0) contest_left_ = kContestRetries;
+  if (retry_timer_ == 0 || contest_pause_) {
+    // A round is open, or a contest pause runs (it stays random): if that
+    // round fails, it is retried as a contest.
+    woken_ = true;
+    return;
+  }
+  // Waiting between rounds: start the next one now, as the retry timer
+  // would have (so within max_attempts), but never past max_wait.
+  if (now() >= wait_deadline(call_start_, options_.max_wait)) return;
+  ctx_.scheduler.cancel(retry_timer_);
+  ctx_.metrics.wakeup();
+  next_round();
+}
+
+void AcquireOp::schedule_retry(Clock::time_point when, void (AcquireOp::*fn)()) {
+  auto weak = weak_from_this();
+  retry_timer_ = ctx_.scheduler.schedule(when, [weak, fn] {
+    if (auto self = weak.lock()) (static_cast<AcquireOp*>(self.get())->*fn)();
+  });
+}
+
+void AcquireOp::give_up() {
+  retry_timer_ = 0;
+  if (done_ || !last_error_) return;
+  complete(Unexpected(wait_timeout(*last_error_)));
+}
+
+Error AcquireOp::wait_timeout(const Error& last) const {
+  return Error(ErrorCode::kLockWaitTimeout,
+               describe(resources_) + " not acquired within " +
+                   std::to_string(options_.max_wait.count()) + " ms (" + std::to_string(attempts_) +
+                   " attempt(s); last: " + std::string(to_string(last.code())) + ": " +
+                   last.message() + ")",
+               last.nodes());
+}
+
+Error AcquireOp::round_error(Clock::time_point now) const {
+  const auto n = results_.size();
+  const auto need = quorum(n);
+  std::string msg;
+  switch (round_->failure()) {
+    case ErrorCode::kValidityExhausted:
+      msg = describe(resources_) + ": a majority agreed after " + format_ms(now - round_->start()) +
+            ", leaving " + std::to_string(round_->validity_at_decision().count()) +
+            " us of validity (min_validity " + std::to_string(options_.min_validity.count()) +
+            " ms)";
+      break;
+    case ErrorCode::kHeldByAnother:
+      msg = describe(resources_) + " is held by another owner (" + std::to_string(round_->yes()) +
+            " of " + std::to_string(n) + " nodes granted, " + std::to_string(need) + " needed)";
+      break;
+    default:
+      msg = describe(resources_) + ": only " + std::to_string(round_->yes()) + " of " +
+            std::to_string(n) + " nodes granted, " + std::to_string(need) + " needed";
+      break;
+  }
+  return Error(round_->failure(), std::move(msg), results_);
+}
+
+void AcquireOp::release_round() {
+  // While the fence is being raised, the keys are where the acquire went.
+  auto& targets = raising_ ? acquire_sent_ : sent_;
+  if (std::none_of(targets.begin(), targets.end(), [](bool b) { return b; })) return;
+  start_release(ctx_, resources_, token_, now() + ttl_, targets, nullptr);
+  targets.assign(targets.size(), false);
+}
+
+void AcquireOp::complete(Result<Lock> result) {
+  if (done_) return;
+  done_ = true;
+  ctx_.scheduler.cancel(retry_timer_);
+  retry_timer_ = 0;
+  if (ctx_.wake != nullptr) ctx_.wake->unwatch(std::exchange(watch_, 0));
+  stop_callback_.reset();
+  ctx_.metrics.acquire(std::chrono::duration_cast<microseconds>(now() - call_start_), attempts_,
+                       result ? nullptr : &result.error());
+  invoke_user(ctx_.log, callback_, std::move(result));
+  ctx_.active.remove(this);
+}
+
+}  // namespace redlock::detail

@@ -1,0 +1,83 @@
+// acquire_op.hpp: an acquire, from its first round to its outcome.
+//
+// Rounds of SET NX PX (one resource, fencing off), the all-or-none script
+// (several) or the fenced acquire script (fencing on) go to every node,
+// retried with jitter until granted, cancelled or out of budget. A failed
+// round releases whatever it set. With fencing, a grant whose fence fewer
+// than a majority hold is made durable by a raise round before it is handed
+// out. A waiter listens for release announcements of its resources and
+// retries at once when one comes (wake-on-release).
+#pragma once
+
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "quorum_op.hpp"
+#include "redlock/callbacks.hpp"
+
+namespace redlock::detail {
+
+class AcquireOp final : public QuorumOp {
+ public:
+  // `resources` and `options` were validated by the caller.
+  AcquireOp(const OpContext& ctx, std::vector<std::string> resources, std::string token,
+            milliseconds ttl, const AcquireOptions& options, AcquireCallback callback);
+
+  // Loop thread: the first round.
+  void start();
+  void abort() override;
+
+ private:
+  void next_round();
+  void cancel();
+  NodeStatus classify(const Reply& reply, std::string& detail) const override;
+  void on_answer(std::size_t node, const Reply& reply, NodeStatus status) override;
+  void on_late_reply(std::size_t node, std::uint32_t tag, const Reply& reply) override;
+  void on_decided(Clock::time_point now) override;
+  void start_raise();
+  void on_raise_decided(Clock::time_point now);
+  [[nodiscard]] Error raise_error(std::string_view why) const;
+  [[nodiscard]] ErrorCode durable_code() const;
+  void fail_round(Clock::time_point now, Error error);
+  void watch_releases();
+  void on_release_announced();
+  void schedule_retry(Clock::time_point when, void (AcquireOp::*fn)());
+  void give_up();
+  [[nodiscard]] Error wait_timeout(const Error& last) const;
+  [[nodiscard]] Error round_error(Clock::time_point now) const;
+  void release_round();
+  void complete(Result<Lock> result);
+
+  std::vector<std::string> resources_;
+  std::string token_;
+  milliseconds ttl_;
+  AcquireOptions options_;
+  AcquireCallback callback_;
+  std::string wire_;
+  std::shared_ptr<const std::string> fallback_;
+  Clock::time_point call_start_;
+  int attempts_ = 0;
+  std::uint32_t granted_tag_ = 0;
+  Scheduler::TimerId retry_timer_ = 0;
+  ReleaseWatch::WatchId watch_ = 0;  // listening for release announcements
+  bool woken_ = false;               // one came while a round was open
+  int contest_left_ = 0;             // contest retries left since the last announcement
+  bool contest_pause_ = false;       // retry_timer_ is a contest pause
+  std::optional<Error> last_error_;  // while waiting only for an announcement
+  std::optional<std::stop_callback<std::function<void()>>> stop_callback_;
+  // Fencing (ClientOptions::fencing).
+  bool fenced_;
+  std::vector<std::string> counters_;  // the resources' counter keys
+  std::vector<std::uint64_t> fences_;  // per node: the fence its acquire returned
+  std::uint64_t fence_ = 0;            // the grant's fence: the largest of them
+  bool raising_ = false;               // the raise round is open
+  std::uint32_t raise_tag_ = 0;
+  std::string raise_wire_;
+  Clock::time_point valid_until_{};      // of the grant being made durable
+  std::vector<NodeResult> grant_votes_;  // the granting round's votes
+  std::vector<bool> acquire_sent_;       // where the granting round's command went
+};
+
+}  // namespace redlock::detail

@@ -1,0 +1,93 @@
+// address.hpp: node addresses: parsed from what the user wrote, resolved
+// when a connection is made, and compared.
+//
+// Parsing needs no DNS and fails fast (syntax, port range); names are looked
+// up on every connection attempt (connection.hpp), never at parse time, so a
+// name that does not resolve yet is a node that is down, not a bad argument.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "redlock/result.hpp"
+
+namespace redlock::detail {
+
+struct HostPort {
+  std::string host;  // without brackets for IPv6
+  std::uint16_t port = 0;
+};
+
+struct NodeAddress {
+  enum class Kind : std::uint8_t { kTcp, kUnix, kSentinel };
+  Kind kind = Kind::kTcp;
+  std::string text;     // as given; may hold a password, so never logged
+  std::string display;  // text with any password replaced by "***": logs, errors, metrics
+  std::string host;     // kTcp, without brackets for IPv6
+  std::uint16_t port = 0;
+  std::string path;                 // kUnix: the socket's path
+  std::vector<HostPort> sentinels;  // kSentinel
+  std::string master;               // kSentinel: the monitored master's name
+  // Credentials from a URL; when none are given the client's shared ones
+  // apply (ClientOptions::username / password).
+  std::string username;
+  std::string password;
+  bool has_credentials = false;
+  int db = 0;
+};
+
+// One of:
+//   host:port, ip:port, [ipv6]:port
+//   unix:/path/to/socket
+//   redis://[user[:password]@]host[:port][/db]        (port 6379 by default)
+//   sentinel://[user[:password]@]host:port,host:port,.../master-name[/db]
+// User and password may be percent-encoded. Errors never quote a password.
+[[nodiscard]] Result<NodeAddress> parse_node(std::string_view text);
+
+// Where a Connection goes, and with which credentials.
+struct Endpoint {
+  enum class Kind : std::uint8_t { kTcp, kUnix };
+  Kind kind = Kind::kTcp;
+  std::string host;  // kTcp: a name, or a literal address (IPv6 without brackets)
+  std::uint16_t port = 0;
+  std::string path;  // kUnix
+  std::string username;
+  std::string password;  // sent with AUTH on connect when not empty
+  int db = 0;            // SELECT on connect when not 0
+
+  // "host:port", "[v6]:port" or "unix:/path": for logs and errors.
+  [[nodiscard]] std::string where() const;
+};
+
+// The same server address (host or path, and port); credentials aside.
+[[nodiscard]] bool same_place(const Endpoint& a, const Endpoint& b);
+
+// Resolves a host name to its addresses, in the resolver's order. Runs on a
+// thread of libuv's pool, never on the loop thread.
+using Resolver = std::function<Result<std::vector<sockaddr_storage>>(const std::string& host,
+                                                                     std::uint16_t port)>;
+// getaddrinfo(3).
+[[nodiscard]] Result<std::vector<sockaddr_storage>> system_resolve(const std::string& host,
+                                                                   std::uint16_t port);
+// A literal IPv4 or IPv6 address (no lookup needed), as a socket address.
+[[nodiscard]] std::optional<sockaddr_storage> literal_address(const std::string& host,
+                                                              std::uint16_t port);
+// system_resolve, or the test's resolver when one is set. Blocks: never on
+// the loop thread.
+[[nodiscard]] Result<std::vector<sockaddr_storage>> resolve(const std::string& host,
+                                                            std::uint16_t port);
+// Tests only: replaces system_resolve for every Connection (null: restore).
+void set_resolver_for_testing(Resolver resolver);
+
+// The literal address, "1.2.3.4:6379" or "[::1]:6379"; ip_text without the port.
+[[nodiscard]] std::string address_text(const sockaddr_storage& addr);
+[[nodiscard]] std::string ip_text(const sockaddr_storage& addr);
+
+}  // namespace redlock::detail

@@ -1,0 +1,144 @@
+// operation.hpp: what an operation (release, acquire, extend, health) works
+// with, as narrow interfaces: the nodes it sends commands to, a scheduler for
+// its deadlines, the counters, the log and the options. The Engine provides
+// the real ones; a unit test drives an operation with fakes and no Redis.
+//
+// Threading: the loop thread only. Ownership: an operation is held by
+// shared_ptr, by the ActiveOps set while its caller waits for it, and by
+// each node's reply queue while a reply is outstanding, so a late reply
+// always finds it alive (and is dropped there).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "loop.hpp"
+#include "metrics.hpp"
+#include "protocol.hpp"
+#include "redlock/health.hpp"
+#include "redlock/options.hpp"
+#include "rules.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace redlock::detail {
+
+// Something the engine must finish on shutdown.
+class Abortable {
+ public:
+  virtual ~Abortable() = default;
+  // The engine is shutting down: complete with kShuttingDown.
+  virtual void abort() = 0;
+};
+
+// Something that waits for node replies.
+class Operation : public Abortable, public std::enable_shared_from_this<Operation> {
+ public:
+  // The reply to a command sent with `tag` to node `node`. `reply` is null
+  // when the command got no answer because the connection failed (`failure`
+  // says why). Called exactly once per command sent.
+  virtual void on_reply(std::size_t node, std::uint32_t tag, const Reply* reply,
+                        std::string_view failure) = 0;
+  void abort() override {}
+};
+
+// The nodes, as operations see them. Index i is ClientOptions::nodes[i].
+class NodeSet {
+ public:
+  virtual ~NodeSet() = default;
+  [[nodiscard]] virtual std::size_t size() const = 0;
+  // The address with any password hidden: for errors and logs.
+  [[nodiscard]] virtual const std::string& name(std::size_t i) const = 0;
+  // Queues a command for node i. Returns false, and never calls back, when
+  // the node cannot take it now (not connected, or too far behind):
+  // commands are never held for a later connection. `fallback`, for
+  // EVALSHA: the EVAL form, sent instead of delivering a NOSCRIPT error.
+  [[nodiscard]] virtual bool send(std::size_t i, std::string_view wire,
+                                  const std::shared_ptr<Operation>& op, std::uint32_t tag,
+                                  const std::shared_ptr<const std::string>& fallback) = 0;
+  [[nodiscard]] virtual bool connected(std::size_t i) const = 0;
+  // Why node i is not connected ("" when it is, or when nothing is known).
+  [[nodiscard]] virtual std::string last_error(std::size_t i) const = 0;
+  // Set when node i must not count toward a majority at `now`: why.
+  [[nodiscard]] virtual std::optional<std::string> vote_block(std::size_t i,
+                                                              Clock::time_point now) const = 0;
+  // What the client knows of node i now (health(): no I/O).
+  [[nodiscard]] virtual NodeHealth health(std::size_t i, Clock::time_point now) const = 0;
+  // Keys this client may have left on node i while it was unreachable: they
+  // are released (compare-and-delete) when it is connected again.
+  virtual void remember_cleanup(std::size_t i, std::vector<std::string> keys, std::string token,
+                                Clock::time_point until) = 0;
+};
+
+// Release announcements (wake-on-release): `on_release` runs each time a
+// node announces the release of one of `resources`, until unwatch(id).
+class ReleaseWatch {
+ public:
+  using WatchId = std::uint64_t;  // 0: not watching
+  virtual ~ReleaseWatch() = default;
+  [[nodiscard]] virtual WatchId watch(const std::vector<std::string>& resources,
+                                      std::function<void()> on_release) = 0;
+  virtual void unwatch(WatchId id) = 0;
+};
+
+// The operations a caller waits for: kept alive until they complete, and
+// aborted (completed with kShuttingDown) on shutdown.
+class ActiveOps {
+ public:
+  void add(const std::shared_ptr<Abortable>& op) { ops_.emplace(op.get(), op); }
+  void remove(Abortable* op) { ops_.erase(op); }
+  // Aborts every operation (each may start others, e.g. a release, which
+  // are not aborted).
+  void abort_all();
+  [[nodiscard]] std::size_t size() const noexcept { return ops_.size(); }
+
+ private:
+  std::unordered_map<Abortable*, std::shared_ptr<Abortable>> ops_;
+};
+
+struct OpContext {
+  NodeSet& nodes;
+  Scheduler& scheduler;
+  Metrics& metrics;
+  spdlog::logger& log;
+  const ClientOptions& options;
+  ActiveOps& active;
+  ReleaseWatch* wake = nullptr;  // null: no wake-on-release
+};
+
+// A user callback must not take the loop thread down with it: runs it once
+// (and clears it), logging what it throws.
+void log_callback_exception(spdlog::logger& log, const char* what);
+template <typename Callback, typename Value>
+void invoke_user(spdlog::logger& log, Callback& callback, Value&& value) {
+  if (!callback) return;
+  auto cb = std::move(callback);
+  callback = nullptr;
+  try {
+    cb(std::forward<Value>(value));
+  } catch (const std::exception& e) {
+    log_callback_exception(log, e.what());
+  } catch (...) {
+    log_callback_exception(log, nullptr);
+  }
+}
+
+// "resource \"a\"" or "resources {\"a\", \"b\"}", for messages.
+[[nodiscard]] std::string describe(const std::vector<std::string>& resources);
+
+// "12.3 ms".
+[[nodiscard]] std::string format_ms(Clock::duration d);
+
+NodeResult node_result(const std::string& name, NodeStatus status, std::string detail = {},
+                       std::chrono::microseconds rtt = std::chrono::microseconds(0));
+
+}  // namespace redlock::detail

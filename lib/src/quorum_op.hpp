@@ -1,0 +1,59 @@
+// quorum_op.hpp: one command to every node, the answers tallied by a Round.
+//
+// A round is decided at the first majority of yes votes, as soon as a
+// majority is impossible, or at its deadline (the node timeout). Acquire and
+// extend are made of such rounds; each says what a reply means (classify)
+// and what a decided round leads to (on_decided).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "operation.hpp"
+
+namespace redlock::detail {
+
+class QuorumOp : public Operation {
+ public:
+  void on_reply(std::size_t node, std::uint32_t tag, const Reply* reply,
+                std::string_view failure) final;
+
+ protected:
+  QuorumOp(const OpContext& ctx, milliseconds node_timeout)
+      : ctx_(ctx), node_timeout_(node_timeout) {}
+
+  // What a node's reply means for this operation.
+  virtual NodeStatus classify(const Reply& reply, std::string& detail) const = 0;
+  // The round was decided (round_->decided()).
+  virtual void on_decided(Clock::time_point now) = 0;
+  // A reply of the current round, after classify() judged it `status`.
+  virtual void on_answer(std::size_t /*node*/, const Reply& /*reply*/, NodeStatus /*status*/) {}
+  // A reply for a round already decided, or an older one.
+  virtual void on_late_reply(std::size_t /*node*/, std::uint32_t /*tag*/, const Reply& /*reply*/) {}
+
+  // Sends `wire` to every node that votes and tallies the answers. Nodes left
+  // out of the vote (restart grace, suspect clock) and nodes that are down
+  // vote "no" at once. `deadline` bounds the round besides the node timeout.
+  void start_round(const std::string& wire, const std::shared_ptr<const std::string>& fallback,
+                   milliseconds ttl, milliseconds min_validity, ErrorCode refused,
+                   std::optional<Clock::time_point> deadline = std::nullopt);
+
+  [[nodiscard]] bool round_open() const noexcept { return round_ && !round_->decided(); }
+  [[nodiscard]] Clock::time_point now() const { return ctx_.scheduler.now(); }
+
+  OpContext ctx_;
+  milliseconds node_timeout_;
+  std::uint32_t tag_ = 0;
+  std::optional<Round> round_;
+  std::vector<NodeResult> results_;
+  std::vector<bool> sent_;  // nodes the current round's command went to
+  Scheduler::TimerId round_timer_ = 0;
+  bool done_ = false;
+
+ private:
+  void on_round_timeout();
+  void decide(Clock::time_point now);
+};
+
+}  // namespace redlock::detail

@@ -1,0 +1,142 @@
+#include "release_op.hpp"
+
+#include <algorithm>
+
+#include "keys.hpp"
+
+namespace redlock::detail {
+namespace {
+
+class ReleaseOp final : public Operation {
+ public:
+  ReleaseOp(const OpContext& ctx, std::vector<std::string> resources, std::string token,
+            Clock::time_point key_expiry, std::vector<bool> targets, ReleaseCallback callback,
+            bool announce)
+      : ctx_(ctx),
+        resources_(std::move(resources)),
+        token_(std::move(token)),
+        key_expiry_(key_expiry),
+        targets_(std::move(targets)),
+        callback_(std::move(callback)),
+        announce_(announce) {}
+
+  void start() {
+    auto& nodes = ctx_.nodes;
+    const std::size_t n = nodes.size();
+    if (targets_.empty()) targets_.assign(n, true);
+    report_.nodes.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      report_.nodes.push_back(node_result(nodes.name(i), NodeStatus::kPending));
+    }
+    started_ = ctx_.scheduler.now();
+    const std::string_view announce = announce_ ? "1" : "0";
+    const auto keys = lock_keys(resources_);
+    const std::string cmd = script_command(kReleaseScript, true, keys, {token_, announce});
+    const auto fallback = std::make_shared<const std::string>(
+        script_command(kReleaseScript, false, keys, {token_, announce}));
+    // Count every target before sending: a node that fails at once must not
+    // complete the release while others have not been asked yet.
+    outstanding_ = static_cast<std::size_t>(std::count(targets_.begin(), targets_.end(), true));
+    if (outstanding_ == 0) {
+      complete();
+      return;
+    }
+    const auto self = shared_from_this();
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!targets_[i]) {
+        report_.nodes[i].status = NodeStatus::kRefused;
+        report_.nodes[i].detail = "not asked";
+        continue;
+      }
+      if (!nodes.send(i, cmd, self, 0, fallback)) {
+        nodes.remember_cleanup(i, resources_, token_, key_expiry_);
+        answer(i, NodeStatus::kDisconnected, "not connected; released when it reconnects");
+      }
+    }
+    if (done_) return;
+    if (callback_) {
+      ctx_.active.add(self);
+      auto weak = weak_from_this();
+      timer_ = ctx_.scheduler.schedule(started_ + ctx_.options.release_timeout, [weak] {
+        if (auto op = weak.lock()) static_cast<ReleaseOp*>(op.get())->on_timeout();
+      });
+    }
+  }
+
+  void on_reply(std::size_t node, std::uint32_t, const Reply* reply,
+                std::string_view failure) override {
+    if (reply == nullptr) {
+      ctx_.nodes.remember_cleanup(node, resources_, token_, key_expiry_);
+      answer(node, NodeStatus::kDisconnected, std::string(failure));
+    } else if (reply->type == Reply::Type::kInteger) {
+      answer(node, reply->integer > 0 ? NodeStatus::kOk : NodeStatus::kRefused, {});
+    } else if (reply->is_error()) {
+      answer(node, NodeStatus::kError, reply->str);
+    } else {
+      answer(node, NodeStatus::kError, "unexpected reply to the release script");
+    }
+  }
+
+  void abort() override { complete(); }
+
+ private:
+  void answer(std::size_t node, NodeStatus status, std::string detail) {
+    if (done_ || report_.nodes[node].status != NodeStatus::kPending) return;
+    auto& r = report_.nodes[node];
+    r.status = status;
+    r.detail = std::move(detail);
+    r.rtt = std::chrono::duration_cast<microseconds>(ctx_.scheduler.now() - started_);
+    ctx_.metrics.node_reply(node, status, r.rtt);
+    if (status == NodeStatus::kOk) ++report_.deleted;
+    if (--outstanding_ == 0) complete();
+  }
+
+  void on_timeout() {
+    timer_ = 0;
+    if (done_) return;
+    for (std::size_t i = 0; i < report_.nodes.size(); ++i) {
+      auto& r = report_.nodes[i];
+      if (r.status == NodeStatus::kPending) {
+        r.status = NodeStatus::kTimeout;
+        r.detail = "no answer within release_timeout";
+        ctx_.metrics.node_reply(i, NodeStatus::kTimeout, {});
+      }
+    }
+    complete();
+  }
+
+  void complete() {
+    if (done_) return;
+    done_ = true;
+    ctx_.scheduler.cancel(timer_);
+    if (callback_) {
+      invoke_user(ctx_.log, callback_, Result<ReleaseReport>(std::move(report_)));
+      ctx_.active.remove(this);
+    }
+  }
+
+  OpContext ctx_;
+  std::vector<std::string> resources_;
+  std::string token_;
+  Clock::time_point key_expiry_;
+  std::vector<bool> targets_;
+  ReleaseCallback callback_;
+  bool announce_;
+  ReleaseReport report_;
+  Clock::time_point started_{};
+  std::size_t outstanding_ = 0;
+  Scheduler::TimerId timer_ = 0;
+  bool done_ = false;
+};
+
+}  // namespace
+
+void start_release(const OpContext& ctx, std::vector<std::string> resources, std::string token,
+                   Clock::time_point key_expiry, std::vector<bool> targets,
+                   ReleaseCallback callback, bool announce) {
+  auto op = std::make_shared<ReleaseOp>(ctx, std::move(resources), std::move(token), key_expiry,
+                                        std::move(targets), std::move(callback), announce);
+  op->start();
+}
+
+}  // namespace redlock::detail

@@ -1,0 +1,333 @@
+// The operations driven against a fake node set and a fake scheduler, with
+// no Redis and no event loop: each test says what every node answers and
+// when, and checks what the operation sent and decided (as spdlog tests its
+// loggers with a counting sink).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <deque>
+#include <map>
+
+#include "acquire_op.hpp"
+#include "extend_op.hpp"
+#include "keys.hpp"
+#include "operation.hpp"
+#include "release_op.hpp"
+
+namespace redlock::detail {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+
+// Time stands still until advance() moves it; timers fire in order then.
+class FakeScheduler final : public Scheduler {
+ public:
+  [[nodiscard]] Clock::time_point now() const override { return now_; }
+  TimerId schedule(Clock::time_point when, std::function<void()> fn) override {
+    const TimerId id = next_++;
+    timers_.emplace(std::make_pair(when, id), std::move(fn));
+    return id;
+  }
+  void cancel(TimerId id) override {
+    for (auto it = timers_.begin(); it != timers_.end(); ++it) {
+      if (it->first.second == id) {
+        timers_.erase(it);
+        return;
+      }
+    }
+  }
+  [[nodiscard]] double random_unit() override { return 0.5; }
+  [[nodiscard]] Result<void> post(std::function<void()> task) override {
+    posted_.push_back(std::move(task));
+    return {};
+  }
+
+  void advance(Clock::duration d) {
+    const auto until = now_ + d;
+    while (!timers_.empty() && timers_.begin()->first.first <= until) {
+      auto node = timers_.extract(timers_.begin());
+      now_ = std::max(now_, node.key().first);
+      node.mapped()();
+    }
+    now_ = until;
+  }
+  [[nodiscard]] std::size_t pending_timers() const { return timers_.size(); }
+
+ private:
+  Clock::time_point now_ = Clock::now();
+  std::map<std::pair<Clock::time_point, TimerId>, std::function<void()>> timers_;
+  TimerId next_ = 1;
+  std::vector<std::function<void()>> posted_;
+};
+
+// N nodes that take every command while "connected" and answer only when the
+// test says so, in order per node (like a pipelined connection).
+class FakeNodes final : public NodeSet {
+ public:
+  struct Sent {
+    std::string wire;
+    std::shared_ptr<Operation> op;
+    std::uint32_t tag;
+  };
+
+  explicit FakeNodes(std::size_t n) : names_(n), up_(n, true), queues_(n) {
+    for (std::size_t i = 0; i < n; ++i) names_[i] = "node" + std::to_string(i + 1);
+  }
+
+  [[nodiscard]] std::size_t size() const override { return names_.size(); }
+  [[nodiscard]] const std::string& name(std::size_t i) const override { return names_[i]; }
+  [[nodiscard]] bool send(std::size_t i, std::string_view wire,
+                          const std::shared_ptr<Operation>& op, std::uint32_t tag,
+                          const std::shared_ptr<const std::string>&) override {
+    if (!up_[i]) return false;
+    queues_[i].push_back({std::string(wire), op, tag});
+    log_.push_back({i, std::string(wire)});
+    return true;
+  }
+  [[nodiscard]] bool connected(std::size_t i) const override { return up_[i]; }
+  [[nodiscard]] std::string last_error(std::size_t i) const override {
+    return up_[i] ? "" : "connection refused";
+  }
+  [[nodiscard]] std::optional<std::string> vote_block(std::size_t,
+                                                      Clock::time_point) const override {
+    return std::nullopt;
+  }
+  [[nodiscard]] NodeHealth health(std::size_t i, Clock::time_point) const override {
+    NodeHealth h;
+    h.node = names_[i];
+    h.reachable = h.answering = h.voting = up_[i];
+    return h;
+  }
+  void remember_cleanup(std::size_t i, std::vector<std::string> resources, std::string,
+                        Clock::time_point) override {
+    cleanups_.push_back({i, resources.front()});
+  }
+
+  // Node i answers its oldest unanswered command.
+  void answer(std::size_t i, const Reply& reply) {
+    ASSERT_FALSE(queues_[i].empty()) << names_[i] << " has nothing to answer";
+    auto sent = std::move(queues_[i].front());
+    queues_[i].pop_front();
+    sent.op->on_reply(i, sent.tag, &reply, {});
+  }
+  [[nodiscard]] std::size_t waiting(std::size_t i) const { return queues_[i].size(); }
+  [[nodiscard]] const std::string& oldest(std::size_t i) const { return queues_[i].front().wire; }
+  void set_up(std::size_t i, bool up) { up_[i] = up; }
+
+  std::vector<std::pair<std::size_t, std::string>> log_;       // every command sent
+  std::vector<std::pair<std::size_t, std::string>> cleanups_;  // remembered releases
+
+ private:
+  std::vector<std::string> names_;
+  std::vector<bool> up_;
+  std::vector<std::deque<Sent>> queues_;
+};
+
+Reply integer(long long v) {
+  Reply r;
+  r.type = Reply::Type::kInteger;
+  r.integer = v;
+  return r;
+}
+Reply nil() { return Reply{}; }
+
+bool is_release(const std::string& wire) {
+  return wire.find(std::string(kReleaseScript.sha)) != std::string::npos;
+}
+bool is_raise(const std::string& wire) {
+  return wire.find(std::string(kRaiseFenceScript.sha)) != std::string::npos;
+}
+bool is_fenced_acquire(const std::string& wire) {
+  return wire.find(std::string(kFencedAcquireScript.sha)) != std::string::npos;
+}
+
+class OperationsTest : public ::testing::Test {
+ protected:
+  OperationsTest() {
+    options_.nodes = {"a:1", "b:1", "c:1", "d:1", "e:1"};
+    options_.drift_factor = 0.01;
+  }
+
+  OpContext context() { return OpContext{nodes_, scheduler_, metrics_, *log_, options_, active_}; }
+
+  // Starts an acquire of `resource`; its outcome lands in outcome_.
+  void acquire(const std::string& resource, AcquireOptions how = {}) {
+    how.wake_on_release = false;
+    auto op = std::make_shared<AcquireOp>(context(), std::vector<std::string>{resource}, "tok", 10s,
+                                          how, [this](Result<Lock> r) { outcome_ = std::move(r); });
+    op->start();
+  }
+
+  ClientOptions options_;
+  FakeScheduler scheduler_;
+  FakeNodes nodes_{5};
+  Metrics metrics_{5, nullptr};
+  std::shared_ptr<spdlog::logger> log_ =
+      std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_st>());
+  ActiveOps active_;
+  std::optional<Result<Lock>> outcome_;
+};
+
+TEST_F(OperationsTest, AFenceFewerThanAMajorityHoldIsRaisedOnAMajorityBeforeTheGrant) {
+  acquire("res");
+  for (std::size_t i = 0; i < 5; ++i) {
+    ASSERT_EQ(nodes_.waiting(i), 1u);
+    EXPECT_TRUE(is_fenced_acquire(nodes_.oldest(i)));
+  }
+  // A majority granted, but only one of them returned the largest fence: a
+  // later majority might not share a node with it.
+  nodes_.answer(0, integer(100));
+  nodes_.answer(1, integer(100));
+  nodes_.answer(2, integer(107));
+  EXPECT_FALSE(outcome_.has_value()) << "handed out before the fence was durable";
+  // The raise goes to every node, behind the acquires still in flight.
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_TRUE(is_raise(nodes_.oldest(i))) << i;
+  for (std::size_t i = 3; i < 5; ++i) EXPECT_EQ(nodes_.waiting(i), 2u) << i;
+  EXPECT_NE(nodes_.log_.back().second.find("107"), std::string::npos);
+  EXPECT_EQ(metrics_.snapshot({}, {}, false).fence_raises, 1u);
+  // Late acquire replies of the granting round change nothing.
+  nodes_.answer(3, integer(107));
+  nodes_.answer(4, nil());
+  EXPECT_FALSE(outcome_.has_value());
+  nodes_.answer(0, integer(1));
+  nodes_.answer(1, integer(1));
+  ASSERT_FALSE(outcome_.has_value());
+  nodes_.answer(3, integer(1));
+  ASSERT_TRUE(outcome_.has_value());
+  ASSERT_TRUE(*outcome_) << outcome_->error();
+  EXPECT_EQ((*outcome_)->fence(), 107u);
+  // The votes are the granting round's, not the raise's.
+  EXPECT_EQ((*outcome_)->votes()[2].status, NodeStatus::kOk);
+  EXPECT_EQ(active_.size(), 0u);
+}
+
+TEST_F(OperationsTest, AFenceRaiseThatGetsNoMajorityFailsTheRoundAndReleases) {
+  AcquireOptions how;
+  how.max_attempts = 1;
+  acquire("res", how);
+  nodes_.answer(0, integer(5));
+  nodes_.answer(1, integer(5));
+  nodes_.answer(2, integer(9));
+  // Nobody answers the raise within the node timeout.
+  scheduler_.advance(1s);
+  ASSERT_TRUE(outcome_.has_value());
+  ASSERT_FALSE(*outcome_);
+  EXPECT_EQ(outcome_->error().code(), ErrorCode::kNoQuorum) << outcome_->error();
+  EXPECT_THAT(outcome_->error().message(), HasSubstr("could not be made durable"));
+  // Released wherever the acquire went.
+  std::size_t releases = 0;
+  for (const auto& [node, wire] : nodes_.log_) releases += is_release(wire) ? 1U : 0U;
+  EXPECT_EQ(releases, 5u);
+}
+
+TEST_F(OperationsTest, AContestedRoundReleasesWhatItGotAndRetriesAfterTheDelay) {
+  options_.fencing = false;
+  AcquireOptions how;
+  how.max_wait = 5s;
+  how.retry_delay = 200ms;
+  how.retry_jitter = 100ms;
+  acquire("res", how);
+  Reply ok;
+  ok.type = Reply::Type::kStatus;
+  ok.str = "OK";
+  nodes_.answer(0, ok);
+  nodes_.answer(1, nil());
+  nodes_.answer(2, nil());
+  nodes_.answer(3, nil());
+  EXPECT_FALSE(outcome_.has_value());
+  // The failed round released on every node it asked, node 1's key included.
+  std::size_t releases = 0;
+  for (const auto& [node, wire] : nodes_.log_) releases += is_release(wire) ? 1U : 0U;
+  EXPECT_EQ(releases, 5u);
+  EXPECT_EQ(metrics_.snapshot({}, {}, false).contended_rounds, 1u);
+  // random_unit() is 0.5: the retry comes after exactly retry_delay.
+  const auto sent_before = nodes_.log_.size();
+  scheduler_.advance(199ms);
+  EXPECT_EQ(nodes_.log_.size(), sent_before);
+  scheduler_.advance(1ms);
+  EXPECT_EQ(nodes_.log_.size(), sent_before + 5);
+  // Node 4's answer to round 1 and the releases come first on each
+  // connection; then round 2 is granted.
+  nodes_.answer(4, nil());
+  for (std::size_t i = 0; i < 5; ++i) nodes_.answer(i, integer(i == 0 ? 1 : 0));
+  for (std::size_t i = 0; i < 3; ++i) nodes_.answer(i, ok);
+  ASSERT_TRUE(outcome_.has_value());
+  ASSERT_TRUE(*outcome_) << outcome_->error();
+  const auto m = metrics_.snapshot({}, {}, false);
+  EXPECT_EQ(m.rounds_per_acquire.sum, 2.0);
+}
+
+TEST_F(OperationsTest, ALateOkAfterTheRoundFailedIsCoveredByItsCleanup) {
+  options_.fencing = false;
+  options_.node_timeout = 50ms;
+  acquire("res");
+  Reply ok;
+  ok.type = Reply::Type::kStatus;
+  ok.str = "OK";
+  nodes_.answer(0, ok);
+  nodes_.answer(1, ok);
+  scheduler_.advance(50ms);  // the other three are silent: no quorum
+  ASSERT_TRUE(outcome_.has_value());
+  ASSERT_FALSE(*outcome_);
+  EXPECT_EQ(outcome_->error().code(), ErrorCode::kNoQuorum) << outcome_->error();
+  EXPECT_EQ(outcome_->error().nodes()[2].status, NodeStatus::kTimeout);
+  // The cleanup went to every node asked, the silent ones included: on each
+  // connection it runs after the SET, so a late OK leaves no key.
+  for (std::size_t i = 2; i < 5; ++i) {
+    ASSERT_EQ(nodes_.waiting(i), 2u) << i;
+  }
+  nodes_.answer(2, ok);  // late
+  EXPECT_EQ(metrics_.snapshot({}, {}, false).late_replies_released, 1u);
+  EXPECT_TRUE(is_release(nodes_.oldest(2)));
+}
+
+TEST_F(OperationsTest, ANodeThatIsDownVotesNoAtOnceAndIsNeverQueued) {
+  options_.fencing = false;
+  nodes_.set_up(3, false);
+  nodes_.set_up(4, false);
+  acquire("res");
+  EXPECT_EQ(nodes_.waiting(3), 0u);
+  Reply ok;
+  ok.type = Reply::Type::kStatus;
+  ok.str = "OK";
+  for (std::size_t i = 0; i < 3; ++i) nodes_.answer(i, ok);
+  ASSERT_TRUE(outcome_.has_value());
+  ASSERT_TRUE(*outcome_) << outcome_->error();
+  EXPECT_EQ((*outcome_)->votes()[3].status, NodeStatus::kDisconnected);
+  EXPECT_THAT((*outcome_)->votes()[3].detail, HasSubstr("connection refused"));
+}
+
+TEST_F(OperationsTest, AReleaseRemembersTheNodesThatAreDown) {
+  nodes_.set_up(1, false);
+  std::optional<Result<ReleaseReport>> report;
+  start_release(context(), {"res"}, "tok", scheduler_.now() + 10s, {},
+                [&](Result<ReleaseReport> r) { report = std::move(r); });
+  ASSERT_EQ(nodes_.cleanups_.size(), 1u);
+  EXPECT_EQ(nodes_.cleanups_[0].first, 1u);
+  for (std::size_t i : {0u, 2u, 3u, 4u}) nodes_.answer(i, integer(i == 4 ? 0 : 1));
+  ASSERT_TRUE(report.has_value());
+  ASSERT_TRUE(*report);
+  EXPECT_EQ((*report)->deleted, 3);
+  EXPECT_EQ((*report)->nodes[1].status, NodeStatus::kDisconnected);
+  EXPECT_EQ((*report)->nodes[4].status, NodeStatus::kRefused);
+}
+
+TEST_F(OperationsTest, AnExtensionDecidedAfterTheLockExpiredIsRefused) {
+  const Lock lock(std::string("res"), "tok", scheduler_.now() + 30ms, {}, 10s, 0);
+  std::optional<Result<Lock>> out;
+  ExtendOptions how;
+  how.node_timeout = 100ms;
+  start_extend(context(), lock, 10s, how, [&](Result<Lock> r) { out = std::move(r); });
+  nodes_.answer(0, integer(1));
+  nodes_.answer(1, integer(1));
+  scheduler_.advance(40ms);  // past the lock's validity before the third yes
+  ASSERT_TRUE(out.has_value());
+  ASSERT_FALSE(*out);
+  EXPECT_EQ(out->error().code(), ErrorCode::kExpired) << out->error();
+}
+
+}  // namespace
+}  // namespace redlock::detail
