@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "address.hpp"
 #include "redlock/options.hpp"
 #include "validate.hpp"
 
