@@ -67,11 +67,12 @@ int cmd_release(const Globals& globals, const std::string& resource, const std::
 int cmd_extend(const Globals& globals, const std::string& resource, const std::string& token,
                std::chrono::milliseconds ttl);
 
-// Asks each node directly (hiredis, blocking, one thread per node): PING
-// timed, INFO server. With a clock window, also has a client check every
-// node's clock for that long (as ClientOptions::clock_check_interval does)
-// and shows each clock's rate and whether it is suspect. 0 when a majority
-// answered, 3 otherwise (a suspect clock does not change it).
+// What a client of the nodes sees now (Client::health, bounded by
+// `timeout`): per node, whether it votes and why not, round trip, version,
+// run_id, uptime, persistence, eviction policy, clock, TLS, shards. With a
+// clock window, the client first watches the clocks for that long. 0 when a
+// majority votes, 6 when a majority answers but fewer vote, 3 otherwise; 2
+// for a malformed or repeated node.
 int cmd_status(const Globals& globals, std::chrono::milliseconds timeout,
                std::chrono::milliseconds clock_window = std::chrono::milliseconds(0));
 

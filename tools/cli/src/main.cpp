@@ -3,8 +3,8 @@
 //   redlock acquire RESOURCE [--ttl 10s] [--wait 5s|forever]   prints the token
 //   redlock release RESOURCE TOKEN
 //   redlock extend RESOURCE TOKEN [--ttl 10s]
-//   redlock status [--timeout 1s] [--clock 3s]           each node: reachable, rtt, version, run_id
-//                                                        (and its clock's rate, with --clock)
+//   redlock status [--timeout 1s] [--clock 3s]           each node: votes or why not, rtt,
+//                                                        version, run_id, persistence, ...
 //   redlock run RESOURCE [--ttl 10s] [--wait 5s] [--signal TERM] [--kill-after 10s]
 //               [--max-hold 1h] -- CMD ARGS...
 //   redlock cluster up N | down | status | pause I | resume I | kill I | restart I
@@ -179,8 +179,10 @@ int run_main(int argc, char** argv) {
   std::string status_timeout = "1s";
   std::string status_clock = "0s";
   auto* status_cmd = app.add_subcommand(
-      "status", "Ask each node directly: reachable, round-trip time, version, run_id");
-  status_cmd->add_option("--timeout", status_timeout, "Connect and reply timeout per node")
+      "status",
+      "Can a lock be had now? Each node: votes or why not, round trip, version, run_id, uptime, "
+      "persistence, eviction policy (exit 0: a majority votes)");
+  status_cmd->add_option("--timeout", status_timeout, "How long to wait for the nodes' answers")
       ->capture_default_str();
   status_cmd
       ->add_option("--clock", status_clock,
