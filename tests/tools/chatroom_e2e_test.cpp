@@ -39,6 +39,16 @@ constexpr std::size_t kConcurrency = 50;
 
 enum class StoreKind { kSqlite, kPostgres };
 
+// Every replica exits 0 on SIGTERM; the log of one that does not (a
+// sanitizer's report, say) goes into the failure message.
+void expect_clean_stop(Replicas& replicas) {
+  const auto codes = replicas.stop();
+  for (std::size_t i = 0; i < codes.size(); ++i) {
+    EXPECT_EQ(codes[i], 0) << "replica " << i + 1 << " exited " << codes[i] << "; its log:\n"
+                           << replicas.log_tail(i);
+  }
+}
+
 std::string describe(const RaceResult& r, const RoomAudit& a, double conflicts) {
   return "requests=" + std::to_string(r.requests) + " 201=" + std::to_string(r.created) +
          " 200=" + std::to_string(r.existed) + " 503=" + std::to_string(r.unavailable) +
@@ -145,7 +155,7 @@ class ChatroomTest : public ClusterTest {
                 kRequests);
 
       // Graceful shutdown: every replica exits 0 on SIGTERM.
-      for (int code : (*replicas)->stop()) EXPECT_EQ(code, 0);
+      expect_clean_stop(**replicas);
     }
     {
       // A longer pause between look-up and insert widens the window the lock
@@ -164,7 +174,7 @@ class ChatroomTest : public ClusterTest {
       EXPECT_EQ(unsafe.audit.created_messages, 1);
       EXPECT_EQ(unsafe.audit.created_events, 1);
       EXPECT_EQ(unsafe.race.created, 1U);
-      for (int code : (*replicas)->stop()) EXPECT_EQ(code, 0);
+      expect_clean_stop(**replicas);
     }
   }
 
@@ -291,7 +301,7 @@ TEST_F(ChatroomApi, AnswersEachRoute) {
         "redlock_acquires_total"}) {
     EXPECT_NE(metrics->body.find(line), std::string::npos) << line << "\n" << metrics->body;
   }
-  for (int code : (*replicas)->stop()) EXPECT_EQ(code, 0);
+  expect_clean_stop(**replicas);
 }
 
 // Whatever the body, the answer is a 422 listing what is wrong (or a 413
@@ -362,7 +372,7 @@ TEST_F(ChatroomApi, MalformedRequestsAre422NeverA500) {
   auto metrics = http->Get("/metrics");
   ASSERT_TRUE(metrics);
   EXPECT_EQ(metrics->body.find("status=\"500\""), std::string::npos) << metrics->body;
-  for (int code : (*replicas)->stop()) EXPECT_EQ(code, 0);
+  expect_clean_stop(**replicas);
 }
 
 // A ttl above the lock client's max_ttl used to start, then answer every
@@ -389,7 +399,7 @@ TEST_F(ChatroomApi, LockTtlAboveTheMaxTtlDoesNotStart) {
   auto created = http->Post("/chatrooms", R"({"name": "long"})", "application/json");
   ASSERT_TRUE(created);
   EXPECT_EQ(created->status, 201) << created->body;
-  for (int code : (*replicas)->stop()) EXPECT_EQ(code, 0);
+  expect_clean_stop(**replicas);
 }
 
 // A majority of lock nodes down is "Lock service unavailable", not the
@@ -415,7 +425,73 @@ TEST_F(ChatroomApi, LockServiceUnavailableIsNotALockWaitTimeout) {
       << metrics->body;
   EXPECT_NE(metrics->body.find("chatroom_lock_wait_timeouts_total 0"), std::string::npos)
       << metrics->body;
-  for (int code : (*replicas)->stop()) EXPECT_EQ(code, 0);
+  expect_clean_stop(**replicas);
+}
+
+// /healthz is liveness; /readyz says whether creates can work: it follows
+// whether a majority of the lock nodes votes. Lock nodes younger than the
+// restart grace do not vote: ready is false, and a create is answered 503
+// "Lock service unavailable" at once. It used to be healthy, and every
+// create a 503 after the whole lock wait.
+TEST_F(ChatroomApi, ReadyzFollowsTheLockQuorum) {
+  auto replicas = Replicas::start(
+      1, replica_options({"--lock-restart-grace", "60s", "--lock-wait", "10s"}));
+  ASSERT_TRUE(replicas.has_value()) << replicas.error();
+  auto http = client(**replicas);
+  auto health = http->Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200) << health->body;
+  EXPECT_EQ(body_of(health).value("lock_quorum", true), false) << health->body;
+  auto ready = http->Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503) << ready->body;
+  EXPECT_EQ(body_of(ready).value("lock", ""), "no quorum") << ready->body;
+  EXPECT_EQ(body_of(ready).at("lock_nodes").at("voting"), 0) << ready->body;
+  EXPECT_FALSE(ready->get_header_value("Retry-After").empty());
+  const auto start = std::chrono::steady_clock::now();
+  auto res = http->Post("/chatrooms", R"({"name": "young"})", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 503) << res->body;
+  EXPECT_EQ(body_of(res).value("detail", ""), "Lock service unavailable") << res->body;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, scaled(5000ms))
+      << "waited for the lock instead of answering at once";
+  auto metrics = http->Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("redlock_quorum_available 0"), std::string::npos) << metrics->body;
+  expect_clean_stop(**replicas);
+}
+
+// Three of five lock nodes stopped (SIGSTOP): they stop counting as
+// connected, the replica is not ready, and it is again once they resume.
+TEST_F(ChatroomApi, StalledLockNodesMakeTheReplicaUnready) {
+  auto replicas = Replicas::start(1, replica_options({"--lock-wait", "500ms"}));
+  ASSERT_TRUE(replicas.has_value()) << replicas.error();
+  auto http = client(**replicas);
+  const auto status_of = [&](const char* path) {
+    auto res = http->Get(path);
+    return res ? res->status : -1;
+  };
+  ASSERT_EQ(status_of("/readyz"), 200);
+  for (std::size_t i : {0U, 1U, 2U}) ASSERT_TRUE(cluster().pause(i).has_value());
+  EXPECT_TRUE(wait_until([&]() -> bool { return status_of("/readyz") == 503; }, scaled(10000ms)));
+  auto metrics = http->Get("/metrics");
+  ASSERT_TRUE(metrics);
+  for (std::size_t i = 0; i < 5; ++i) {
+    const std::string line = "redlock_node_connected{node=\"" + addresses()[i] + "\"} " +
+                             (i < 3 ? "0" : "1");
+    EXPECT_NE(metrics->body.find(line), std::string::npos) << line << "\n" << metrics->body;
+  }
+  EXPECT_EQ(status_of("/healthz"), 200);
+  auto res = http->Post("/chatrooms", R"({"name": "stalled"})", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 503) << res->body;
+  EXPECT_EQ(body_of(res).value("detail", ""), "Lock service unavailable") << res->body;
+  for (std::size_t i : {0U, 1U, 2U}) ASSERT_TRUE(cluster().resume(i).has_value());
+  EXPECT_TRUE(wait_until([&]() -> bool { return status_of("/readyz") == 200; }, scaled(10000ms)));
+  auto created = http->Post("/chatrooms", R"({"name": "stalled"})", "application/json");
+  ASSERT_TRUE(created);
+  EXPECT_EQ(created->status, 201) << created->body;
+  expect_clean_stop(**replicas);
 }
 
 TEST_F(ChatroomApi, LockWaitTimeoutIs503) {

@@ -460,6 +460,7 @@ TEST(ChatroomMetrics, RoutesAndPrometheusText) {
   EXPECT_EQ(route_of("GET", "/chatrooms/x"), "GET /chatrooms/{name}");
   EXPECT_EQ(route_of("GET", "/chatrooms/x/messages"), "GET /chatrooms/{name}/messages");
   EXPECT_EQ(route_of("GET", "/healthz"), "GET /healthz");
+  EXPECT_EQ(route_of("GET", "/readyz"), "GET /readyz");
   EXPECT_EQ(route_of("GET", "/metrics"), "GET /metrics");
   for (const char* other :
        {"/", "/chatrooms/", "/chatrooms//messages", "/chatrooms/x/y", "/a/b/c/d/e", "metrics"}) {

@@ -60,8 +60,9 @@ class ChatService {
   // again every retry_delay +/- retry_jitter, looking at the store in
   // between, until lock_wait has passed: kLockTimeout if the lock was busy,
   // kLockUnavailable if the lock nodes could not grant it (the last attempt
-  // says which, tools::classify_lock_failure). The name must be valid
-  // (validation.hpp).
+  // says which, tools::classify_lock_failure). When a majority of the lock
+  // nodes does not vote (Client::quorum_available()), kLockUnavailable at
+  // once, without waiting. The name must be valid (validation.hpp).
   [[nodiscard]] RoomOutcome ensure_room(const std::string& name);
 
   [[nodiscard]] StoreResult<std::optional<Room>> find_room(const std::string& name);
@@ -69,6 +70,9 @@ class ChatService {
                                                     const std::string& text);
   [[nodiscard]] StoreResult<std::vector<Message>> messages(const Room& room, std::size_t limit);
   [[nodiscard]] StoreResult<void> ping();
+  // Whether a lock can be had now: a majority of the lock nodes votes (no
+  // I/O). Always true without the lock.
+  [[nodiscard]] bool lock_available() const;
 
   // Cancels every lock wait in progress and refuses new ones (kShuttingDown).
   void begin_shutdown();

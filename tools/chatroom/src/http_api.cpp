@@ -234,13 +234,38 @@ void install_routes(httplib::Server& server, ChatService& service, ServiceMetric
                reply(res, 200, json{{"room", room_json(*room)}, {"messages", list}});
              });
 
+  // Liveness: the process serves and its store answers. A replica that is
+  // alive but cannot create rooms (no lock quorum) says so in /readyz.
   server.Get("/healthz", [&service](const httplib::Request&, httplib::Response& res) {
     auto ok = service.ping();
     if (!ok) {
       reply(res, 503, json{{"status", "unavailable"}, {"detail", ok.error().message}});
       return;
     }
-    reply(res, 200, json{{"status", "ok"}, {"lock", service.uses_lock() ? "redlock" : "none"}});
+    reply(res, 200,
+          json{{"status", "ok"},
+               {"lock", service.uses_lock() ? "redlock" : "none"},
+               {"lock_quorum", service.lock_available()}});
+  });
+
+  // Readiness: every route can be served now: the store answers and a
+  // majority of the lock nodes votes. A load balancer sends traffic
+  // elsewhere while this is 503.
+  server.Get("/readyz", [&service, client](const httplib::Request&, httplib::Response& res) {
+    auto store = service.ping();
+    const bool lock = service.lock_available();
+    json body = {{"status", store && lock ? "ready" : "unavailable"},
+                 {"store", store ? "ok" : store.error().message},
+                 {"lock", !service.uses_lock() ? "none" : lock ? "ok" : "no quorum"}};
+    if (client != nullptr) {
+      const auto m = client->metrics();
+      std::size_t voting = 0;
+      for (const auto& n : m.nodes) voting += n.voting ? 1 : 0;
+      body["lock_nodes"] = {{"voting", voting}, {"total", m.nodes.size()},
+                            {"quorum", client->quorum()}};
+    }
+    reply(res, store && lock ? 200 : 503, body);
+    if (!(store && lock)) res.set_header("Retry-After", kRetryLater);
   });
 
   server.Get("/metrics", [&metrics, client](const httplib::Request&, httplib::Response& res) {

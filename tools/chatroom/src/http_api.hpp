@@ -5,6 +5,7 @@
 //   GET  /chatrooms/{name}                             200, 404
 //   GET  /chatrooms/{name}/messages[?limit=N]          200, 404
 //   GET  /healthz                                      200, 503 (store unreachable)
+//   GET  /readyz                                       200, 503 (store, or no lock quorum)
 //   GET  /metrics                                      Prometheus text
 //
 // Errors: 422 {"detail": [{"loc", "msg", "type"}, ...]} for a request that

@@ -41,6 +41,7 @@ std::string_view route_of(std::string_view method, std::string_view path) {
   std::array<std::string_view, 4> seg;
   const std::size_t n = segments(path, seg);
   if (method == "GET" && n == 1 && seg[0] == "healthz") return "GET /healthz";
+  if (method == "GET" && n == 1 && seg[0] == "readyz") return "GET /readyz";
   if (method == "GET" && n == 1 && seg[0] == "metrics") return "GET /metrics";
   if (n >= 1 && seg[0] == "chatrooms") {
     if (method == "POST" && n == 1) return "POST /chatrooms";
