@@ -531,7 +531,11 @@ TEST_F(ChatroomApi, LockWaitTimeoutIs503) {
 }
 
 TEST_F(ChatroomApi, SigtermFinishesRequestsInFlight) {
-  auto replicas = Replicas::start(1, replica_options({"--create-delay-ms", "1500"}));
+  // The create holds the lock this long: SIGTERM comes well within it, as
+  // long as the test sees the lock key in time (scaled, like that wait).
+  const auto delay = scaled(1500ms);
+  auto replicas =
+      Replicas::start(1, replica_options({"--create-delay-ms", std::to_string(delay.count())}));
   ASSERT_TRUE(replicas.has_value()) << replicas.error();
   auto http = client(**replicas);
   int status = 0;
