@@ -146,8 +146,8 @@ class ChatroomTest : public ClusterTest {
       ASSERT_TRUE(cluster().resume(1).has_value());
       ASSERT_TRUE(cluster().resume(3).has_value());
       std::this_thread::sleep_for(scaled(300ms));
-      EXPECT_TRUE(wait_until(
-          [&]() -> bool { return nodes_with_lock(cluster(), "chatroom:") == 0; }, scaled(3000ms)))
+      EXPECT_TRUE(wait_until([&]() -> bool { return nodes_with_lock(cluster(), "chatroom:") == 0; },
+                             scaled(3000ms)))
           << "lock keys left after resuming the frozen nodes";
       EXPECT_TRUE(degraded.verdict.clean) << problems(degraded);
       EXPECT_EQ(degraded.race.created, 1U);
@@ -336,8 +336,7 @@ TEST_F(ChatroomApi, MalformedRequestsAre422NeverA500) {
       {"/chatrooms/general/messages", "{\"author\":\"ann\",\"text\":\"\"}", "string_too_short"},
       {"/chatrooms/general/messages",
        "{\"author\":\"ann\",\"text\":\"" + std::string(4097, 't') + "\"}", "string_too_long"},
-      {"/chatrooms/general/messages", "{\"author\":\"a\\u001b\",\"text\":\"x\"}",
-       "value_error"},
+      {"/chatrooms/general/messages", "{\"author\":\"a\\u001b\",\"text\":\"x\"}", "value_error"},
       {"/chatrooms/%FF/messages", "{\"author\":\"ann\",\"text\":\"x\"}", "string_unicode"},
   };
   for (const auto& c : cases) {
@@ -351,9 +350,9 @@ TEST_F(ChatroomApi, MalformedRequestsAre422NeverA500) {
     EXPECT_TRUE(detail.at(0).at("loc").is_array()) << res->body;
     EXPECT_TRUE(detail.at(0).at("msg").is_string()) << res->body;
   }
-  for (const char* path : {"/chatrooms/%FF", "/chatrooms/%FF/messages",
-                           "/chatrooms/general/messages?limit=0",
-                           "/chatrooms/general/messages?limit=x"}) {
+  for (const char* path :
+       {"/chatrooms/%FF", "/chatrooms/%FF/messages", "/chatrooms/general/messages?limit=0",
+        "/chatrooms/general/messages?limit=x"}) {
     auto res = http->Get(path);
     ASSERT_TRUE(res) << path;
     EXPECT_EQ(res->status, 422) << path << " -> " << res->body;
@@ -434,8 +433,8 @@ TEST_F(ChatroomApi, LockServiceUnavailableIsNotALockWaitTimeout) {
 // "Lock service unavailable" at once. It used to be healthy, and every
 // create a 503 after the whole lock wait.
 TEST_F(ChatroomApi, ReadyzFollowsTheLockQuorum) {
-  auto replicas = Replicas::start(
-      1, replica_options({"--lock-restart-grace", "60s", "--lock-wait", "10s"}));
+  auto replicas =
+      Replicas::start(1, replica_options({"--lock-restart-grace", "60s", "--lock-wait", "10s"}));
   ASSERT_TRUE(replicas.has_value()) << replicas.error();
   auto http = client(**replicas);
   auto health = http->Get("/healthz");
@@ -477,8 +476,8 @@ TEST_F(ChatroomApi, StalledLockNodesMakeTheReplicaUnready) {
   auto metrics = http->Get("/metrics");
   ASSERT_TRUE(metrics);
   for (std::size_t i = 0; i < 5; ++i) {
-    const std::string line = "redlock_node_connected{node=\"" + addresses()[i] + "\"} " +
-                             (i < 3 ? "0" : "1");
+    const std::string line =
+        "redlock_node_connected{node=\"" + addresses()[i] + "\"} " + (i < 3 ? "0" : "1");
     EXPECT_NE(metrics->body.find(line), std::string::npos) << line << "\n" << metrics->body;
   }
   EXPECT_EQ(status_of("/healthz"), 200);
@@ -547,8 +546,8 @@ TEST_F(ChatroomApi, SigtermFinishesRequestsInFlight) {
   });
   // The request is inside the create path (holding the lock) once the lock
   // key exists.
-  EXPECT_TRUE(wait_until(
-      [&]() -> bool { return nodes_with_lock(cluster(), "chatroom:slow") >= 3; }, scaled(5000ms)));
+  EXPECT_TRUE(wait_until([&]() -> bool { return nodes_with_lock(cluster(), "chatroom:slow") >= 3; },
+                         scaled(5000ms)));
   const auto codes = (*replicas)->stop();
   request.join();
   ASSERT_EQ(codes.size(), 1U);

@@ -374,8 +374,7 @@ TEST_F(RedlockCli, AcquirePrintsTokenAndValidity) {
   // A ttl above the default max_ttl (60s) needs --max-ttl, and says so.
   auto refused = cli({"acquire", "cli:b", "--ttl", "2m"});
   EXPECT_EQ(refused.code, kUsage) << refused;
-  EXPECT_NE(refused.err.find("--ttl 2m is longer than --max-ttl 1m"), std::string::npos)
-      << refused;
+  EXPECT_NE(refused.err.find("--ttl 2m is longer than --max-ttl 1m"), std::string::npos) << refused;
   auto j = cli({"--json", "--max-ttl", "5m", "acquire", "cli:b", "--ttl", "2m"});
   ASSERT_EQ(j.code, kOk) << j;
   const auto json = nlohmann::json::parse(j.out);
@@ -521,10 +520,10 @@ TEST_F(RedlockCli, StatusShowsEachNode) {
   EXPECT_TRUE(std::regex_search(
       text.out, std::regex(addresses()[2] + " +unreachable .*\n +not voting: not connected")))
       << text;
-  EXPECT_TRUE(std::regex_search(text.out,
-                                std::regex(addresses()[4] + " +voting .* allkeys-lru\n +WARNING: "
-                                                            "maxmemory-policy allkeys-lru may "
-                                                            "evict lock keys and fencing counters")))
+  EXPECT_TRUE(std::regex_search(
+      text.out, std::regex(addresses()[4] + " +voting .* allkeys-lru\n +WARNING: "
+                                            "maxmemory-policy allkeys-lru may "
+                                            "evict lock keys and fencing counters")))
       << text;
 }
 
@@ -580,16 +579,16 @@ class RedlockCliNodeForms : public RedlockCli {
   redlock::cluster::ClusterOptions cluster_options() const override {
     redlock::cluster::ClusterOptions o;
     // "-::1": optional, for hosts without IPv6.
-    o.extra_args = {"--bind",       "127.0.0.1", "-::1", "--unixsocket", "redis.sock",
-                    "--unixsocketperm", "700"};
+    o.extra_args = {"--bind",     "127.0.0.1",        "-::1", "--unixsocket",
+                    "redis.sock", "--unixsocketperm", "700"};
     return o;
   }
 };
 
 TEST_F(RedlockCliNodeForms, StatusReadsEveryNodeFormAndHidesPasswords) {
   const std::string secret = "s3cret-pw-9f1c";
-  ASSERT_TRUE(cluster().command(
-      0, {"ACL", "SETUSER", "redlock", "on", ">" + secret, "~*", "&*", "+@all"}));
+  ASSERT_TRUE(
+      cluster().command(0, {"ACL", "SETUSER", "redlock", "on", ">" + secret, "~*", "&*", "+@all"}));
   const std::vector<std::string> forms = {
       "redis://redlock:" + secret + "@127.0.0.1:" + std::to_string(cluster().port(0)),
       "[::1]:" + std::to_string(cluster().port(1)),
@@ -632,8 +631,8 @@ TEST_F(RedlockCliNodeForms, StatusReadsEveryNodeFormAndHidesPasswords) {
   for (const std::string& bad :
        {std::string("nohost"), std::string("127.0.0.1:99999"), forms[3] + "," + forms[3],
         "redis://:" + secret + "@127.0.0.1:0"}) {
-    auto r = run_tool(scratch_.path(), {REDLOCK_CLI_PATH, "--nodes", bad, "status"},
-                      isolated_env());
+    auto r =
+        run_tool(scratch_.path(), {REDLOCK_CLI_PATH, "--nodes", bad, "status"}, isolated_env());
     EXPECT_EQ(r.code, kUsage) << bad << ": " << r;
     EXPECT_EQ(r.out.find(secret) + r.err.find(secret), 2 * std::string::npos) << r;
   }
@@ -762,10 +761,10 @@ TEST_F(RedlockCli, RunKeepsTheLockPastSeveralTtls) {
   const auto ttl = scaled(1000ms);
   const auto started = scratch_.path() / "started";
   const auto go = scratch_.path() / "go";
-  auto run = start({"run", "cli:long", "--ttl", std::to_string(ttl.count()) + "ms", "--", "sh",
-                    "-c",
-                    "touch '" + started.string() + "'; while [ ! -e '" + go.string() +
-                        "' ]; do sleep 0.02; done"});
+  auto run =
+      start({"run", "cli:long", "--ttl", std::to_string(ttl.count()) + "ms", "--", "sh", "-c",
+             "touch '" + started.string() + "'; while [ ! -e '" + go.string() +
+                 "' ]; do sleep 0.02; done"});
   ASSERT_TRUE(appears(started, run));
   // Each check comes at least one more ttl later: the lock is still held,
   // others are refused.

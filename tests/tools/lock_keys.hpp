@@ -26,8 +26,8 @@ inline std::string glob_escape(const std::string& text) {
 }
 
 // Node i's lock keys for `resource` (empty when the node does not answer).
-inline std::vector<std::string> lock_keys_on(redlock::cluster::LocalCluster& cluster,
-                                             std::size_t i, const std::string& resource) {
+inline std::vector<std::string> lock_keys_on(redlock::cluster::LocalCluster& cluster, std::size_t i,
+                                             const std::string& resource) {
   std::vector<std::string> out;
   const auto node = cluster.info(i);
   if (!node.running || node.paused) return out;

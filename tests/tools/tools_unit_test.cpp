@@ -13,12 +13,12 @@
 #include "connection_pool.hpp"
 #include "race_kit.hpp"
 #include "redlock/tools/duration.hpp"
-#include "requests.hpp"
 #include "redlock/tools/lock_failure.hpp"
 #include "redlock/tools/redis_connection.hpp"
 #include "redlock/tools/subprocess.hpp"
 #include "redlock/tools/text.hpp"
 #include "redlock/tools/ttl_check.hpp"
+#include "requests.hpp"
 #include "service_metrics.hpp"
 #include "store.hpp"
 #include "tool_process.hpp"
@@ -91,14 +91,14 @@ TEST(Signals, ByNameOrNumber) {
 
 TEST(Text, Utf8ValidityAndHex) {
   using redlock::tools::is_valid_utf8;
-  for (const std::string& good : {std::string(""), std::string("abc"), std::string("caf\xc3\xa9"),
-                                  std::string("\xe2\x98\x95"), std::string("\xf0\x9f\x9a\x80"),
-                                  std::string(1, '\0')}) {
+  for (const std::string& good :
+       {std::string(""), std::string("abc"), std::string("caf\xc3\xa9"),
+        std::string("\xe2\x98\x95"), std::string("\xf0\x9f\x9a\x80"), std::string(1, '\0')}) {
     EXPECT_TRUE(is_valid_utf8(good)) << redlock::tools::to_hex(good);
   }
-  for (const std::string& bad :
-       {std::string("\xff"), std::string("z\xff"), std::string("\xc0\xaf"), std::string("\xed\xa0\x80"),
-        std::string("\xe2\x98"), std::string("\xf4\x90\x80\x80"), std::string("\x80")}) {
+  for (const std::string& bad : {std::string("\xff"), std::string("z\xff"), std::string("\xc0\xaf"),
+                                 std::string("\xed\xa0\x80"), std::string("\xe2\x98"),
+                                 std::string("\xf4\x90\x80\x80"), std::string("\x80")}) {
     EXPECT_FALSE(is_valid_utf8(bad)) << redlock::tools::to_hex(bad);
   }
   EXPECT_EQ(redlock::tools::to_hex("z\xff"), "7aff");
@@ -138,19 +138,18 @@ TEST(LockFailure, FromTheVotesOfTheLastRound) {
   EXPECT_EQ(classify_lock_failure(with(ErrorCode::kHeldByAnother, {S::kRefused}), 3),
             LockFailure::kBusy);
   // Contenders split the votes: busy, not unavailable.
-  EXPECT_EQ(classify_lock_failure(
-                with(ErrorCode::kNoQuorum, {S::kOk, S::kOk, S::kRefused, S::kRefused, S::kTimeout}),
-                3),
-            LockFailure::kBusy);
-  EXPECT_EQ(classify_lock_failure(with(ErrorCode::kLockWaitTimeout,
-                                       {S::kOk, S::kRefused, S::kTimeout, S::kDisconnected,
-                                        S::kError}),
-                                  3),
-            LockFailure::kUnavailable);
+  EXPECT_EQ(
+      classify_lock_failure(
+          with(ErrorCode::kNoQuorum, {S::kOk, S::kOk, S::kRefused, S::kRefused, S::kTimeout}), 3),
+      LockFailure::kBusy);
+  EXPECT_EQ(
+      classify_lock_failure(with(ErrorCode::kLockWaitTimeout,
+                                 {S::kOk, S::kRefused, S::kTimeout, S::kDisconnected, S::kError}),
+                            3),
+      LockFailure::kUnavailable);
   // Answering but sitting out a restart grace.
-  EXPECT_EQ(classify_lock_failure(with(ErrorCode::kNoQuorum,
-                                       {S::kOk, S::kNotVoting, S::kNotVoting, S::kNotVoting,
-                                        S::kDisconnected}),
+  EXPECT_EQ(classify_lock_failure(with(ErrorCode::kNoQuorum, {S::kOk, S::kNotVoting, S::kNotVoting,
+                                                              S::kNotVoting, S::kDisconnected}),
                                   3),
             LockFailure::kNotVoting);
   EXPECT_EQ(classify_lock_failure(with(ErrorCode::kValidityExhausted, {S::kOk, S::kOk, S::kOk}), 2),
@@ -256,10 +255,9 @@ TEST(CliExitCodes, OnePerKindOfFailure) {
   EXPECT_EQ(exit_code_for(unreachable, 3), 3);
   EXPECT_EQ(exit_code_for(redlock::Error(ErrorCode::kLockWaitTimeout, ""), 3), 4);
   // The nodes answer, but too few may vote (restart grace): 6.
-  const auto not_voting = error_with(ErrorCode::kNoQuorum,
-                                     {NodeStatus::kOk, NodeStatus::kNotVoting,
-                                      NodeStatus::kNotVoting, NodeStatus::kNotVoting,
-                                      NodeStatus::kNotVoting});
+  const auto not_voting = error_with(
+      ErrorCode::kNoQuorum, {NodeStatus::kOk, NodeStatus::kNotVoting, NodeStatus::kNotVoting,
+                             NodeStatus::kNotVoting, NodeStatus::kNotVoting});
   EXPECT_EQ(exit_code_for(not_voting, 3), 6);
 }
 
@@ -288,8 +286,8 @@ TEST(CliFlags, WaitTtlAndJson) {
             0U);
   // Every ttl the tools let through, the library accepts too, and every one
   // it refuses, they refuse first (in their own terms).
-  for (const std::optional<milliseconds> node_timeout : {std::optional<milliseconds>(),
-                                                         std::optional<milliseconds>(100ms)}) {
+  for (const std::optional<milliseconds> node_timeout :
+       {std::optional<milliseconds>(), std::optional<milliseconds>(100ms)}) {
     redlock::ClientOptions client;
     client.max_ttl = 60s;
     if (node_timeout) client.node_timeout = *node_timeout;
@@ -309,7 +307,8 @@ TEST(CliFlags, WaitTtlAndJson) {
   nlohmann::json j;
   redlock::cli::put_bytes(j, "resource", "z\xff");
   EXPECT_EQ(j.at("resource_hex"), "7aff");
-  EXPECT_EQ(redlock::cli::to_json_text(j), "{\"resource\":\"z\xef\xbf\xbd\",\"resource_hex\":\"7aff\"}");
+  EXPECT_EQ(redlock::cli::to_json_text(j),
+            "{\"resource\":\"z\xef\xbf\xbd\",\"resource_hex\":\"7aff\"}");
   nlohmann::json plain;
   redlock::cli::put_bytes(plain, "resource", "ok");
   EXPECT_FALSE(plain.contains("resource_hex"));
@@ -445,8 +444,8 @@ TEST(ChatroomRequests, BodiesAndTheirProblems) {
   EXPECT_EQ(parse_limit("99999999999999999999", 100, 1000).error().at(0).type, "int_parsing");
 
   // The answers are JSON and UTF-8 whatever went in.
-  const auto body = nlohmann::json::parse(redlock::chatroom::problems_body(
-      parse_create_room("{\"name\":\"\xff\"}").error()));
+  const auto body = nlohmann::json::parse(
+      redlock::chatroom::problems_body(parse_create_room("{\"name\":\"\xff\"}").error()));
   EXPECT_EQ(body.at("detail").at(0).at("type"), "json_invalid");
   EXPECT_TRUE(redlock::tools::is_valid_utf8(redlock::chatroom::detail_body("z\xff")));
   EXPECT_EQ(nlohmann::json::parse(redlock::chatroom::detail_body("z\xff")).at("detail"),

@@ -32,13 +32,13 @@ struct ServiceOptions {
 };
 
 enum class Outcome {
-  kCreated,       // this call created the room
-  kExisted,       // the room was there already (or another request won the race)
-  kLockTimeout,   // the lock was held by another (or contended) until lock_wait ran out
+  kCreated,          // this call created the room
+  kExisted,          // the room was there already (or another request won the race)
+  kLockTimeout,      // the lock was held by another (or contended) until lock_wait ran out
   kLockUnavailable,  // too few lock nodes answered or voted until lock_wait ran out
-  kShuttingDown,  // the service is stopping: the wait was cancelled
-  kLockLost,      // the lock was lost before COMMIT; nothing was written
-  kFailed,        // the store or the lock engine failed; detail says how
+  kShuttingDown,     // the service is stopping: the wait was cancelled
+  kLockLost,         // the lock was lost before COMMIT; nothing was written
+  kFailed,           // the store or the lock engine failed; detail says how
 };
 
 struct RoomOutcome {

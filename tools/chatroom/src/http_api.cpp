@@ -138,17 +138,17 @@ void install_routes(httplib::Server& server, ChatService& service, ServiceMetric
   // Answers httplib makes itself (404 for an unknown path, 400 for a
   // malformed request, 413 for a body over kMaxBodyBytes) get a JSON body
   // like ours.
-  server.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&,
-                                                                   httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    std::string text = "HTTP " + std::to_string(res.status);
-    if (res.status == 404) text = "Not found";
-    if (res.status == 413) {
-      text = "Request body larger than " + std::to_string(kMaxBodyBytes) + " bytes";
-    }
-    detail(res, res.status, text);
-    return httplib::Server::HandlerResponse::Handled;
-  }));
+  server.set_error_handler(
+      httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        std::string text = "HTTP " + std::to_string(res.status);
+        if (res.status == 404) text = "Not found";
+        if (res.status == 413) {
+          text = "Request body larger than " + std::to_string(kMaxBodyBytes) + " bytes";
+        }
+        detail(res, res.status, text);
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   // Nothing in the handlers is meant to throw; if something does, the
   // client gets a plain 500 (the exception's text, which may quote the
   // request, goes to the log only).
@@ -179,30 +179,30 @@ void install_routes(httplib::Server& server, ChatService& service, ServiceMetric
     reply(res, outcome.outcome == Outcome::kCreated ? 201 : 200, room_json(*outcome.room));
   });
 
-  server.Post(R"(/chatrooms/([^/]+)/messages)",
-              [&service, log](const httplib::Request& req, httplib::Response& res) {
-                const std::string name = req.matches[1];
-                Problems problems = path_name_problems(name);
-                auto request = parse_new_message(req.body);
-                if (!request) {
-                  problems.insert(problems.end(), request.error().begin(), request.error().end());
-                }
-                if (!problems.empty()) {
-                  unprocessable(res, problems);
-                  return;
-                }
-                const auto outcome = service.ensure_room(name);
-                if (!outcome.room) {
-                  room_failure(outcome, res, log);
-                  return;
-                }
-                auto message = service.append_message(*outcome.room, request->author, request->text);
-                if (!message) {
-                  store_failure(message.error(), res, log);
-                  return;
-                }
-                reply(res, 201, message_json(*message));
-              });
+  server.Post(R"(/chatrooms/([^/]+)/messages)", [&service, log](const httplib::Request& req,
+                                                                httplib::Response& res) {
+    const std::string name = req.matches[1];
+    Problems problems = path_name_problems(name);
+    auto request = parse_new_message(req.body);
+    if (!request) {
+      problems.insert(problems.end(), request.error().begin(), request.error().end());
+    }
+    if (!problems.empty()) {
+      unprocessable(res, problems);
+      return;
+    }
+    const auto outcome = service.ensure_room(name);
+    if (!outcome.room) {
+      room_failure(outcome, res, log);
+      return;
+    }
+    auto message = service.append_message(*outcome.room, request->author, request->text);
+    if (!message) {
+      store_failure(message.error(), res, log);
+      return;
+    }
+    reply(res, 201, message_json(*message));
+  });
 
   server.Get(R"(/chatrooms/([^/]+))",
              [&service, log](const httplib::Request& req, httplib::Response& res) {
@@ -256,13 +256,15 @@ void install_routes(httplib::Server& server, ChatService& service, ServiceMetric
     const bool lock = service.lock_available();
     json body = {{"status", store && lock ? "ready" : "unavailable"},
                  {"store", store ? "ok" : store.error().message},
-                 {"lock", !service.uses_lock() ? "none" : lock ? "ok" : "no quorum"}};
+                 {"lock", !service.uses_lock() ? "none"
+                          : lock               ? "ok"
+                                               : "no quorum"}};
     if (client != nullptr) {
       const auto m = client->metrics();
       std::size_t voting = 0;
       for (const auto& n : m.nodes) voting += n.voting ? 1 : 0;
-      body["lock_nodes"] = {{"voting", voting}, {"total", m.nodes.size()},
-                            {"quorum", client->quorum()}};
+      body["lock_nodes"] = {
+          {"voting", voting}, {"total", m.nodes.size()}, {"quorum", client->quorum()}};
     }
     reply(res, store && lock ? 200 : 503, body);
     if (!(store && lock)) res.set_header("Retry-After", kRetryLater);

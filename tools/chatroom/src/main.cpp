@@ -271,8 +271,9 @@ int main(int argc, char** argv) {
   // A worker serves one connection at a time, idle keep-alive time
   // included, and a stopping server waits for it: keep that short.
   server.set_keep_alive_timeout(kKeepAliveSeconds);
-  redlock::chatroom::install_routes(server, service, metrics, client.get(),
-                                    [&log](const std::string& message) { log->error("{}", message); });
+  redlock::chatroom::install_routes(
+      server, service, metrics, client.get(),
+      [&log](const std::string& message) { log->error("{}", message); });
   if (s.verbose) {
     server.set_post_routing_handler(
         [&log](const httplib::Request& req, const httplib::Response& res) {

@@ -27,8 +27,10 @@ Problem field_problem(const char* where, const std::string& field, const FieldPr
     case FieldProblem::Kind::kEmpty:
       return {loc, "String should have at least 1 byte", "string_too_short", {{"min_length", 1}}};
     case FieldProblem::Kind::kTooLong:
-      return {loc, "String should have at most " + std::to_string(p.max_bytes) + " bytes",
-              "string_too_long", {{"max_length", p.max_bytes}}};
+      return {loc,
+              "String should have at most " + std::to_string(p.max_bytes) + " bytes",
+              "string_too_long",
+              {{"max_length", p.max_bytes}}};
     case FieldProblem::Kind::kNotUtf8:
       return {loc, "Input should be a valid string, unable to parse raw data as a unicode string",
               "string_unicode", nullptr};
@@ -55,7 +57,8 @@ tl::expected<json, Problems> body_object(std::string_view body) {
     parsed = json::parse(body);
   } catch (const json::parse_error& e) {
     return tl::make_unexpected(Problems{{json::array({"body", e.byte > 0 ? e.byte - 1 : 0}),
-                                         "JSON decode error", "json_invalid",
+                                         "JSON decode error",
+                                         "json_invalid",
                                          {{"error", parse_reason(e)}}}});
   }
   if (!parsed.is_object()) {
@@ -68,9 +71,9 @@ tl::expected<json, Problems> body_object(std::string_view body) {
 }
 
 // body[field] as a string checked by `check`; a problem added otherwise.
-std::optional<std::string> string_field(
-    const json& body, const std::string& field,
-    std::optional<FieldProblem> (*check)(std::string_view), Problems& problems) {
+std::optional<std::string> string_field(const json& body, const std::string& field,
+                                        std::optional<FieldProblem> (*check)(std::string_view),
+                                        Problems& problems) {
   const auto it = body.find(field);
   if (it == body.end()) {
     problems.push_back({json::array({"body", field}), "Field required", "missing", nullptr});
@@ -111,7 +114,8 @@ tl::expected<NewMessageRequest, Problems> parse_new_message(std::string_view bod
 }
 
 Problems path_name_problems(std::string_view name) {
-  if (auto problem = room_name_field_problem(name)) return {field_problem("path", "name", *problem)};
+  if (auto problem = room_name_field_problem(name))
+    return {field_problem("path", "name", *problem)};
   return {};
 }
 
@@ -132,11 +136,11 @@ tl::expected<std::size_t, Problems> parse_limit(std::optional<std::string_view> 
         {loc, "Input should be greater than or equal to 1", "greater_than_equal", {{"ge", 1}}}});
   }
   if (value > max) {
-    return tl::make_unexpected(Problems{{loc,
-                                         "Input should be less than or equal to " +
-                                             std::to_string(max),
-                                         "less_than_equal",
-                                         {{"le", max}}}});
+    return tl::make_unexpected(
+        Problems{{loc,
+                  "Input should be less than or equal to " + std::to_string(max),
+                  "less_than_equal",
+                  {{"le", max}}}});
   }
   return value;
 }

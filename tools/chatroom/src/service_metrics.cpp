@@ -134,8 +134,7 @@ std::string ServiceMetrics::render() const {
           "out.",
           lock_wait_timeouts_);
   counter("chatroom_lock_unavailable_total",
-          "Creates answered 503 because too few lock nodes answered or voted.",
-          lock_unavailable_);
+          "Creates answered 503 because too few lock nodes answered or voted.", lock_unavailable_);
   counter("chatroom_lock_lost_total", "Creates rolled back because the lock was lost first.",
           lock_lost_);
   return out;

@@ -12,8 +12,8 @@ std::optional<FieldProblem> check(std::string_view what, std::string_view value,
   const std::string field(what);
   if (value.empty()) return FieldProblem{Kind::kEmpty, field + " is empty", max};
   if (value.size() > max) {
-    return FieldProblem{Kind::kTooLong,
-                        field + " is longer than " + std::to_string(max) + " bytes", max};
+    return FieldProblem{Kind::kTooLong, field + " is longer than " + std::to_string(max) + " bytes",
+                        max};
   }
   std::size_t pos = 0;
   while (pos < value.size()) {

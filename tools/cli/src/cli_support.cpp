@@ -102,8 +102,9 @@ tl::expected<std::vector<std::string>, std::string> parse_config(std::string_vie
   std::vector<std::string> out;
   for (const auto& node : nodes) {
     if (!node.is_string()) {
-      return tl::make_unexpected("\"nodes\" must hold \"host:port\" strings, not " +
-                                 node.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      return tl::make_unexpected(
+          "\"nodes\" must hold \"host:port\" strings, not " +
+          node.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     }
     out.push_back(node.get<std::string>());
   }

@@ -313,11 +313,11 @@ int run_main(int argc, char** argv) {
   {
     auto max_ttl = redlock::tools::parse_duration(max_ttl_flag);
     if (!max_ttl || max_ttl->count() == 0 || *max_ttl > redlock::cli::kMaxMaxTtl) {
-      usage_error("--max-ttl: " + (!max_ttl                ? max_ttl.error()
-                                   : max_ttl->count() == 0 ? std::string("must be more than 0")
-                                                           : "longer than " +
-                                                                 redlock::tools::format_duration(
-                                                                     redlock::cli::kMaxMaxTtl)));
+      usage_error("--max-ttl: " + (!max_ttl ? max_ttl.error()
+                                   : max_ttl->count() == 0
+                                       ? std::string("must be more than 0")
+                                       : "longer than " + redlock::tools::format_duration(
+                                                              redlock::cli::kMaxMaxTtl)));
       return kExitUsage;
     }
     globals.max_ttl = *max_ttl;
@@ -335,11 +335,11 @@ int run_main(int argc, char** argv) {
     if (node_timeout_flag) {
       auto timeout = redlock::tools::parse_duration(*node_timeout_flag);
       if (!timeout || timeout->count() == 0 || *timeout > redlock::cli::kMaxDelay) {
-        usage_error("--node-timeout: " +
-                    (!timeout                ? timeout.error()
-                     : timeout->count() == 0 ? std::string("must be more than 0")
-                                             : "longer than " + redlock::tools::format_duration(
-                                                                    redlock::cli::kMaxDelay)));
+        usage_error("--node-timeout: " + (!timeout ? timeout.error()
+                                          : timeout->count() == 0
+                                              ? std::string("must be more than 0")
+                                              : "longer than " + redlock::tools::format_duration(
+                                                                     redlock::cli::kMaxDelay)));
         return kExitUsage;
       }
       globals.node_timeout = *timeout;

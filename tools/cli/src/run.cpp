@@ -250,14 +250,12 @@ int supervise(const Globals& globals, const RunArgs& args, LockGuard& held, int 
     lost = true;
     const auto why = guard->lost_error();
     say("lost the lock on " + tools::quoted(args.resource) + " while " + command_name(args) +
-        " ran (" +
-        (why ? to_string(*why) : std::string("lost")) + ")");
+        " ran (" + (why ? to_string(*why) : std::string("lost")) + ")");
   }
   auto released = guard->release();
   if (globals.verbose && released) {
     say("released " + tools::quoted(args.resource) + " (deleted on " +
-        std::to_string(released->deleted) +
-        " nodes)");
+        std::to_string(released->deleted) + " nodes)");
   }
   if (lost) return kExitLockLost;
   return tools::exit_code(status);

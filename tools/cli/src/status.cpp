@@ -75,8 +75,7 @@ std::string format_time(std::chrono::system_clock::time_point t) {
 }
 
 std::string eviction_warning(const NodeHealth& n) {
-  return "maxmemory-policy " + n.maxmemory_policy +
-         " may evict lock keys" +
+  return "maxmemory-policy " + n.maxmemory_policy + " may evict lock keys" +
          (n.maxmemory_policy.rfind("allkeys", 0) == 0 ? " and fencing counters" : "") +
          " under memory pressure: a lock could vanish while held (use noeviction)";
 }
@@ -99,8 +98,8 @@ Verdict verdict(const HealthReport& report) {
     return {kExitNotVoting, counts + ": NO LOCK CAN BE GRANTED now (" + std::to_string(answering) +
                                 " answer, but too few may vote)"};
   }
-  return {kExitUnreachable, counts + ": NO LOCK CAN BE GRANTED (only " +
-                                std::to_string(answering) + " answer)"};
+  return {kExitUnreachable,
+          counts + ": NO LOCK CAN BE GRANTED (only " + std::to_string(answering) + " answer)"};
 }
 
 nlohmann::json node_json(const NodeHealth& n) {
@@ -129,12 +128,12 @@ nlohmann::json node_json(const NodeHealth& n) {
                 {"suspect", n.clock_suspect},
                 {"reason", n.clock_suspect ? or_null(n.clock_reason) : nlohmann::json(nullptr)}};
   if (n.tls) {
-    j["tls"] = {{"protocol", or_null(n.tls_protocol)},
-                {"cipher", or_null(n.tls_cipher)},
-                {"peer_subject", or_null(n.tls_peer_subject)},
-                {"peer_not_after", n.tls_peer_not_after
-                                       ? nlohmann::json(format_time(*n.tls_peer_not_after))
-                                       : nlohmann::json(nullptr)}};
+    j["tls"] = {
+        {"protocol", or_null(n.tls_protocol)},
+        {"cipher", or_null(n.tls_cipher)},
+        {"peer_subject", or_null(n.tls_peer_subject)},
+        {"peer_not_after", n.tls_peer_not_after ? nlohmann::json(format_time(*n.tls_peer_not_after))
+                                                : nlohmann::json(nullptr)}};
   } else {
     j["tls"] = nullptr;
   }
@@ -173,9 +172,10 @@ void print_table(const HealthReport& report, bool with_clock) {
       notes.push_back("last error: " + tools::printable(n.error));
     }
     if (with_clock || n.clock_suspect) {
-      std::string clock = "clock: " + (n.clock_rate ? format_rate(*n.clock_rate) + " the rate of "
-                                                              "this machine's"
-                                                        : std::string("rate not measured"));
+      std::string clock = "clock: " + (n.clock_rate ? format_rate(*n.clock_rate) +
+                                                          " the rate of "
+                                                          "this machine's"
+                                                    : std::string("rate not measured"));
       if (n.clock_suspect) clock += "; SUSPECT: " + tools::printable(n.clock_reason);
       notes.push_back(clock);
     }
@@ -188,8 +188,10 @@ void print_table(const HealthReport& report, bool with_clock) {
     }
     for (const auto& s : n.shards) {
       notes.push_back("shard " + s.master + " slots " + s.slots +
-                      (s.reachable ? "" : ": unreachable" + (s.error.empty() ? "" : " (" +
-                                                                  tools::printable(s.error) + ")")));
+                      (s.reachable
+                           ? ""
+                           : ": unreachable" +
+                                 (s.error.empty() ? "" : " (" + tools::printable(s.error) + ")")));
     }
     for (const auto& note : notes) std::printf("    %s\n", note.c_str());
   }
@@ -224,14 +226,11 @@ int cmd_status(const Globals& globals, milliseconds timeout, milliseconds clock_
       answering += n.answering ? 1 : 0;
       suspect += n.clock_suspect ? 1 : 0;
     }
-    nlohmann::json out = {{"nodes", nodes},
-                          {"reachable", reachable},
-                          {"answering", answering},
-                          {"voting", report->voting},
-                          {"quorum", report->quorum},
-                          {"quorum_available", report->quorum_available()},
-                          {"clock_suspect", suspect},
-                          {"exit_code", v.code}};
+    nlohmann::json out = {
+        {"nodes", nodes},           {"reachable", reachable},
+        {"answering", answering},   {"voting", report->voting},
+        {"quorum", report->quorum}, {"quorum_available", report->quorum_available()},
+        {"clock_suspect", suspect}, {"exit_code", v.code}};
     if (clock_window.count() > 0) out["clock_window_ms"] = clock_window.count();
     std::cout << to_json_text(out) << '\n' << std::flush;
     return v.code;

@@ -755,8 +755,8 @@ tl::expected<long long, std::string> LocalCluster::count_keys(const std::string&
       if (!reply) return tl::make_unexpected(node_name(i) + ": SCAN: " + reply.error());
       using Type = tools::RedisReply::Type;
       const tools::RedisReply& r = *reply;
-      if (r.type != Type::kArray || r.elements.size() != 2 ||
-          r.elements[0].type != Type::kString || r.elements[1].type != Type::kArray) {
+      if (r.type != Type::kArray || r.elements.size() != 2 || r.elements[0].type != Type::kString ||
+          r.elements[1].type != Type::kArray) {
         return tl::make_unexpected(node_name(i) + ": SCAN: unexpected reply " +
                                    tools::reply_text(r));
       }

@@ -89,8 +89,8 @@ std::string env_name(const std::string& entry) { return entry.substr(0, entry.fi
 // `keep`. close_range where the kernel has it, else one by one.
 void close_all_but(int keep, long open_max) {
   const auto ukeep = static_cast<unsigned>(keep);
-  const bool closed = (ukeep == 3 || ::close_range(3, ukeep - 1, 0) == 0) &&
-                      ::close_range(ukeep + 1, ~0U, 0) == 0;
+  const bool closed =
+      (ukeep == 3 || ::close_range(3, ukeep - 1, 0) == 0) && ::close_range(ukeep + 1, ~0U, 0) == 0;
   if (closed) return;
   for (int fd = 3; fd < open_max; ++fd) {
     if (fd != keep) ::close(fd);
