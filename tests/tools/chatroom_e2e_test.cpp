@@ -322,6 +322,7 @@ TEST_F(ChatroomApi, MalformedRequestsAre422NeverA500) {
       {"/chatrooms", "\xff\xfe", "json_invalid"},
       {"/chatrooms", "not json", "json_invalid"},
       {"/chatrooms", "{\"name\": \"\\ud800\"}", "json_invalid"},
+      {"/chatrooms", "{\"name\": 1e999}", "json_invalid"},
       {"/chatrooms", "[\"general\"]", "model_attributes_type"},
       {"/chatrooms", "null", "model_attributes_type"},
       {"/chatrooms", "{\"nom\": \"general\"}", "missing"},

@@ -1,7 +1,10 @@
 // The tools' pure parts, without a network: durations, signal names, the
 // redlock CLI's exit codes and node configuration, chatroomd's validation,
 // metrics and race checker, and the SQLite store on a temporary file.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -348,6 +351,13 @@ TEST(CliConfig, PrecedenceAndFileFormat) {
   EXPECT_FALSE(resolve_nodes({" , ", std::nullopt, std::nullopt, std::nullopt, h}).has_value());
 
   EXPECT_TRUE(redlock::cli::parse_config(R"({"nodes": ["a:1"]})").has_value());
+  // Found by fuzzing: a number too large for a double is out_of_range in
+  // nlohmann, not a parse_error, and used to escape parse_config.
+  for (const char* huge : {"58e08080", R"({"nodes": [1e999]})", "-1e400"}) {
+    auto r = redlock::cli::parse_config(huge);
+    ASSERT_FALSE(r.has_value()) << huge;
+    EXPECT_EQ(r.error(), "not JSON: a number is out of range") << huge;
+  }
   for (const char* bad : {"", "[]", "{}", R"({"nodes": []})", R"({"nodes": [1]})",
                           R"({"nodes": "a:1"})", R"({"nodes": ["a:1"], "extra": 1})"}) {
     EXPECT_FALSE(redlock::cli::parse_config(bad).has_value()) << bad;
@@ -417,6 +427,10 @@ TEST(ChatroomRequests, BodiesAndTheirProblems) {
   EXPECT_EQ(only(parse_create_room(R"({"name": "a\u0000"})")).type, "value_error");
   EXPECT_EQ(only(parse_create_room(R"({"name": "a/b"})")).msg, "Value error, name contains '/'");
   EXPECT_EQ(only(parse_create_room(R"({"name": "\ud800"})")).type, "json_invalid");
+  // The same out_of_range as the CLI's config (found by fuzzing it): a 422,
+  // never an exception (chatroomd answered 500).
+  EXPECT_EQ(only(parse_create_room(R"({"name": 1e999})")).type, "json_invalid");
+  EXPECT_EQ(only(parse_create_room("1e999")).ctx.at("error"), "a number is out of range");
 
   // Every problem of a body, not just the first.
   auto both = parse_new_message(R"({"text": 3})");

@@ -60,6 +60,13 @@ tl::expected<json, Problems> body_object(std::string_view body) {
                                          "JSON decode error",
                                          "json_invalid",
                                          {{"error", parse_reason(e)}}}});
+  } catch (const json::exception&) {
+    // Not a syntax error: a number too large for a double (1e999) is
+    // out_of_range. Its message quotes the number, so it is not passed on.
+    return tl::make_unexpected(Problems{{json::array({"body"}),
+                                         "JSON decode error",
+                                         "json_invalid",
+                                         {{"error", "a number is out of range"}}}});
   }
   if (!parsed.is_object()) {
     return tl::make_unexpected(

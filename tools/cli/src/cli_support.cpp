@@ -88,6 +88,10 @@ tl::expected<std::vector<std::string>, std::string> parse_config(std::string_vie
     json = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     return tl::make_unexpected(std::string("not JSON: ") + e.what());
+  } catch (const nlohmann::json::exception&) {
+    // A number too large for a double (1e999) is out_of_range, not a
+    // parse_error: it used to escape and end the program.
+    return tl::make_unexpected(std::string("not JSON: a number is out of range"));
   }
   if (!json.is_object())
     return tl::make_unexpected(std::string("expected an object {\"nodes\": [...]}"));
