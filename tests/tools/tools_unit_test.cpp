@@ -226,6 +226,39 @@ TEST(Subprocess, ExitStatusSignalsAndExecErrors) {
   EXPECT_FALSE(s->running());
 }
 
+// close_other_fds: a descriptor the parent opened without O_CLOEXEC does not
+// reach the child; release() hands the child over without stopping it.
+TEST(Subprocess, ClosesInheritedDescriptorsAndLetsGo) {
+  ScratchDir dir;
+  const int leaked = ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC, on purpose
+  ASSERT_GE(leaked, 0);
+  const std::string probe =
+      "[ -e /proc/self/fd/" + std::to_string(leaked) + " ] && echo open || echo closed";
+  EXPECT_EQ(run_tool(dir.path(), {"sh", "-c", probe}).out, "open\n");
+  redlock::tools::SpawnOptions closing;
+  closing.argv = {"sh", "-c", probe};
+  closing.stdout_path = dir.path() / "closing.out";
+  closing.close_other_fds = true;
+  auto child = redlock::tools::Subprocess::spawn(closing);
+  ASSERT_TRUE(child.has_value()) << child.error().message;
+  EXPECT_EQ(redlock::tools::exit_code(child->wait()), 0);
+  EXPECT_EQ(read_file(closing.stdout_path), "closed\n");
+  ::close(leaked);
+
+  redlock::tools::SpawnOptions sleeper;
+  sleeper.argv = {"sleep", "30"};
+  auto s = redlock::tools::Subprocess::spawn(sleeper);
+  ASSERT_TRUE(s.has_value()) << s.error().message;
+  const pid_t pid = s->release();
+  EXPECT_GT(pid, 0);
+  EXPECT_FALSE(s->running());
+  { auto gone = std::move(*s); }  // destroying it must not touch the child
+  EXPECT_EQ(::kill(pid, 0), 0) << "the released child was signalled";
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  EXPECT_EQ(::waitpid(pid, &status, 0), pid);
+}
+
 // ---------------------------------------------------------------------------
 // The redlock CLI's exit codes and configuration
 
