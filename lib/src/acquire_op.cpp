@@ -16,7 +16,8 @@ AcquireOp::AcquireOp(const OpContext& ctx, std::vector<std::string> resources, s
     : QuorumOp(ctx,
                effective_node_timeout(options.node_timeout.count() > 0 ? options.node_timeout
                                                                        : ctx.options.node_timeout,
-                                      ttl)),
+                                      ttl),
+               Route::of(resources)),
       resources_(std::move(resources)),
       token_(std::move(token)),
       ttl_(ttl),

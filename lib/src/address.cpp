@@ -68,6 +68,24 @@ Result<HostPort> parse_host_port(std::string_view text, const std::string& quote
   return HostPort{std::string(host), static_cast<std::uint16_t>(value)};
 }
 
+// "host:port,host:port,...": at least one.
+Result<std::vector<HostPort>> parse_host_list(std::string_view text, const std::string& quoted,
+                                              std::uint16_t default_port) {
+  std::vector<HostPort> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const auto comma = text.find(',', start);
+    const auto one = text.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    auto hp = parse_host_port(one, quoted, default_port);
+    if (!hp) return Unexpected(hp.error());
+    out.push_back(std::move(*hp));
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
 Result<std::string> percent_decode(std::string_view in, const std::string& quoted) {
   std::string out;
   for (std::size_t i = 0; i < in.size(); ++i) {
@@ -160,9 +178,9 @@ Result<NodeAddress> parse_node(std::string_view text) {
   if (scheme == "rediss") {
     return invalid(quoted + ": TLS (rediss://) is not supported; use a TLS tunnel to the node");
   }
-  if (scheme != "redis" && scheme != "sentinel") {
+  if (scheme != "redis" && scheme != "sentinel" && scheme != "cluster") {
     return invalid(quoted + ": unknown scheme \"" + std::string(scheme) +
-                   "\"; expected redis://, sentinel:// or unix:");
+                   "\"; expected redis://, sentinel://, cluster:// or unix:");
   }
   auto rest = text.substr(scheme_end + 3);
   const auto slash_pos = rest.find('/');
@@ -200,18 +218,24 @@ Result<NodeAddress> parse_node(std::string_view text) {
     return out;
   }
 
-  out.kind = NodeAddress::Kind::kSentinel;
-  std::size_t start = 0;
-  while (start <= authority.size()) {
-    const auto comma = authority.find(',', start);
-    const auto one = authority.substr(
-        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
-    auto hp = parse_host_port(one, quoted, 26379);
-    if (!hp) return Unexpected(hp.error());
-    out.sentinels.push_back(std::move(*hp));
-    if (comma == std::string_view::npos) break;
-    start = comma + 1;
+  if (scheme == "cluster") {
+    // A Redis Cluster has database 0 only.
+    if (slash != std::string_view::npos) {
+      return invalid(quoted +
+                     ": a Redis Cluster has no database to choose; expected "
+                     "cluster://host:port,host:port,...");
+    }
+    auto seeds = parse_host_list(authority, quoted, 0);
+    if (!seeds) return Unexpected(seeds.error());
+    out.kind = NodeAddress::Kind::kCluster;
+    out.seeds = std::move(*seeds);
+    return out;
   }
+
+  out.kind = NodeAddress::Kind::kSentinel;
+  auto sentinels = parse_host_list(authority, quoted, 26379);
+  if (!sentinels) return Unexpected(sentinels.error());
+  out.sentinels = std::move(*sentinels);
   const auto db_slash = path.find('/');
   out.master = std::string(path.substr(0, db_slash));
   if (out.master.empty()) {

@@ -26,7 +26,7 @@ struct HostPort {
 };
 
 struct NodeAddress {
-  enum class Kind : std::uint8_t { kTcp, kUnix, kSentinel };
+  enum class Kind : std::uint8_t { kTcp, kUnix, kSentinel, kCluster };
   Kind kind = Kind::kTcp;
   std::string text;     // as given; may hold a password, so never logged
   std::string display;  // text with any password replaced by "***": logs, errors, metrics
@@ -35,6 +35,7 @@ struct NodeAddress {
   std::string path;                 // kUnix: the socket's path
   std::vector<HostPort> sentinels;  // kSentinel
   std::string master;               // kSentinel: the monitored master's name
+  std::vector<HostPort> seeds;      // kCluster: where the slot map is first asked for
   // Credentials from a URL; when none are given the client's shared ones
   // apply (ClientOptions::username / password).
   std::string username;
@@ -48,6 +49,7 @@ struct NodeAddress {
 //   unix:/path/to/socket
 //   redis://[user[:password]@]host[:port][/db]        (port 6379 by default)
 //   sentinel://[user[:password]@]host:port,host:port,.../master-name[/db]
+//   cluster://[user[:password]@]host:port,host:port,...   (Redis Cluster seeds)
 // User and password may be percent-encoded. Errors never quote a password.
 [[nodiscard]] Result<NodeAddress> parse_node(std::string_view text);
 

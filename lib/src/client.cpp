@@ -4,6 +4,7 @@
 #include "handoff.hpp"
 #include "keep_alive.hpp"
 #include "redlock/lock_guard.hpp"
+#include "validate.hpp"
 
 namespace redlock {
 namespace {

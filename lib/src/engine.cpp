@@ -4,9 +4,11 @@
 #include <spdlog/spdlog.h>
 
 #include "acquire_op.hpp"
+#include "cluster_node.hpp"
 #include "extend_op.hpp"
 #include "health_op.hpp"
 #include "inspect_op.hpp"
+#include "node.hpp"
 #include "release_op.hpp"
 #include "token.hpp"
 #include "validate.hpp"
@@ -39,8 +41,14 @@ Result<std::shared_ptr<Engine>> Engine::start(ClientOptions options) {
   e.node_ctx_ = std::make_unique<NodeContext>(
       NodeContext{*e.loop_, e.options_, e.restart_grace_, *e.logger_, *e.metrics_, e});
   for (std::size_t i = 0; i < parsed->size(); ++i) {
-    e.node_names_.push_back((*parsed)[i].display);
-    e.nodes_.push_back(std::make_unique<Node>(*e.node_ctx_, i, std::move((*parsed)[i])));
+    auto& address = (*parsed)[i];
+    e.node_names_.push_back(address.display);
+    if (address.kind == NodeAddress::Kind::kCluster) {
+      e.has_cluster_ = true;
+      e.nodes_.push_back(std::make_unique<ClusterNode>(*e.node_ctx_, i, std::move(address)));
+    } else {
+      e.nodes_.push_back(std::make_unique<Node>(*e.node_ctx_, i, std::move(address)));
+    }
   }
   e.wake_ = std::make_unique<WakeHub>(*e.node_ctx_, e.nodes_);
   e.ctx_ = std::make_unique<OpContext>(
@@ -89,6 +97,9 @@ void Engine::clock_tick() {
 Result<void> Engine::post_acquire(std::vector<std::string> resources, milliseconds ttl,
                                   const AcquireOptions& options, AcquireCallback callback) {
   if (auto ok = validate_resources(resources); !ok) return ok;
+  if (has_cluster_) {
+    if (auto ok = validate_one_slot(resources); !ok) return ok;
+  }
   if (auto ok = validate_acquire(resources.front(), ttl, options, options_); !ok) return ok;
   if (!callback) return Unexpected(Error(ErrorCode::kInvalidArgument, "acquire callback is empty"));
   auto token = make_token();
@@ -101,6 +112,9 @@ Result<void> Engine::post_acquire(std::vector<std::string> resources, millisecon
 Result<void> Engine::post_extend(const Lock& lock, milliseconds ttl, const ExtendOptions& options,
                                  AcquireCallback callback) {
   if (auto ok = validate_resources(lock.resources()); !ok) return ok;
+  if (has_cluster_) {
+    if (auto ok = validate_one_slot(lock.resources()); !ok) return ok;
+  }
   if (auto ok = validate_lock_token(lock.token()); !ok) return ok;
   if (auto ok = validate_extend(ttl, options, options_); !ok) return ok;
   if (!callback) return Unexpected(Error(ErrorCode::kInvalidArgument, "extend callback is empty"));
@@ -194,7 +208,7 @@ void Engine::replay_release(std::size_t node, std::vector<std::string> resources
 
 std::optional<std::size_t> Engine::same_server(std::size_t node, std::string_view run_id) const {
   for (std::size_t j = 0; j < nodes_.size(); ++j) {
-    if (j != node && nodes_[j]->connected() && nodes_[j]->run_id() == run_id) return j;
+    if (j != node && nodes_[j]->has_server(run_id)) return j;
   }
   return std::nullopt;
 }

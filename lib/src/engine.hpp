@@ -25,9 +25,9 @@
 #include <string_view>
 #include <vector>
 
+#include "lock_node.hpp"
 #include "loop.hpp"
 #include "metrics.hpp"
-#include "node.hpp"
 #include "operation.hpp"
 #include "redlock/callbacks.hpp"
 #include "subscriber.hpp"
@@ -85,18 +85,23 @@ class Engine final : public std::enable_shared_from_this<Engine>, public NodeSet
   // NodeSet (loop thread).
   [[nodiscard]] std::size_t size() const override { return nodes_.size(); }
   [[nodiscard]] const std::string& name(std::size_t i) const override { return node_names_[i]; }
-  [[nodiscard]] bool send(std::size_t i, std::string_view wire,
+  [[nodiscard]] bool send(std::size_t i, Route route, std::string_view wire,
                           const std::shared_ptr<Operation>& op, std::uint32_t tag,
                           const std::shared_ptr<const std::string>& fallback) override {
-    return nodes_[i]->send(wire, op, tag, fallback);
+    return nodes_[i]->send(route, wire, op, tag, fallback);
   }
-  [[nodiscard]] bool connected(std::size_t i) const override { return nodes_[i]->connected(); }
-  [[nodiscard]] std::string last_error(std::size_t i) const override {
-    return nodes_[i]->last_error();
+  [[nodiscard]] bool connected(std::size_t i, Route route) const override {
+    return nodes_[i]->ready(route);
   }
-  [[nodiscard]] std::optional<std::string> vote_block(std::size_t i,
+  [[nodiscard]] std::string last_error(std::size_t i, Route route) const override {
+    return nodes_[i]->last_error(route);
+  }
+  [[nodiscard]] std::optional<std::string> vote_block(std::size_t i, Route route,
                                                       Clock::time_point now) const override {
-    return nodes_[i]->vote_block(now);
+    return nodes_[i]->vote_block(route, now);
+  }
+  [[nodiscard]] bool announce_sharded(std::size_t i) const override {
+    return nodes_[i]->announce_sharded();
   }
   [[nodiscard]] NodeHealth health(std::size_t i, Clock::time_point now) const override {
     return nodes_[i]->health(now);
@@ -129,7 +134,8 @@ class Engine final : public std::enable_shared_from_this<Engine>, public NodeSet
   std::unique_ptr<Loop> loop_;
   std::unique_ptr<NodeContext> node_ctx_;
   std::vector<std::string> node_names_;
-  std::vector<std::unique_ptr<Node>> nodes_;
+  std::vector<std::unique_ptr<LockNode>> nodes_;
+  bool has_cluster_ = false;       // a cluster:// node: a lock's resources share one slot
   std::unique_ptr<WakeHub> wake_;  // refers to the nodes: destroyed first
   ActiveOps active_;
   std::unique_ptr<OpContext> ctx_;

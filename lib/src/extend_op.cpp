@@ -12,7 +12,8 @@ class ExtendOp final : public QuorumOp {
       : QuorumOp(ctx,
                  effective_node_timeout(options.node_timeout.count() > 0 ? options.node_timeout
                                                                          : ctx.options.node_timeout,
-                                        ttl)),
+                                        ttl),
+                 Route::of(lock.resources())),
         lock_(std::move(lock)),
         ttl_(ttl),
         options_(options),

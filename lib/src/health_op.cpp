@@ -1,5 +1,6 @@
 #include "health_op.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 namespace redlock::detail {
@@ -23,10 +24,19 @@ class HealthOp final : public Operation {
     ctx_.active.add(self);
     static const std::string info = format_command({"INFO"});
     static const std::string fsync = format_command({"CONFIG", "GET", "appendfsync"});
+    // A Redis Cluster node is asked shard by shard (the tag carries the
+    // shard); its report shows the weakest shard's settings.
     for (std::size_t i = 0; i < nodes.size(); ++i) {
-      if (!report_.nodes[i].reachable) continue;
-      if (nodes.send(i, info, self, kInfo, nullptr)) ++outstanding_;
-      if (nodes.send(i, fsync, self, kFsync, nullptr)) ++outstanding_;
+      const auto& h = report_.nodes[i];
+      const std::size_t shards = std::max<std::size_t>(h.shards.size(), 1);
+      for (std::size_t k = 0; k < shards; ++k) {
+        const auto route = Route::shard(k);
+        if (!h.shards.empty() && !h.shards[k].reachable) continue;
+        if (h.shards.empty() && !h.reachable) continue;
+        const auto tag = static_cast<std::uint32_t>(k * 2);
+        if (nodes.send(i, route, info, self, tag + kInfo, nullptr)) ++outstanding_;
+        if (nodes.send(i, route, fsync, self, tag + kFsync, nullptr)) ++outstanding_;
+      }
     }
     if (outstanding_ == 0) {
       complete();
@@ -42,13 +52,21 @@ class HealthOp final : public Operation {
                 std::string_view failure) override {
     if (done_) return;
     NodeHealth& h = report_.nodes[node];
+    const std::uint32_t what = tag % 2;
+    const bool first = tag / 2 == 0;
     if (reply == nullptr) {
       if (h.error.empty()) h.error = std::string(failure);
-    } else if (tag == kInfo && reply->type == Reply::Type::kString) {
-      h.rtt = std::chrono::duration_cast<microseconds>(ctx_.scheduler.now() - started_);
-      read_info(reply->str, h);
-    } else if (tag == kFsync && reply->type == Reply::Type::kArray && reply->elements.size() == 2) {
-      h.appendfsync = reply->elements[1].str;
+    } else if (what == kInfo && reply->type == Reply::Type::kString) {
+      const auto rtt = std::chrono::duration_cast<microseconds>(ctx_.scheduler.now() - started_);
+      h.rtt = h.rtt ? std::max(*h.rtt, rtt) : rtt;
+      read_info(reply->str, h, first);
+    } else if (what == kFsync && reply->type == Reply::Type::kArray &&
+               reply->elements.size() == 2) {
+      // The weakest of the shards': always, then everysec, then no.
+      const auto rank = [](const std::string& v) { return v == "always" ? 0 : v == "no" ? 2 : 1; };
+      if (h.appendfsync.empty() || rank(reply->elements[1].str) > rank(h.appendfsync)) {
+        h.appendfsync = reply->elements[1].str;
+      }
     }
     if (--outstanding_ == 0) complete();
   }
@@ -67,18 +85,32 @@ class HealthOp final : public Operation {
   static constexpr std::uint32_t kInfo = 0;
   static constexpr std::uint32_t kFsync = 1;
 
-  static void read_info(std::string_view info, NodeHealth& h) {
+  // `first`: the node's reply, or its first shard's; the other shards'
+  // only weaken the persistence and eviction fields.
+  static void read_info(std::string_view info, NodeHealth& h, bool first) {
+    if (!first) {
+      if (auto v = info_field(info, "aof_enabled"); v && *v != "1") h.aof_enabled = false;
+      if (auto v = info_field(info, "maxmemory_policy"); v && *v != "noeviction") {
+        h.maxmemory_policy = std::string(*v);
+        h.eviction_can_drop_locks = true;
+      }
+      return;
+    }
     if (auto v = info_field(info, "redis_version")) h.version = std::string(*v);
-    if (auto v = info_field(info, "run_id")) h.run_id = std::string(*v);
-    if (auto v = info_field(info, "uptime_in_seconds")) {
+    if (h.shards.empty()) {
+      if (auto v = info_field(info, "run_id")) h.run_id = std::string(*v);
+    }
+    if (auto v = info_field(info, "uptime_in_seconds"); v && h.shards.empty()) {
       long long secs = 0;
       const auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), secs);
       if (ec == std::errc() && end == v->data() + v->size() && secs >= 0) {
         h.uptime = std::chrono::seconds(secs);
       }
     }
-    if (auto v = info_field(info, "aof_enabled")) h.aof_enabled = *v == "1";
-    if (auto v = info_field(info, "maxmemory_policy")) {
+    if (auto v = info_field(info, "aof_enabled"))
+      h.aof_enabled = h.aof_enabled.value_or(true) && *v == "1";
+    if (auto v = info_field(info, "maxmemory_policy");
+        v && (h.maxmemory_policy.empty() || h.maxmemory_policy == "noeviction")) {
       h.maxmemory_policy = std::string(*v);
       // Lock keys carry a ttl, so volatile-* policies may pick them too.
       h.eviction_can_drop_locks = h.maxmemory_policy != "noeviction";

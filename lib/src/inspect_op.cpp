@@ -27,18 +27,19 @@ class InspectOp final : public Operation {
     const auto self = shared_from_this();
     ctx_.active.add(self);
     const std::string wire = format_command({"PTTL", lock_key(resource_)});
+    const auto route = Route::of({resource_});
     for (std::size_t i = 0; i < nodes.size(); ++i) {
       results_[i].node = nodes.name(i);
-      if (auto why = nodes.vote_block(i, now)) {
+      if (auto why = nodes.vote_block(i, route, now)) {
         // A node sitting out a restart may have lost the key: its "none"
         // would not be evidence.
         results_[i].status = NodeStatus::kNotVoting;
         results_[i].detail = *why;
-      } else if (nodes.send(i, wire, self, 0, nullptr)) {
+      } else if (nodes.send(i, route, wire, self, 0, nullptr)) {
         ++outstanding_;
       } else {
         results_[i].status = NodeStatus::kDisconnected;
-        results_[i].detail = nodes.last_error(i);
+        results_[i].detail = nodes.last_error(i, route);
       }
     }
     if (decide()) return;

@@ -104,4 +104,6 @@ unsigned key_slot(std::string_view key) noexcept {
   return crc16(key) & 16383U;
 }
 
+unsigned resource_slot(std::string_view resource) { return key_slot(lock_key(resource)); }
+
 }  // namespace redlock::detail

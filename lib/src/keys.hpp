@@ -46,7 +46,12 @@ inline constexpr std::string_view kKeyPrefix = "redlock:";
 [[nodiscard]] std::vector<std::string> fence_keys(const std::vector<std::string>& resources);
 [[nodiscard]] std::vector<std::string> release_channels(const std::vector<std::string>& resources);
 
+// How many hash slots a Redis Cluster has.
+inline constexpr unsigned kSlotCount = 16384;
+
 // The Redis Cluster hash slot of a key (CRC16 of its hash tag, mod 16384).
 [[nodiscard]] unsigned key_slot(std::string_view key) noexcept;
+// The slot of every key and channel of `resource`.
+[[nodiscard]] unsigned resource_slot(std::string_view resource);
 
 }  // namespace redlock::detail

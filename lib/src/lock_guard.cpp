@@ -4,6 +4,7 @@
 #include "handoff.hpp"
 #include "keep_alive.hpp"
 #include "redlock/client.hpp"
+#include "validate.hpp"
 
 namespace redlock {
 

@@ -47,10 +47,11 @@ class Node::ClockOp final : public Operation {
   Node& node_;
 };
 
-Node::Node(const NodeContext& ctx, std::size_t index, NodeAddress address)
+Node::Node(const NodeContext& ctx, std::size_t index, NodeAddress address, Role role)
     : ctx_(ctx),
       index_(index),
       address_(std::move(address)),
+      role_(role),
       vitals_(ctx, index, address_.display),
       conn_(ctx.loop, *this, data_settings(ctx.options)) {
   if (address_.kind == NodeAddress::Kind::kSentinel) {
@@ -84,6 +85,8 @@ std::optional<Endpoint> Node::endpoint() {
       e.kind = Endpoint::Kind::kUnix;
       e.path = address_.path;
       break;
+    case NodeAddress::Kind::kCluster:  // a ClusterNode's, never a Node's
+      return std::nullopt;
     case NodeAddress::Kind::kSentinel:
       if (!sentinel_->master()) {
         // Ask the sentinels; on_master_changed() connects once they answer.
@@ -121,14 +124,20 @@ std::optional<Connection::Refusal> Node::on_handshake_reply(std::size_t index, c
     return std::nullopt;
   }
   switch (probe) {
-    case Probe::kClusterInfo:
-      if (reply.str.find("cluster_enabled:1") != std::string::npos) {
+    case Probe::kClusterInfo: {
+      const bool cluster = reply.str.find("cluster_enabled:1") != std::string::npos;
+      if (cluster && role_ == Role::kIndependent) {
         return Connection::Refusal{
-            "the node runs in Redis Cluster mode; a Redlock node must be an independent master "
-            "(cluster_enabled:1)",
+            "the node runs in Redis Cluster mode (cluster_enabled:1); name the cluster as one "
+            "node with cluster://host:port,host:port,...",
             true};
       }
+      if (!cluster && role_ == Role::kShard) {
+        return Connection::Refusal{
+            "the server is not in Redis Cluster mode, though the cluster map names it", true};
+      }
       break;
+    }
     case Probe::kServerInfo: {
       const auto run_id = info_field(reply.str, "run_id").value_or("");
       if (!run_id.empty()) {
@@ -186,7 +195,9 @@ void Node::on_reply(Reply& r) {
   }
   bool demoted = false;
   if (r.is_error()) {
-    if (starts_with_any(r.str, {"MOVED", "ASK", "CROSSSLOT", "CLUSTERDOWN", "TRYAGAIN"})) {
+    if (role_ == Role::kShard) {
+      // Its ClusterNode follows MOVED and ASK; anything else is a "no".
+    } else if (starts_with_any(r.str, {"MOVED", "ASK", "CROSSSLOT", "CLUSTERDOWN", "TRYAGAIN"})) {
       r.str = "the node is part of a Redis Cluster (" + r.str +
               "); a Redlock node must be an independent master";
     } else if (r.str.starts_with("READONLY")) {
@@ -210,6 +221,7 @@ void Node::on_down(const std::string& why, bool permanent) {
   // Fail what was waiting before anything else can be sent: the operations
   // count these as "no" votes, and the commands are never replayed.
   fail_pending("connection lost: " + why);
+  ctx_.events.node_down(index_);
   const int failures = failed_attempts_++;
   if (permanent && failures == 0) {
     ctx_.log.error("node {}: {}", name(), why);

@@ -8,7 +8,10 @@
 // server is an independent master (not a Redis Cluster shard) and a server
 // of its own (not another node's under a second name), and reads its run_id
 // and uptime for restart-aware voting (NodeVitals). A sentinel:// node
-// connects to whatever master its SentinelFollower names.
+// connects to whatever master its SentinelFollower names. A ClusterNode
+// keeps one Node per shard master (Role::kShard): such a Node expects a
+// Redis Cluster server and hands its cluster replies (MOVED, ASK, ...) over
+// as they are.
 //
 // Threading: the loop thread, except the methods marked "any thread".
 // Ownership: the Engine owns its Nodes; a Node owns its Connection, its
@@ -26,6 +29,7 @@
 #include <vector>
 
 #include "connection.hpp"
+#include "lock_node.hpp"
 #include "node_context.hpp"
 #include "node_vitals.hpp"
 #include "operation.hpp"
@@ -40,16 +44,21 @@ namespace redlock::detail {
 // Client::quorum_available(). (Its votes fail by the node timeout anyway.)
 inline constexpr std::chrono::milliseconds kStallThreshold{1000};
 
-class Node final : public Connection::Owner, public SentinelFollower::Listener {
+class Node final : public LockNode, public Connection::Owner, public SentinelFollower::Listener {
  public:
-  Node(const NodeContext& ctx, std::size_t index, NodeAddress address);
-  ~Node();
+  enum class Role : std::uint8_t {
+    kIndependent,  // a Redlock node of its own: refuses a Redis Cluster server
+    kShard         // a shard master of a ClusterNode: refuses anything else
+  };
+
+  Node(const NodeContext& ctx, std::size_t index, NodeAddress address,
+       Role role = Role::kIndependent);
+  ~Node() override;
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
-  void start();
-  // Shutdown: fails what waits, writes what is queued, then closes.
-  void close();
+  void start() override;
+  void close() override;
 
   // Queues a command. Returns false, and never calls back, when the node is
   // not connected (and ready) or too far behind: commands are never held
@@ -59,39 +68,59 @@ class Node final : public Connection::Owner, public SentinelFollower::Listener {
                           std::uint32_t tag, const std::shared_ptr<const std::string>& fallback);
   // A release this client may owe the node: run when it is connected again.
   void remember_cleanup(std::vector<std::string> resources, std::string token,
-                        Clock::time_point until);
+                        Clock::time_point until) override;
   // Clock sanity: asks the node for its TIME, unless it is not connected,
   // refused TIME on this connection, or has not answered the last one.
-  void sample_clock();
+  void sample_clock() override;
 
   [[nodiscard]] bool connected() const noexcept { return conn_.ready(); }
   // Any thread.
-  [[nodiscard]] bool connected_any_thread() const noexcept { return ready_.load(); }
+  [[nodiscard]] bool connected_any_thread() const noexcept override { return ready_.load(); }
   // Connected, and no command has waited longer than kStallThreshold for its
   // reply (a stopped or overloaded node is connected but not answering).
   // Any thread.
-  [[nodiscard]] bool answering(Clock::time_point now) const noexcept;
+  [[nodiscard]] bool answering(Clock::time_point now) const noexcept override;
   // How long the oldest unanswered command has waited without any reply
   // coming in (0 when nothing waits). Any thread.
   [[nodiscard]] Clock::duration waiting_for(Clock::time_point now) const noexcept;
   // Answering and not left out of the vote. Any thread.
-  [[nodiscard]] bool voting(Clock::time_point now) const noexcept;
+  [[nodiscard]] bool voting(Clock::time_point now) const noexcept override;
   // Set when the node must not count toward a majority at `now`: why.
   [[nodiscard]] std::optional<std::string> vote_block(Clock::time_point now) const {
     return vitals_.vote_block(now, conn_.ready());
   }
   // The address with any password hidden: safe for logs and errors.
-  [[nodiscard]] const std::string& name() const noexcept { return address_.display; }
-  [[nodiscard]] std::size_t index() const noexcept { return index_; }
+  [[nodiscard]] const std::string& name() const noexcept override { return address_.display; }
+  [[nodiscard]] std::size_t index() const noexcept override { return index_; }
   // Why the node is not connected, if it is not ("" otherwise).
   [[nodiscard]] std::string last_error() const;
   [[nodiscard]] const std::string& run_id() const noexcept { return vitals_.run_id(); }
   // What the client knows of the node now (no I/O).
-  [[nodiscard]] NodeHealth health(Clock::time_point now) const;
+  [[nodiscard]] NodeHealth health(Clock::time_point now) const override;
   // Where the node's commands go now (the very address connected to) and
   // with which credentials, for its release subscriber. Unset unless
   // connected.
-  [[nodiscard]] std::optional<Endpoint> endpoint_now() const { return conn_.peer(); }
+  [[nodiscard]] std::optional<Endpoint> endpoint_now() const override { return conn_.peer(); }
+  // The server's address as configured (a shard's master).
+  [[nodiscard]] const NodeAddress& address() const noexcept { return address_; }
+  // Since when the node votes again after a restart (NodeVitals).
+  [[nodiscard]] Clock::time_point votes_from() const noexcept { return vitals_.votes_from(); }
+
+  // LockNode: one server, whatever the route.
+  [[nodiscard]] bool send(Route, std::string_view wire, const std::shared_ptr<Operation>& op,
+                          std::uint32_t tag,
+                          const std::shared_ptr<const std::string>& fallback) override {
+    return send(wire, op, tag, fallback);
+  }
+  [[nodiscard]] bool ready(Route) const override { return connected(); }
+  [[nodiscard]] std::string last_error(Route) const override { return last_error(); }
+  [[nodiscard]] std::optional<std::string> vote_block(Route, Clock::time_point now) const override {
+    return vote_block(now);
+  }
+  [[nodiscard]] bool reachable() const override { return connected(); }
+  [[nodiscard]] bool has_server(std::string_view run_id) const override {
+    return connected() && !run_id.empty() && vitals_.run_id() == run_id;
+  }
 
  private:
   // The node's own handshake commands, after AUTH and SELECT.
@@ -130,13 +159,14 @@ class Node final : public Connection::Owner, public SentinelFollower::Listener {
   const NodeContext& ctx_;
   std::size_t index_;
   NodeAddress address_;
+  Role role_;
   NodeVitals vitals_;
   std::unique_ptr<SentinelFollower> sentinel_;  // sentinel:// nodes only
   std::shared_ptr<Operation> clock_op_;
   std::deque<Pending> pending_;  // sent or queued, awaiting replies, in order
   std::deque<Cleanup> cleanup_;  // oldest first; dropped from the front when full
   bool ever_connected_ = false;
-  int failed_attempts_ = 0;  // since the last ready connection
+  int failed_attempts_ = 0;             // since the last ready connection
   Scheduler::TimerId clock_burst_ = 0;  // the next first-clock sample
   bool reported_first_attempt_ = false;
   bool closed_ = false;

@@ -25,6 +25,8 @@ class NodeEvents {
   // The node's first connection attempt ended, either way (connect() waits
   // for every node's).
   virtual void node_attempted(std::size_t node) = 0;
+  // The node's connection failed or was lost.
+  virtual void node_down(std::size_t node) { (void)node; }
   // A release the node missed while it was unreachable: run it on that node
   // now that it is back.
   virtual void replay_release(std::size_t node, std::vector<std::string> resources,

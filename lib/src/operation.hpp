@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "keys.hpp"
 #include "loop.hpp"
 #include "metrics.hpp"
 #include "protocol.hpp"
@@ -51,6 +52,33 @@ class Operation : public Abortable, public std::enable_shared_from_this<Operatio
   void abort() override {}
 };
 
+// Where on a node a command goes. A plain node is one server: every route
+// leads to it. A Redis Cluster node (one vote) sends a command on keys to the
+// master of their hash slot, and a command on no key (INFO, TIME) to the
+// shard the route names.
+class Route {
+ public:
+  // The master of hash slot `slot`: every key of the command lies in it.
+  [[nodiscard]] static constexpr Route slot(unsigned slot) noexcept { return Route(slot); }
+  // Shard `k` (a plain node has shard 0 only).
+  [[nodiscard]] static constexpr Route shard(std::size_t k) noexcept {
+    return Route(kSlotCount + static_cast<std::uint32_t>(k));
+  }
+  // The slot of every key of `resources` (validate_one_slot() has checked,
+  // for a client with a cluster node, that they share it).
+  [[nodiscard]] static Route of(const std::vector<std::string>& resources) {
+    return slot(resources.empty() ? 0 : resource_slot(resources.front()));
+  }
+
+  [[nodiscard]] constexpr bool is_shard() const noexcept { return value_ >= kSlotCount; }
+  [[nodiscard]] constexpr unsigned slot_number() const noexcept { return value_; }
+  [[nodiscard]] constexpr std::size_t shard_index() const noexcept { return value_ - kSlotCount; }
+
+ private:
+  constexpr explicit Route(std::uint32_t value) noexcept : value_(value) {}
+  std::uint32_t value_;
+};
+
 // The nodes, as operations see them. Index i is ClientOptions::nodes[i].
 class NodeSet {
  public:
@@ -58,19 +86,26 @@ class NodeSet {
   [[nodiscard]] virtual std::size_t size() const = 0;
   // The address with any password hidden: for errors and logs.
   [[nodiscard]] virtual const std::string& name(std::size_t i) const = 0;
-  // Queues a command for node i. Returns false, and never calls back, when
-  // the node cannot take it now (not connected, or too far behind):
-  // commands are never held for a later connection. `fallback`, for
-  // EVALSHA: the EVAL form, sent instead of delivering a NOSCRIPT error.
-  [[nodiscard]] virtual bool send(std::size_t i, std::string_view wire,
+  // Queues a command for node i, where `route` leads. Returns false, and
+  // never calls back, when the node cannot take it now (not connected, or
+  // too far behind): commands are never held for a later connection.
+  // `fallback`, for EVALSHA: the EVAL form, sent instead of delivering a
+  // NOSCRIPT error.
+  [[nodiscard]] virtual bool send(std::size_t i, Route route, std::string_view wire,
                                   const std::shared_ptr<Operation>& op, std::uint32_t tag,
                                   const std::shared_ptr<const std::string>& fallback) = 0;
-  [[nodiscard]] virtual bool connected(std::size_t i) const = 0;
-  // Why node i is not connected ("" when it is, or when nothing is known).
-  [[nodiscard]] virtual std::string last_error(std::size_t i) const = 0;
-  // Set when node i must not count toward a majority at `now`: why.
-  [[nodiscard]] virtual std::optional<std::string> vote_block(std::size_t i,
+  // Whether node i can take a command for `route` now.
+  [[nodiscard]] virtual bool connected(std::size_t i, Route route) const = 0;
+  // Why node i cannot take a command for `route` ("" when it can, or when
+  // nothing is known).
+  [[nodiscard]] virtual std::string last_error(std::size_t i, Route route) const = 0;
+  // Set when node i must not count toward a majority for the resources of
+  // `route` at `now`: why.
+  [[nodiscard]] virtual std::optional<std::string> vote_block(std::size_t i, Route route,
                                                               Clock::time_point now) const = 0;
+  // Releases on node i announce with SPUBLISH (sharded pub/sub, a Redis
+  // Cluster node) rather than PUBLISH.
+  [[nodiscard]] virtual bool announce_sharded(std::size_t i) const = 0;
   // What the client knows of node i now (health(): no I/O).
   [[nodiscard]] virtual NodeHealth health(std::size_t i, Clock::time_point now) const = 0;
   // Keys this client may have left on node i while it was unreachable: they

@@ -72,13 +72,16 @@ struct Script {
 // Compare-and-delete over KEYS: deletes each key that holds ARGV[1] (the
 // token); returns how many it deleted. When ARGV[2] is "1" it announces each
 // deletion on the key's release channel, ARGV[2 + i] for KEYS[i] (keys.hpp),
-// for the waiters. With pcall: a user whose ACL denies the channel still
-// releases, and its waiters poll.
+// for the waiters, with PUBLISH; when it is "2", with SPUBLISH (sharded
+// pub/sub, on a Redis Cluster: the message stays within the channel's
+// shard). With pcall: a user whose ACL denies the channel still releases,
+// and its waiters poll.
 inline constexpr Script kReleaseScript{
     "local n = 0 for i, key in ipairs(KEYS) do if redis.call(\"get\", key) == ARGV[1] then n "
     "= n + redis.call(\"del\", key) if ARGV[2] == \"1\" then redis.pcall(\"publish\", ARGV[2 "
-    "+ i], \"\") end end end return n",
-    "a9d6ea782efda688c3f03852a86bc660fb0bc190"};
+    "+ i], \"\") elseif ARGV[2] == \"2\" then redis.pcall(\"spublish\", ARGV[2 + i], \"\") "
+    "end end end return n",
+    "7990d1e6282281fcc52ef2c0b4ea049e4eab3959"};
 
 // All or none: if no key of KEYS exists, sets each to ARGV[1] with a ttl of
 // ARGV[2] ms and returns 1; otherwise sets nothing and returns 0.

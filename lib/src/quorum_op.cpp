@@ -18,7 +18,7 @@ void QuorumOp::start_round(const std::string& wire,
   round_.emplace(n, start, ttl, ctx_.options.drift_factor, min_validity, refused);
   const auto self = shared_from_this();
   for (std::size_t i = 0; i < n; ++i) {
-    if (auto why = nodes.vote_block(i, start)) {
+    if (auto why = nodes.vote_block(i, route_, start)) {
       // Restart-aware voting, clock exclusion: not asked, and counted as a "no".
       results_[i].status = NodeStatus::kNotVoting;
       results_[i].detail = std::move(*why);
@@ -27,11 +27,11 @@ void QuorumOp::start_round(const std::string& wire,
     }
     // Once decided, send nothing more, but still say why a node that is
     // down could not vote.
-    if (round_->decided() && nodes.connected(i)) continue;
-    if (!round_->decided() && nodes.send(i, wire, self, tag_, fallback)) {
+    if (round_->decided() && nodes.connected(i, route_)) continue;
+    if (!round_->decided() && nodes.send(i, route_, wire, self, tag_, fallback)) {
       sent_[i] = true;
     } else {
-      const auto error = nodes.last_error(i);
+      const auto error = nodes.last_error(i, route_);
       results_[i].status = NodeStatus::kDisconnected;
       results_[i].detail = error.empty() ? std::string("not connected") : "not connected: " + error;
       ctx_.metrics.node_reply(i, NodeStatus::kDisconnected, {});

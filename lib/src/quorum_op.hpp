@@ -20,8 +20,9 @@ class QuorumOp : public Operation {
                 std::string_view failure) final;
 
  protected:
-  QuorumOp(const OpContext& ctx, milliseconds node_timeout)
-      : ctx_(ctx), node_timeout_(node_timeout) {}
+  // `route`: where the commands on the operation's resources go (their slot).
+  QuorumOp(const OpContext& ctx, milliseconds node_timeout, Route route)
+      : ctx_(ctx), node_timeout_(node_timeout), route_(route) {}
 
   // What a node's reply means for this operation.
   virtual NodeStatus classify(const Reply& reply, std::string& detail) const = 0;
@@ -44,6 +45,7 @@ class QuorumOp : public Operation {
 
   OpContext ctx_;
   milliseconds node_timeout_;
+  Route route_;
   std::uint32_t tag_ = 0;
   std::optional<Round> round_;
   std::vector<NodeResult> results_;

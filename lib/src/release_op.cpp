@@ -30,7 +30,10 @@ class ReleaseOp final : public Operation {
     }
     started_ = ctx_.scheduler.now();
     const auto keys = lock_keys(resources_);
-    // ARGV: the token, whether to announce, then each key's release channel.
+    const auto route = Route::of(resources_);
+    // ARGV: the token, whether and how to announce, then each key's release
+    // channel. A Redis Cluster node announces with sharded pub/sub: a
+    // PUBLISH would be broadcast to every node of the cluster.
     std::vector<std::string> channels;
     std::vector<std::string_view> args{token_, announce_ ? "1" : "0"};
     if (announce_) {
@@ -40,6 +43,18 @@ class ReleaseOp final : public Operation {
     const std::string cmd = script_command(kReleaseScript, true, keys, args);
     const auto fallback =
         std::make_shared<const std::string>(script_command(kReleaseScript, false, keys, args));
+    std::string sharded_cmd;
+    std::shared_ptr<const std::string> sharded_fallback;
+    const auto sharded = [&](std::size_t i) {
+      if (!announce_ || !nodes.announce_sharded(i)) return false;
+      if (sharded_cmd.empty()) {
+        args[1] = "2";
+        sharded_cmd = script_command(kReleaseScript, true, keys, args);
+        sharded_fallback =
+            std::make_shared<const std::string>(script_command(kReleaseScript, false, keys, args));
+      }
+      return true;
+    };
     // Count every target before sending: a node that fails at once must not
     // complete the release while others have not been asked yet.
     outstanding_ = static_cast<std::size_t>(std::count(targets_.begin(), targets_.end(), true));
@@ -54,7 +69,9 @@ class ReleaseOp final : public Operation {
         report_.nodes[i].detail = "not asked";
         continue;
       }
-      if (!nodes.send(i, cmd, self, 0, fallback)) {
+      const bool by_shard = sharded(i);
+      if (!nodes.send(i, route, by_shard ? sharded_cmd : cmd, self, 0,
+                      by_shard ? sharded_fallback : fallback)) {
         nodes.remember_cleanup(i, resources_, token_, key_expiry_);
         answer(i, NodeStatus::kDisconnected, "not connected; released when it reconnects");
       }

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cluster_node.hpp"
 #include "keys.hpp"
 
 namespace redlock::detail {
@@ -16,7 +17,7 @@ Connection::Settings subscriber_settings(const ClientOptions& o) {
 
 }  // namespace
 
-Subscriber::Subscriber(const NodeContext& ctx, WakeHub& hub, Node& node)
+Subscriber::Subscriber(const NodeContext& ctx, WakeHub& hub, LockNode& node)
     : ctx_(ctx), hub_(hub), node_(node), conn_(ctx.loop, *this, subscriber_settings(ctx.options)) {}
 
 void Subscriber::subscribe(const std::string& channel) {
@@ -55,7 +56,7 @@ std::optional<Endpoint> Subscriber::endpoint() {
   // Nothing to reach while the node itself is down: node_ready() starts
   // again when it is back. No SELECT: pub/sub channels are the same in every
   // database.
-  if (!node_.connected()) return std::nullopt;
+  if (!node_.reachable()) return std::nullopt;
   auto e = node_.endpoint_now();
   if (e) e->db = 0;
   return e;
@@ -103,9 +104,141 @@ void Subscriber::on_down(const std::string& why, bool permanent) {
 
 // ---------------------------------------------------------------------------
 
-WakeHub::WakeHub(const NodeContext& ctx, const std::vector<std::unique_ptr<Node>>& nodes) {
+// One connection in subscribed mode to one shard master, SSUBSCRIBEd to the
+// watched channels whose slots that master serves.
+class ShardedSubscriber::Shard final : Connection::Owner {
+ public:
+  Shard(ShardedSubscriber& owner, Endpoint target)
+      : owner_(owner),
+        target_(std::move(target)),
+        conn_(owner.ctx_.loop, *this, subscriber_settings(owner.ctx_.options)) {}
+
+  [[nodiscard]] const Endpoint& target() const noexcept { return target_; }
+  [[nodiscard]] Connection& conn() noexcept { return conn_; }
+
+  void subscribe(const std::string& channel) {
+    switch (conn_.state()) {
+      case Connection::State::kReady:
+        for (auto& cmd : subscription_commands("SSUBSCRIBE", {channel})) conn_.write(cmd);
+        break;
+      case Connection::State::kIdle:
+        conn_.start();
+        break;
+      default:
+        break;  // subscribes to its part of the table once connected
+    }
+  }
+  void unsubscribe(const std::string& channel) {
+    if (!conn_.ready()) return;
+    for (auto& cmd : subscription_commands("SUNSUBSCRIBE", {channel})) conn_.write(cmd);
+  }
+
+ private:
+  // Still a master serving a watched channel's slot: there. Otherwise idle.
+  [[nodiscard]] std::vector<std::string> mine() const {
+    std::vector<std::string> out;
+    for (const auto& channel : owner_.hub_.table().channels()) {
+      const auto at = owner_.node_.slot_endpoint(key_slot(channel));
+      if (at && same_place(*at, target_)) out.push_back(channel);
+    }
+    return out;
+  }
+  std::optional<Endpoint> endpoint() override {
+    if (owner_.closed_ || mine().empty()) return std::nullopt;
+    return target_;
+  }
+  void on_ready() override {
+    // One command per channel: a cluster takes several shard channels in
+    // one SSUBSCRIBE only when they share a slot.
+    for (auto& cmd : subscription_commands("SSUBSCRIBE", mine(), 1)) conn_.write(cmd);
+  }
+  void on_reply(Reply& reply) override {
+    const auto event = read_push(reply);
+    if (event.kind == PushEvent::Kind::kMessage) {
+      owner_.hub_.on_message(owner_.node_.index(), event.channel);
+    } else if (event.kind == PushEvent::Kind::kError) {
+      if (event.error.starts_with("MOVED")) {
+        owner_.node_.refresh_soon("a release subscription was redirected");
+      } else {
+        owner_.ctx_.log.debug("node {}: release subscription on {}: {}", owner_.node_.name(),
+                              target_.where(), event.error);
+      }
+    }
+  }
+  void on_down(const std::string& why, bool) override {
+    owner_.ctx_.log.debug("node {}: release subscription on {}: {}", owner_.node_.name(),
+                          target_.where(), why);
+    if (owner_.hub_.table().empty()) conn_.reset();
+  }
+
+  ShardedSubscriber& owner_;
+  Endpoint target_;
+  Connection conn_;
+};
+
+ShardedSubscriber::ShardedSubscriber(const NodeContext& ctx, WakeHub& hub, ClusterNode& node)
+    : ctx_(ctx), hub_(hub), node_(node) {}
+
+ShardedSubscriber::~ShardedSubscriber() = default;
+
+ShardedSubscriber::Shard* ShardedSubscriber::shard_for(unsigned slot) {
+  const auto at = node_.slot_endpoint(slot);
+  if (!at) return nullptr;  // node_ready() comes when it connects
+  for (auto& s : shards_) {
+    if (same_place(s->target(), *at)) return s.get();
+  }
+  shards_.push_back(std::make_unique<Shard>(*this, *at));
+  return shards_.back().get();
+}
+
+void ShardedSubscriber::subscribe(const std::string& channel) {
+  if (closed_) return;
+  if (auto* s = shard_for(key_slot(channel))) s->subscribe(channel);
+}
+
+void ShardedSubscriber::unsubscribe(const std::string& channel) {
+  if (closed_) return;
+  const auto at = node_.slot_endpoint(key_slot(channel));
+  if (!at) return;
+  for (auto& s : shards_) {
+    if (same_place(s->target(), *at)) s->unsubscribe(channel);
+  }
+}
+
+void ShardedSubscriber::node_ready() {
+  if (closed_ || hub_.table().empty()) return;
+  if (node_.map_version() != map_version_) {
+    // A new map: channels may have moved. Every connection subscribes
+    // afresh to what its master serves now (or goes idle).
+    map_version_ = node_.map_version();
+    for (auto& s : shards_) {
+      if (s->conn().state() != Connection::State::kIdle) s->conn().restart("the slot map changed");
+    }
+  }
+  for (const auto& channel : hub_.table().channels()) {
+    if (auto* s = shard_for(key_slot(channel))) {
+      const auto state = s->conn().state();
+      if (state == Connection::State::kIdle || state == Connection::State::kBackoff) {
+        s->conn().start();
+      }
+    }
+  }
+}
+
+void ShardedSubscriber::close() {
+  closed_ = true;
+  for (auto& s : shards_) s->conn().close();
+}
+
+// ---------------------------------------------------------------------------
+
+WakeHub::WakeHub(const NodeContext& ctx, const std::vector<std::unique_ptr<LockNode>>& nodes) {
   for (const auto& node : nodes) {
-    subscribers_.push_back(std::make_unique<Subscriber>(ctx, *this, *node));
+    if (auto* cluster = node->cluster()) {
+      subscribers_.push_back(std::make_unique<ShardedSubscriber>(ctx, *this, *cluster));
+    } else {
+      subscribers_.push_back(std::make_unique<Subscriber>(ctx, *this, *node));
+    }
   }
 }
 

@@ -8,6 +8,13 @@
 // when it loses its last, everything again after a reconnect. A message on a
 // channel wakes its listeners.
 //
+// A Redis Cluster node announces with sharded pub/sub (SPUBLISH, Redis 7):
+// a message stays within its channel's shard, where a PUBLISH would be
+// broadcast to every node of the cluster, so announcements scale out with
+// the shards as the locks do. Its ShardedSubscriber keeps a connection per
+// shard master that serves a watched channel's slot (SSUBSCRIBE), and
+// follows the slot map: every new map subscribes afresh.
+//
 // Announcements are an optimisation, never needed for correctness: a
 // subscriber that is down, stalled, denied by an ACL or not subscribed yet
 // only means that the waiters fall back to their jittered retry.
@@ -25,26 +32,39 @@
 #include <vector>
 
 #include "connection.hpp"
-#include "node.hpp"
+#include "lock_node.hpp"
+#include "node_context.hpp"
 #include "operation.hpp"
 #include "wake.hpp"
 
 namespace redlock::detail {
 
 class WakeHub;
+class ClusterNode;
 
-class Subscriber final : Connection::Owner {
+// What the hub keeps per node.
+class NodeSubscription {
  public:
-  Subscriber(const NodeContext& ctx, WakeHub& hub, Node& node);
-
+  virtual ~NodeSubscription() = default;
   // The table gave `channel` its first listener / took its last one.
-  void subscribe(const std::string& channel);
-  void unsubscribe(const std::string& channel);
+  virtual void subscribe(const std::string& channel) = 0;
+  virtual void unsubscribe(const std::string& channel) = 0;
   // The node's own connection is ready again (it may have restarted, or a
-  // Sentinel failover or a name that moved took it elsewhere): connect now,
-  // there, if there is something to hear.
-  void node_ready();
-  void close();
+  // Sentinel failover or a name that moved took it elsewhere; a cluster's
+  // shard is back, or its map changed): connect now, there, if there is
+  // something to hear.
+  virtual void node_ready() = 0;
+  virtual void close() = 0;
+};
+
+class Subscriber final : public NodeSubscription, Connection::Owner {
+ public:
+  Subscriber(const NodeContext& ctx, WakeHub& hub, LockNode& node);
+
+  void subscribe(const std::string& channel) override;
+  void unsubscribe(const std::string& channel) override;
+  void node_ready() override;
+  void close() override;
 
   // Subscribed mode reached (AUTH done, SUBSCRIBE sent).
   [[nodiscard]] bool ready() const noexcept { return conn_.ready(); }
@@ -57,14 +77,41 @@ class Subscriber final : Connection::Owner {
 
   const NodeContext& ctx_;
   WakeHub& hub_;
-  Node& node_;
+  LockNode& node_;
   bool warned_denied_ = false;  // NOPERM logged once per connection
   Connection conn_;
 };
 
+// A Redis Cluster node's subscriptions: SSUBSCRIBE on each channel's shard.
+class ShardedSubscriber final : public NodeSubscription {
+ public:
+  ShardedSubscriber(const NodeContext& ctx, WakeHub& hub, ClusterNode& node);
+  ~ShardedSubscriber() override;
+
+  void subscribe(const std::string& channel) override;
+  void unsubscribe(const std::string& channel) override;
+  void node_ready() override;
+  void close() override;
+
+ private:
+  class Shard;
+
+  // The subscriber for the master now serving `slot` (made when new); null
+  // while that master is not connected.
+  Shard* shard_for(unsigned slot);
+
+  const NodeContext& ctx_;
+  WakeHub& hub_;
+  ClusterNode& node_;
+  // One per master ever subscribed to (a handful): idle when not needed.
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::uint64_t map_version_ = 0;
+  bool closed_ = false;
+};
+
 class WakeHub final : public ReleaseWatch {
  public:
-  WakeHub(const NodeContext& ctx, const std::vector<std::unique_ptr<Node>>& nodes);
+  WakeHub(const NodeContext& ctx, const std::vector<std::unique_ptr<LockNode>>& nodes);
   ~WakeHub() override;
   WakeHub(const WakeHub&) = delete;
   WakeHub& operator=(const WakeHub&) = delete;
@@ -90,7 +137,7 @@ class WakeHub final : public ReleaseWatch {
 
   ChannelTable table_;
   std::unordered_map<WatchId, Watch> watches_;
-  std::vector<std::unique_ptr<Subscriber>> subscribers_;
+  std::vector<std::unique_ptr<NodeSubscription>> subscribers_;
   WatchId next_id_ = 1;
   bool closed_ = false;
 };

@@ -6,7 +6,9 @@
 #include <cstring>
 #include <set>
 
+#include "keys.hpp"
 #include "rules.hpp"
+#include "text.hpp"
 
 namespace redlock::detail {
 namespace {
@@ -16,6 +18,10 @@ Unexpected invalid(std::string message) {
 }
 
 std::string ms(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+
+std::string describe_pair(const std::string& a, const std::string& b) {
+  return "resources " + quote_bytes(a) + " and " + quote_bytes(b);
+}
 
 }  // namespace
 
@@ -41,6 +47,10 @@ Result<std::vector<NodeAddress>> validate_client_options(const ClientOptions& o)
       case NodeAddress::Kind::kSentinel:
         key = "sentinel " + node->master;
         for (const auto& s : node->sentinels) key += " " + s.host + ":" + std::to_string(s.port);
+        break;
+      case NodeAddress::Kind::kCluster:
+        key = "cluster";
+        for (const auto& s : node->seeds) key += " " + s.host + ":" + std::to_string(s.port);
         break;
     }
     if (!seen.insert(key).second) {
@@ -111,6 +121,20 @@ Result<void> validate_resources(const std::vector<std::string>& resources) {
   for (const auto& r : resources) {
     if (auto ok = validate_resource(r); !ok) return ok;
     if (!seen.insert(r).second) return invalid("resource \"" + r + "\" is listed twice");
+  }
+  return {};
+}
+
+Result<void> validate_one_slot(const std::vector<std::string>& resources) {
+  if (resources.size() < 2) return {};
+  const auto& first = resources.front();
+  const unsigned slot = key_slot(lock_key(first));
+  for (const auto& r : resources) {
+    if (key_slot(lock_key(r)) == slot) continue;
+    return invalid(describe_pair(first, r) +
+                   " lie in different hash slots; a Redis Cluster node can lock several "
+                   "resources together only within one slot: give them a common {hash tag}, "
+                   "e.g. \"{order:42}:items\" and \"{order:42}:payment\"");
   }
   return {};
 }

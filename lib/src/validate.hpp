@@ -33,6 +33,9 @@ inline constexpr std::chrono::milliseconds kMinClockCheckInterval{10};
 [[nodiscard]] Result<void> validate_resource(std::string_view resource);
 // One to kMaxResources valid, distinct resource names.
 [[nodiscard]] Result<void> validate_resources(const std::vector<std::string>& resources);
+// The resources' keys all lie in one Redis Cluster hash slot (keys.hpp): a
+// cluster:// node runs a lock's command on one shard.
+[[nodiscard]] Result<void> validate_one_slot(const std::vector<std::string>& resources);
 [[nodiscard]] Result<void> validate_extend(std::chrono::milliseconds ttl,
                                            const ExtendOptions& options,
                                            const ClientOptions& client);

@@ -44,11 +44,12 @@ PushEvent read_push(const Reply& reply) {
   const auto& kind = reply.elements[0];
   const auto& channel = reply.elements[1];
   if (kind.type != Reply::Type::kString || channel.type != Reply::Type::kString) return e;
-  if (kind.str == "message") {
+  // The sharded forms (smessage, ...) come from a Redis Cluster node.
+  if (kind.str == "message" || kind.str == "smessage") {
     e.kind = PushEvent::Kind::kMessage;
-  } else if (kind.str == "subscribe") {
+  } else if (kind.str == "subscribe" || kind.str == "ssubscribe") {
     e.kind = PushEvent::Kind::kSubscribe;
-  } else if (kind.str == "unsubscribe") {
+  } else if (kind.str == "unsubscribe" || kind.str == "sunsubscribe") {
     e.kind = PushEvent::Kind::kUnsubscribe;
   } else {
     return e;

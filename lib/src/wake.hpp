@@ -52,7 +52,7 @@ class ChannelTable {
 // A reply read on a connection in subscribed mode (RESP2).
 struct PushEvent {
   enum class Kind : std::uint8_t {
-    kMessage,      // ["message", channel, payload]
+    kMessage,      // ["message", channel, payload] (or "smessage": sharded pub/sub)
     kSubscribe,    // ["subscribe", channel, count]
     kUnsubscribe,  // ["unsubscribe", channel, count]
     kError,        // an error reply (NOPERM for a channel the ACL denies, ...)

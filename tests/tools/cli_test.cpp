@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <regex>
 #include <string>
 #include <thread>
@@ -883,6 +884,59 @@ TEST_F(RedlockCli, ClusterCommands) {
   auto stopped = cli_without_nodes({"cluster", "--dir", dir, "down"});
   EXPECT_EQ(stopped.code, kOk) << stopped;
   EXPECT_NE(stopped.out.find("stopped 3 nodes"), std::string::npos) << stopped;
+}
+
+// `redlock cluster up --shards 3` starts a Redis Cluster; the CLI takes it
+// as one node (cluster://, two seeds), locks on it, and status lists its
+// shards.
+TEST_F(RedlockCli, ARedisClusterFromTheLauncherIsOneNode) {
+  const std::string dir = (scratch_.path() / "rcluster").string();
+  struct Down {
+    std::string dir;
+    ~Down() {
+      if (auto c = redlock::cluster::LocalCluster::attach(dir)) (*c)->stop();
+    }
+  } down{dir};
+  // Fixed ports (the bus listens on port + 10000), below the ephemeral range
+  // the other tests' free ports come from; another range if one is taken.
+  std::mt19937 rng(std::random_device{}());
+  ToolResult up;
+  int base = 0;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    base = 22000 + static_cast<int>(rng() % 2000);
+    up = cli_without_nodes(
+        {"cluster", "--dir", dir, "up", "--shards", "3", "--base-port", std::to_string(base)});
+    if (up.code == kOk) break;
+    std::filesystem::remove_all(dir);
+  }
+  ASSERT_EQ(up.code, kOk) << up;
+  const std::string url =
+      "cluster://127.0.0.1:" + std::to_string(base) + ",127.0.0.1:" + std::to_string(base + 1);
+  EXPECT_NE(up.out.find("lock node: " + url), std::string::npos) << up;
+
+  auto got = cli_without_nodes({"--nodes", url, "acquire", "x", "--json", "--ttl", "10s"});
+  ASSERT_EQ(got.code, kOk) << got;
+  const auto lock = nlohmann::json::parse(got.out);
+  EXPECT_EQ(lock.at("resource"), "x");
+  ASSERT_EQ(lock.at("nodes").size(), 1U) << got;
+  EXPECT_GT(lock.at("fence").get<std::uint64_t>(), 0U);
+
+  auto status = cli_without_nodes({"--nodes", url, "--json", "status"});
+  ASSERT_EQ(status.code, kOk) << status;
+  const auto json = nlohmann::json::parse(status.out);
+  ASSERT_EQ(json.at("nodes").size(), 1U) << status;
+  const auto& shards = json.at("nodes").at(0).at("shards");
+  ASSERT_EQ(shards.size(), 3U) << status;
+  EXPECT_EQ(shards.at(0).at("slots"), "0-5460") << status;
+  auto text = cli_without_nodes({"--nodes", url, "status"});
+  EXPECT_EQ(text.code, kOk) << text;
+  EXPECT_NE(text.out.find("slots 0-5460"), std::string::npos) << text;
+
+  auto released =
+      cli_without_nodes({"--nodes", url, "release", "x", lock.at("token").get<std::string>()});
+  EXPECT_EQ(released.code, kOk) << released;
+  auto stopped = cli_without_nodes({"cluster", "--dir", dir, "down"});
+  EXPECT_EQ(stopped.code, kOk) << stopped;
 }
 
 }  // namespace

@@ -75,6 +75,19 @@ TEST(SplitList, TrimsAndDropsEmptyItems) {
   EXPECT_TRUE(redlock::tools::split_list(" , ").empty());
 }
 
+TEST(SplitNodeList, ASentinelOrClusterNodeKeepsItsHostList) {
+  using V = std::vector<std::string>;
+  using redlock::tools::split_node_list;
+  EXPECT_EQ(split_node_list("a:1, b:2"), (V{"a:1", "b:2"}));
+  EXPECT_EQ(split_node_list("cluster://a:1,b:2,c:3"), (V{"cluster://a:1,b:2,c:3"}));
+  EXPECT_EQ(split_node_list("x:9,cluster://a:1,b:2,redis://c:3,unix:/s"),
+            (V{"x:9", "cluster://a:1,b:2", "redis://c:3", "unix:/s"}));
+  EXPECT_EQ(split_node_list("sentinel://s1:26379,s2:26379/mymaster,d:4"),
+            (V{"sentinel://s1:26379,s2:26379/mymaster", "d:4"}));
+  EXPECT_EQ(split_node_list("cluster://u:p@a:1,b:2, cluster://c:3,d:4"),
+            (V{"cluster://u:p@a:1,b:2", "cluster://c:3,d:4"}));
+}
+
 TEST(Signals, ByNameOrNumber) {
   using redlock::tools::parse_signal;
   EXPECT_EQ(parse_signal("TERM"), SIGTERM);

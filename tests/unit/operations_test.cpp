@@ -79,7 +79,7 @@ class FakeNodes final : public NodeSet {
 
   [[nodiscard]] std::size_t size() const override { return names_.size(); }
   [[nodiscard]] const std::string& name(std::size_t i) const override { return names_[i]; }
-  [[nodiscard]] bool send(std::size_t i, std::string_view wire,
+  [[nodiscard]] bool send(std::size_t i, Route, std::string_view wire,
                           const std::shared_ptr<Operation>& op, std::uint32_t tag,
                           const std::shared_ptr<const std::string>&) override {
     if (!up_[i]) return false;
@@ -87,14 +87,15 @@ class FakeNodes final : public NodeSet {
     log_.push_back({i, std::string(wire)});
     return true;
   }
-  [[nodiscard]] bool connected(std::size_t i) const override { return up_[i]; }
-  [[nodiscard]] std::string last_error(std::size_t i) const override {
+  [[nodiscard]] bool connected(std::size_t i, Route) const override { return up_[i]; }
+  [[nodiscard]] std::string last_error(std::size_t i, Route) const override {
     return up_[i] ? "" : "connection refused";
   }
-  [[nodiscard]] std::optional<std::string> vote_block(std::size_t,
+  [[nodiscard]] std::optional<std::string> vote_block(std::size_t, Route,
                                                       Clock::time_point) const override {
     return std::nullopt;
   }
+  [[nodiscard]] bool announce_sharded(std::size_t) const override { return false; }
   [[nodiscard]] NodeHealth health(std::size_t i, Clock::time_point) const override {
     NodeHealth h;
     h.node = names_[i];

@@ -69,9 +69,9 @@ class REDLOCK_EXPORT Client {
   // keys or none, and the node votes yes only if it set all of them. Release
   // and extend work on the whole set. Errors as acquire(), and
   // kInvalidArgument for an empty set, duplicates or more than kMaxResources.
-  // (On Redis Cluster all keys of one script must share a hash slot: give
-  // the names a common {hash tag}. Redlock nodes are independent masters, so
-  // this only matters if a node is itself a cluster.)
+  // With a cluster:// node, every resource of the set must lie in one hash
+  // slot (kInvalidArgument otherwise, naming two that do not): give the
+  // names a common {hash tag}, as in "{order:42}:items", "{order:42}:payment".
   static constexpr std::size_t kMaxResources = 64;
   [[nodiscard]] Result<Lock> acquire_all(std::vector<std::string> resources,
                                          std::chrono::milliseconds ttl,

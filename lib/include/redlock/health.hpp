@@ -17,10 +17,16 @@ namespace redlock {
 
 // One shard of a node that is a Redis Cluster (a cluster:// node).
 struct ShardHealth {
-  std::string master;      // "host:port" of the shard's master
-  std::string slots;       // the slot ranges it serves, "0-5460"
-  bool reachable = false;  // the client's connection to it is up
-  std::string error;       // why not, if not
+  std::string master;        // "host:port" of the shard's master
+  std::string slots;         // the slot ranges it serves, "0-5460"
+  std::size_t replicas = 0;  // replicas the cluster map lists for it
+  bool reachable = false;    // the client's connection to it is up
+  std::string error;         // why not, if not
+  // Counts toward the cluster's vote for the resources in its slots (a
+  // master that restarted, or a replica that a failover promoted, sits out
+  // the restart grace; see NodeHealth::voting).
+  bool voting = false;
+  std::string not_voting_reason;
 };
 
 struct NodeHealth {
@@ -72,7 +78,9 @@ struct NodeHealth {
   std::string tls_peer_subject;  // the server certificate's subject
   std::optional<std::chrono::system_clock::time_point> tls_peer_not_after;
 
-  // cluster:// nodes: the shards the client routes to.
+  // cluster:// nodes: the shards the client routes to, in slot order. The
+  // node as a whole is reachable, answering and voting when every slot's
+  // shard is; a resource's vote rests on its own slot's shard only.
   std::vector<ShardHealth> shards;
 };
 

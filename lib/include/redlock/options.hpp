@@ -32,6 +32,10 @@ struct ClientOptions {
   //   redis://[user[:password]@]host[:port][/db]
   //   sentinel://[user[:password]@]host:port,host:port,.../master-name[/db]
   //     (a Sentinel-managed master: one vote, followed across failovers)
+  //   cluster://[user[:password]@]host:port,host:port,...
+  //     (a Redis Cluster, named by some of its nodes: one vote; each lock's
+  //     commands go to the master of its hash slot, so the resources of one
+  //     lock must share a slot, see Client::acquire_all)
   // Passwords never appear in logs, errors or Client::nodes().
   std::vector<std::string> nodes;
 

@@ -101,7 +101,9 @@ int main(int argc, char** argv) {
   app.add_option("--listen", s.listen, "HOST:PORT to serve HTTP on (PORT 0: a free one)")
       ->envname("CHATROOMD_LISTEN")
       ->capture_default_str();
-  app.add_option("--nodes", s.nodes, "Lock nodes host:port,... (5 independent Redis masters)")
+  app.add_option("--nodes", s.nodes,
+                 "Lock nodes host:port,... (5 independent Redis masters), or "
+                 "cluster://host:port,host:port (a Redis Cluster, one vote)")
       ->envname("CHATROOMD_NODES");
   app.add_option("--store", s.store, "sqlite:PATH or postgresql://user@host:port/db")
       ->envname("CHATROOMD_STORE")
@@ -205,7 +207,7 @@ int main(int argc, char** argv) {
     std::cerr << "chatroomd: --listen: expected HOST:PORT, got '" << s.listen << "'\n";
     return kExitUsage;
   }
-  const auto nodes = redlock::tools::split_list(s.nodes);
+  const auto nodes = redlock::tools::split_node_list(s.nodes);
   if (nodes.empty() && !s.unsafe_no_lock) {
     std::cerr
         << "chatroomd: --nodes (CHATROOMD_NODES) is required: the lock nodes, host:port,...\n";

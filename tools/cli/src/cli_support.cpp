@@ -119,7 +119,7 @@ tl::expected<std::vector<std::string>, std::string> parse_config(std::string_vie
 namespace {
 
 tl::expected<ResolvedNodes, std::string> from_list(const std::string& text, std::string origin) {
-  auto nodes = tools::split_list(text);
+  auto nodes = tools::split_node_list(text);
   if (nodes.empty()) return tl::make_unexpected(origin + " lists no nodes");
   return ResolvedNodes{std::move(nodes), std::move(origin)};
 }

@@ -109,7 +109,8 @@ int run_main(int argc, char** argv) {
   redlock::cli::Globals globals;
   app.add_option("--nodes", nodes_flag,
                  "Lock nodes, comma-separated: host:port, [ipv6]:port, unix:/path, "
-                 "redis://[user:pass@]host:port[/db], sentinel://host:port,.../master");
+                 "redis://[user:pass@]host:port[/db], sentinel://host:port,.../master, "
+                 "cluster://host:port,host:port (a Redis Cluster, one node)");
   app.add_option("--config", config_flag, "Config file: {\"nodes\": [\"host:port\", ...]}");
   app.add_flag("--json", globals.json,
                "Print one JSON object on stdout (acquire, release, extend, status), errors "

@@ -142,7 +142,10 @@ nlohmann::json node_json(const NodeHealth& n) {
     for (const auto& s : n.shards) {
       shards.push_back({{"master", s.master},
                         {"slots", s.slots},
+                        {"replicas", s.replicas},
                         {"reachable", s.reachable},
+                        {"voting", s.voting},
+                        {"not_voting_reason", or_null(s.not_voting_reason)},
                         {"error", or_null(s.error)}});
     }
     j["shards"] = std::move(shards);
@@ -187,11 +190,14 @@ void print_table(const HealthReport& report, bool with_clock) {
       notes.push_back(tls);
     }
     for (const auto& s : n.shards) {
-      notes.push_back("shard " + s.master + " slots " + s.slots +
-                      (s.reachable
-                           ? ""
-                           : ": unreachable" +
-                                 (s.error.empty() ? "" : " (" + tools::printable(s.error) + ")")));
+      std::string shard = "shard " + s.master + " slots " + s.slots + ", " +
+                          std::to_string(s.replicas) + (s.replicas == 1 ? " replica" : " replicas");
+      if (!s.reachable) {
+        shard += ": unreachable" + (s.error.empty() ? "" : " (" + tools::printable(s.error) + ")");
+      } else if (!s.voting) {
+        shard += ": not voting: " + tools::printable(s.not_voting_reason);
+      }
+      notes.push_back(shard);
     }
     for (const auto& note : notes) std::printf("    %s\n", note.c_str());
   }

@@ -12,9 +12,12 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "redlock/cluster/local_cluster.hpp"
+#include "redlock/tools/subprocess.hpp"
 
 namespace redlock::cluster {
 namespace {
@@ -69,6 +72,99 @@ std::size_t count_running(const LocalCluster& cluster) {
     if (cluster.info(i).running) ++running;
   }
   return running;
+}
+
+// A Redis Cluster of `shards` masters with `replicas` each over the started
+// servers: redis-cli --cluster create, then every server says
+// cluster_state:ok (within 30 s).
+tl::expected<void, std::string> form_redis_cluster(LocalCluster& cluster, std::size_t replicas) {
+  std::vector<std::string> argv{"redis-cli", "--cluster", "create"};
+  for (std::size_t i = 0; i < cluster.size(); ++i) argv.push_back(cluster.address(i));
+  argv.insert(argv.end(), {"--cluster-replicas", std::to_string(replicas), "--cluster-yes"});
+  tools::SpawnOptions spawn;
+  spawn.argv = argv;
+  spawn.stdout_path = cluster.dir() / "cluster-create.log";
+  spawn.stderr_path = spawn.stdout_path;
+  auto child = tools::Subprocess::spawn(spawn);
+  if (!child) return tl::make_unexpected("cannot run redis-cli: " + child.error().message);
+  const auto status = child->wait_for(std::chrono::seconds(60));
+  if (!status) {
+    (void)child->stop();
+    return tl::make_unexpected("redis-cli --cluster create did not finish within 60 s (see " +
+                               spawn.stdout_path.string() + ")");
+  }
+  if (tools::exit_code(*status) != 0) {
+    return tl::make_unexpected("redis-cli --cluster create failed (see " +
+                               spawn.stdout_path.string() + ")");
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    bool ok = true;
+    for (std::size_t i = 0; i < cluster.size() && ok; ++i) {
+      auto info = cluster.command(i, {"CLUSTER", "INFO"});
+      ok = info && info->find("cluster_state:ok") != std::string::npos;
+    }
+    if (ok) return {};
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return tl::make_unexpected(
+          std::string("the Redis Cluster did not reach cluster_state:ok "
+                      "within 30 s"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+std::string cluster_url(const LocalCluster& cluster, std::size_t seeds) {
+  std::string url = "cluster://";
+  for (std::size_t i = 0; i < seeds && i < cluster.size(); ++i) {
+    url += (i > 0 ? "," : "") + cluster.address(i);
+  }
+  return url;
+}
+
+int cmd_up_redis_cluster(const std::string& program, const fs::path& dir, std::size_t shards,
+                         std::size_t replicas, int base_port, const std::string& redis_server) {
+  if (has_state(dir)) {
+    auto attached = LocalCluster::attach(dir);
+    if (!attached) return fail(program, attached.error());
+    if (count_running(**attached) > 0) {
+      return fail(program, "servers are already up in " + (*attached)->dir().string() + "; run `" +
+                               program + " down` first");
+    }
+  }
+  if (shards < 3) {
+    return fail(program, "a Redis Cluster needs at least 3 masters (--shards 3 or more)");
+  }
+  if (base_port == 0 || base_port + 10000 + static_cast<int>(shards * (1 + replicas)) > 65535) {
+    return fail(program,
+                "a Redis Cluster needs fixed ports (--base-port) whose bus ports, port + 10000, "
+                "are ports too");
+  }
+  ClusterOptions options;
+  options.dir = dir;
+  options.base_port = base_port;
+  options.detach = true;
+  options.redis_server = redis_server;
+  // Redis refuses every slot while one has no master, unless told not to:
+  // with this, a shard that is down costs only its own slots.
+  options.extra_args = {
+      "--cluster-enabled",      "yes",  "--cluster-config-file",           "nodes.conf",
+      "--cluster-node-timeout", "2000", "--cluster-require-full-coverage", "no"};
+  const std::size_t n = shards * (1 + replicas);
+  auto started = LocalCluster::start(n, options);
+  if (!started) return fail(program, started.error());
+  auto& cluster = **started;
+  if (auto formed = form_redis_cluster(cluster, replicas); !formed) {
+    cluster.stop();
+    return fail(program, formed.error() + "; the servers were stopped");
+  }
+  std::cout << "started a Redis Cluster of " << shards << " masters with " << replicas
+            << " replica(s) each in " << cluster.dir().string() << '\n';
+  print_status(cluster, false);
+  std::cout << "lock node: " << cluster_url(cluster, 2) << '\n'
+            << "the servers are new and empty: clients count them once they have been up for "
+               "their restart grace, or at once with a grace of 0 (redlock --restart-grace 0s)\n";
+  return kExitOk;
 }
 
 int cmd_up(const std::string& program, const fs::path& dir, std::size_t n, int base_port,
@@ -188,7 +284,14 @@ ClusterCommands::ClusterCommands(CLI::App& app, std::string program)
       ->capture_default_str();
 
   auto* up = app.add_subcommand("up", "Start N detached nodes (nothing to do if they already run)");
-  up->add_option("N", n_, "Number of nodes")->required()->check(CLI::Range(1, 64));
+  up->add_option("N", n_, "Number of nodes (independent masters)")->check(CLI::Range(1, 64));
+  up->add_option("--shards", shards_,
+                 "Start one Redis Cluster of this many masters instead (redis-cli --cluster "
+                 "create); name it as one node: cluster://host:port,host:port")
+      ->check(CLI::Range(3, 16));
+  up->add_option("--replicas", replicas_, "With --shards: replicas per master")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 3));
   up->add_option("--base-port", base_port_, "Port of node 1, then +1 per node (0: free ports)")
       ->capture_default_str()
       ->check(CLI::Range(0, 65535));
@@ -217,7 +320,16 @@ int ClusterCommands::run(bool json) const {
     const auto subs = app_->get_subcommands();
     if (subs.empty()) return fail(program_, "no command given");
     const std::string name = subs.front()->get_name();
-    if (name == "up") return cmd_up(program_, cluster_dir, n_, base_port_, redis_server_);
+    if (name == "up") {
+      if (shards_ > 0) {
+        if (n_ > 0) return fail(program_, "give N or --shards, not both");
+        return cmd_up_redis_cluster(program_, cluster_dir, shards_, replicas_, base_port_,
+                                    redis_server_);
+      }
+      if (n_ == 0) return fail(program_, "up needs N (nodes) or --shards S (a Redis Cluster)");
+      if (replicas_ > 0) return fail(program_, "--replicas goes with --shards");
+      return cmd_up(program_, cluster_dir, n_, base_port_, redis_server_);
+    }
     if (name == "down") return cmd_down(program_, cluster_dir);
     if (name == "status") return cmd_status(program_, cluster_dir, json || json_);
     return cmd_node(program_, cluster_dir, name, number_);

@@ -91,4 +91,22 @@ std::vector<std::string> split_list(std::string_view text) {
   return out;
 }
 
+std::vector<std::string> split_node_list(std::string_view text) {
+  std::vector<std::string> out;
+  bool open_list = false;  // the last item is a host list that may go on
+  for (auto& item : split_list(text)) {
+    const bool own_node = item.find("://") != std::string::npos || item.starts_with("unix:");
+    if (open_list && !own_node) {
+      out.back() += "," + item;
+      // A sentinel node's list ends with its master's name.
+      if (item.find('/') != std::string::npos) open_list = false;
+      continue;
+    }
+    open_list = (item.starts_with("cluster://") || item.starts_with("sentinel://")) &&
+                item.find('/', item.find("://") + 3) == std::string::npos;
+    out.push_back(std::move(item));
+  }
+  return out;
+}
+
 }  // namespace redlock::tools

@@ -38,6 +38,8 @@ class ClusterCommands {
   std::string program_;
   std::string dir_ = "./.cluster";
   std::size_t n_ = 0;
+  std::size_t shards_ = 0;    // up --shards: a Redis Cluster of this many masters
+  std::size_t replicas_ = 0;  // up --replicas: per master
   int base_port_ = 7001;
   std::string redis_server_ = "redis-server";
   bool json_ = false;

@@ -30,4 +30,11 @@ inline constexpr std::chrono::milliseconds kMaxDuration{365LL * 24 * 3600 * 1000
 // " a, b,,c " -> {"a", "b", "c"}.
 [[nodiscard]] std::vector<std::string> split_list(std::string_view text);
 
+// A list of lock nodes, as split_list() splits it, except that the host list
+// of a sentinel:// or cluster:// node stays one item: the items after one
+// (up to a sentinel node's "/master") belong to it, until an item that is a
+// node of its own ("scheme://..." or "unix:..."). So
+// "cluster://a:1,b:2,redis://c:3" -> {"cluster://a:1,b:2", "redis://c:3"}.
+[[nodiscard]] std::vector<std::string> split_node_list(std::string_view text);
+
 }  // namespace redlock::tools
