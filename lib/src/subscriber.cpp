@@ -10,14 +10,15 @@ namespace {
 // Subscribed-mode traffic is small: channel names and empty payloads.
 constexpr std::size_t kReadBufferSize = 16 * 1024;
 
-Connection::Settings subscriber_settings(const ClientOptions& o) {
-  return {o.connect_timeout, o.reconnect_min, o.reconnect_max, kReadBufferSize};
+Connection::Settings subscriber_settings(const NodeContext& ctx) {
+  const ClientOptions& o = ctx.options;
+  return {o.connect_timeout, o.reconnect_min, o.reconnect_max, kReadBufferSize, ctx.tls};
 }
 
 }  // namespace
 
 Subscriber::Subscriber(const NodeContext& ctx, WakeHub& hub, Node& node)
-    : ctx_(ctx), hub_(hub), node_(node), conn_(ctx.loop, *this, subscriber_settings(ctx.options)) {}
+    : ctx_(ctx), hub_(hub), node_(node), conn_(ctx.loop, *this, subscriber_settings(ctx)) {}
 
 void Subscriber::subscribe(const std::string& channel) {
   switch (conn_.state()) {
