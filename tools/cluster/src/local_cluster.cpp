@@ -394,6 +394,9 @@ tl::expected<int, std::string> launch_server(const ClusterOptions& options, std:
   };
   // clang-format on
   args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
+  if (index < options.node_args.size()) {
+    args.insert(args.end(), options.node_args[index].begin(), options.node_args[index].end());
+  }
   std::vector<char*> argv;
   argv.reserve(args.size() + 1);
   for (auto& a : args) argv.push_back(a.data());
@@ -714,6 +717,9 @@ tl::expected<std::unique_ptr<LocalCluster>, std::string> LocalCluster::attach(
     if (json.contains("node_env")) {
       options.node_env = json.at("node_env").get<std::vector<std::vector<std::string>>>();
     }
+    if (json.contains("node_args")) {
+      options.node_args = json.at("node_args").get<std::vector<std::vector<std::string>>>();
+    }
     for (const auto& entry : json.at("nodes")) {
       Node node;
       node.port = entry.at("port").get<int>();
@@ -954,6 +960,7 @@ void LocalCluster::save_state() const noexcept {
                                   {"redis_server", options_.redis_server},
                                   {"extra_args", options_.extra_args},
                                   {"node_env", options_.node_env},
+                                  {"node_args", options_.node_args},
                                   {"nodes", nodes}};
     // Write then rename, so that a reader never sees half a file.
     const fs::path tmp = dir_ / (std::string(kStateFile) + ".tmp");
