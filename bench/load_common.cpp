@@ -91,7 +91,9 @@ Output::Output(const Config& cfg) {
 }
 
 void Output::emit(json j) {
-  std::cout << j.dump() << '\n' << std::flush;
+  // Labels and error texts may carry bytes that are not UTF-8: replaced,
+  // never thrown on.
+  std::cout << j.dump(-1, ' ', false, json::error_handler_t::replace) << '\n' << std::flush;
   lines_.push_back(std::move(j));
   if (samples_.is_open() && !pending_.empty()) {
     samples_ << pending_;

@@ -1,4 +1,4 @@
-// The README's example ("Using the library"), as a program of its own that a
+// The README's example ("The library"), as a program of its own that a
 // user would write against an installed redlock. It needs a Redis master on
 // each of 127.0.0.1:7001-7005 (scripts/check-install.sh starts them).
 #include <chrono>

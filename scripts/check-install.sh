@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks that redlock installs and links the ways README.md ("Linking") says:
+# Checks that redlock installs and links the ways docs/usage.md ("Linking") says:
 # builds the static and the shared library (release), installs both into one
 # temporary prefix, builds examples/ against it with find_package (each
 # flavour) and pkg-config and against the source tree with add_subdirectory

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs what redlock needs to build, test and run, from Debian 12 packages.
 # Idempotent and quiet: it says nothing and touches nothing when all is there.
+#
+#   scripts/install-deps.sh          what every build needs
+#   scripts/install-deps.sh fuzz     that, and clang with libFuzzer (scripts/fuzz.sh)
 set -euo pipefail
 
 packages=(
@@ -13,6 +16,14 @@ packages=(
   python3-fastapi python3-uvicorn python3-httpx
   gnuplot-nox
 )
+# Optional groups, by name.
+fuzz_packages=(clang libclang-rt-14-dev)
+for group in "$@"; do
+  case "$group" in
+    fuzz) packages+=("${fuzz_packages[@]}") ;;
+    *) echo "install-deps: unknown group '$group' (fuzz)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

@@ -291,7 +291,11 @@ std::string ip_text(const sockaddr_storage& addr) {
 std::string address_text(const sockaddr_storage& addr) {
   if (addr.ss_family == AF_INET6) {
     const auto& a = reinterpret_cast<const sockaddr_in6&>(addr);
-    return "[" + ip_text(addr) + "]:" + std::to_string(ntohs(a.sin6_port));
+    // Built with append: GCC 12 at -O3 misreads `"[" + std::string&&` as an
+    // overlapping memcpy (-Wrestrict).
+    std::string text = "[";
+    text.append(ip_text(addr)).append("]:").append(std::to_string(ntohs(a.sin6_port)));
+    return text;
   }
   const auto& a = reinterpret_cast<const sockaddr_in&>(addr);
   return ip_text(addr) + ":" + std::to_string(ntohs(a.sin_port));

@@ -83,7 +83,7 @@ void Subscriber::on_reply(Reply& reply) {
         warned_denied_ = true;
         ctx_.log.warn(
             "node {}: cannot subscribe to release announcements ({}); waiters fall back to "
-            "their retry delay (the README's ACL section lists the channel permission)",
+            "their retry delay (docs/deployment.md lists the ACL the channel needs)",
             node_.name(), event.error);
       }
       break;

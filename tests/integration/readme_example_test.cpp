@@ -1,40 +1,42 @@
-// The README's example, compiled and run as written, against a cluster on the
-// ports it names.
+// The README's example: the program examples/readme_example.cpp, shown in
+// README.md as it is, run against a cluster on the ports it names.
 #include <gtest/gtest.h>
 
-#include <iostream>
+#include <fstream>
+#include <sstream>
 
 #include "cluster_fixture.hpp"
-#include "redlock/redlock.hpp"
+#include "redlock/tools/subprocess.hpp"
 
 namespace {
 
-// --- begin README example (keep identical to README.md) ---
-int readme_example() {
-  redlock::ClientOptions opts;
-  opts.nodes = {"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003", "127.0.0.1:7004",
-                "127.0.0.1:7005"};
-  // These nodes were just started empty (redlock-cluster up), so no lock can
-  // predate them: let them vote at once. Against long-lived nodes leave this
-  // unset, and a node that restarted waits out max_ttl before it votes.
-  opts.restart_grace = std::chrono::milliseconds(0);
-  auto client = redlock::Client::connect(opts);
-  if (!client) {
-    std::cerr << client.error() << "\n";
-    return 1;
-  }
-  redlock::AcquireOptions how;
-  how.max_wait = std::chrono::seconds(5);
-  auto lock = (*client)->acquire("chatroom:general", std::chrono::seconds(10), how);
-  if (!lock) {
-    std::cerr << lock.error() << "\n";
-    return 2;
-  }
-  std::cout << lock->token() << " valid for " << lock->remaining().count() << " ms\n";
-  (*client)->release(*lock);
-  return 0;
+std::string read_file(const char* path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
 }
-// --- end README example ---
+
+// The text between two markers of `text` (exclusive), or "" if absent.
+std::string between(const std::string& text, const std::string& begin, const std::string& end) {
+  const auto a = text.find(begin);
+  if (a == std::string::npos) return "";
+  const auto from = a + begin.size();
+  const auto b = text.find(end, from);
+  return b == std::string::npos ? "" : text.substr(from, b - from);
+}
+
+TEST(ReadmeExample, TheReadmeShowsTheExampleProgramAsItIs) {
+  const auto readme = read_file(REDLOCK_README_PATH);
+  const auto example = read_file(REDLOCK_README_EXAMPLE_PATH);
+  const auto shown = between(readme, "## The library\n\n```cpp\n", "```\n");
+  const auto program =
+      between(example, "// --- begin README example (keep identical to README.md) ---\n",
+              "// --- end README example ---\n");
+  ASSERT_FALSE(shown.empty()) << "README.md has no C++ block under \"## The library\"";
+  ASSERT_FALSE(program.empty()) << "examples/readme_example.cpp lost its markers";
+  EXPECT_EQ(shown, program) << "README.md and examples/readme_example.cpp differ";
+}
 
 class ReadmeExampleTest : public redlock::testing::ClusterTest {
  protected:
@@ -50,6 +52,19 @@ class ReadmeExampleTest : public redlock::testing::ClusterTest {
   }
 };
 
-TEST_F(ReadmeExampleTest, RunsAsWritten) { EXPECT_EQ(readme_example(), 0); }
+TEST_F(ReadmeExampleTest, RunsAsWritten) {
+  const auto dir = cluster().dir();
+  redlock::tools::SpawnOptions o;
+  o.argv = {REDLOCK_README_EXAMPLE_BINARY};
+  o.stdout_path = dir / "example.out";
+  o.stderr_path = dir / "example.err";
+  auto child = redlock::tools::Subprocess::spawn(o);
+  ASSERT_TRUE(child) << child.error().message;
+  const auto status = child->wait_for(redlock::cluster::scaled(std::chrono::seconds(30)));
+  ASSERT_TRUE(status.has_value()) << "the example did not finish";
+  const auto out = read_file((dir / "example.out").c_str());
+  EXPECT_EQ(redlock::tools::exit_code(*status), 0) << read_file((dir / "example.err").c_str());
+  EXPECT_NE(out.find(" valid for "), std::string::npos) << out;
+}
 
 }  // namespace

@@ -27,7 +27,7 @@ using redlock::cluster::LocalCluster;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// The commands redlock needs, and nothing else (the README shows this ACL).
+// The commands redlock needs, and nothing else (docs/deployment.md shows this ACL).
 const std::vector<std::string> kMinimalAcl = {
     "ACL",          "SETUSER",  "redlock",       "on",
     ">s3cret-pass", "~redlock:*", "resetchannels", "&redlock:*",

@@ -351,7 +351,7 @@ TEST_F(WakeTest, EverySubscriptionDeniedTheWaiterStillGetsTheLockByItsRetry) {
   ASSERT_TRUE(waiter_client->release(*got));
 }
 
-// The README's minimal ACL, with and without the wake-on-release part.
+// The minimal ACL of docs/deployment.md, with and without the wake-on-release part.
 std::vector<std::string> acl_user(const std::string& name, bool channels) {
   std::vector<std::string> argv = {"ACL",   "SETUSER",       name,       "on",    ">pw-" + name,
                                    "~redlock:*", "resetchannels", "-@all",    "+set",  "+get",

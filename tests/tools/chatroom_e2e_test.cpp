@@ -15,10 +15,11 @@
 #include <vector>
 
 #include "cluster_fixture.hpp"
-#include "keys.hpp"
+#include "lock_keys.hpp"
 #include "postgres_server.hpp"
 #include "race_kit.hpp"
 #include "redlock/redlock.hpp"
+#include "redlock/tools/text.hpp"
 #include "store.hpp"
 #include "tool_process.hpp"
 
@@ -37,6 +38,16 @@ constexpr std::size_t kRequests = 200;
 constexpr std::size_t kConcurrency = 50;
 
 enum class StoreKind { kSqlite, kPostgres };
+
+// Every replica exits 0 on SIGTERM; the log of one that does not (a
+// sanitizer's report, say) goes into the failure message.
+void expect_clean_stop(Replicas& replicas) {
+  const auto codes = replicas.stop();
+  for (std::size_t i = 0; i < codes.size(); ++i) {
+    EXPECT_EQ(codes[i], 0) << "replica " << i + 1 << " exited " << codes[i] << "; its log:\n"
+                           << replicas.log_tail(i);
+  }
+}
 
 std::string describe(const RaceResult& r, const RoomAudit& a, double conflicts) {
   return "requests=" + std::to_string(r.requests) + " 201=" + std::to_string(r.created) +
@@ -135,9 +146,8 @@ class ChatroomTest : public ClusterTest {
       ASSERT_TRUE(cluster().resume(1).has_value());
       ASSERT_TRUE(cluster().resume(3).has_value());
       std::this_thread::sleep_for(scaled(300ms));
-      EXPECT_TRUE(
-          wait_until([&]() -> bool { return cluster().count_keys("redlock:{chatroom:*}:lock:chatroom:*").value_or(-1) == 0; },
-                     scaled(3000ms)))
+      EXPECT_TRUE(wait_until([&]() -> bool { return nodes_with_lock(cluster(), "chatroom:") == 0; },
+                             scaled(3000ms)))
           << "lock keys left after resuming the frozen nodes";
       EXPECT_TRUE(degraded.verdict.clean) << problems(degraded);
       EXPECT_EQ(degraded.race.created, 1U);
@@ -145,7 +155,7 @@ class ChatroomTest : public ClusterTest {
                 kRequests);
 
       // Graceful shutdown: every replica exits 0 on SIGTERM.
-      for (int code : (*replicas)->stop()) EXPECT_EQ(code, 0);
+      expect_clean_stop(**replicas);
     }
     {
       // A longer pause between look-up and insert widens the window the lock
@@ -164,7 +174,7 @@ class ChatroomTest : public ClusterTest {
       EXPECT_EQ(unsafe.audit.created_messages, 1);
       EXPECT_EQ(unsafe.audit.created_events, 1);
       EXPECT_EQ(unsafe.race.created, 1U);
-      for (int code : (*replicas)->stop()) EXPECT_EQ(code, 0);
+      expect_clean_stop(**replicas);
     }
   }
 
@@ -238,8 +248,8 @@ TEST_F(ChatroomApi, AnswersEachRoute) {
         std::string("[]"), std::string("{\"name\":"), std::string("")}) {
     auto res = post("/chatrooms", bad);
     ASSERT_TRUE(res) << bad;
-    EXPECT_EQ(res->status, 400) << bad << " -> " << res->body;
-    EXPECT_TRUE(body_of(res).contains("detail")) << res->body;
+    EXPECT_EQ(res->status, 422) << bad << " -> " << res->body;
+    EXPECT_TRUE(body_of(res).at("detail").is_array()) << res->body;
   }
   auto exactly_64 = post("/chatrooms", R"({"name": ")" + std::string(64, 'y') + R"("})");
   ASSERT_TRUE(exactly_64);
@@ -255,7 +265,7 @@ TEST_F(ChatroomApi, AnswersEachRoute) {
   EXPECT_EQ(body_of(message).at("text"), "hi\nall");
   auto bad_message = post("/chatrooms/random/messages", R"({"author": "", "text": "x"})");
   ASSERT_TRUE(bad_message);
-  EXPECT_EQ(bad_message->status, 400);
+  EXPECT_EQ(bad_message->status, 422);
 
   auto room = http->Get("/chatrooms/random");
   ASSERT_TRUE(room);
@@ -284,14 +294,204 @@ TEST_F(ChatroomApi, AnswersEachRoute) {
   ASSERT_EQ(metrics->status, 200);
   for (const char* line :
        {"chatroom_http_requests_total{route=\"POST /chatrooms\",status=\"201\"} 3",
-        "chatroom_http_requests_total{route=\"POST /chatrooms\",status=\"400\"} 10",
+        "chatroom_http_requests_total{route=\"POST /chatrooms\",status=\"422\"} 10",
         "chatroom_http_requests_total{route=\"other\",status=\"404\"} 1",
         "chatroom_http_request_duration_seconds_bucket{route=\"POST /chatrooms\",le=\"+Inf\"}",
         "chatroom_unique_conflicts_total 0", "chatroom_rooms_created_total 4",
         "redlock_acquires_total"}) {
     EXPECT_NE(metrics->body.find(line), std::string::npos) << line << "\n" << metrics->body;
   }
-  for (int code : (*replicas)->stop()) EXPECT_EQ(code, 0);
+  expect_clean_stop(**replicas);
+}
+
+// Whatever the body, the answer is a 422 listing what is wrong (or a 413
+// for a body too large), never a 500: not even for bytes that are not UTF-8,
+// which used to reach the JSON dump of the error message and throw.
+TEST_F(ChatroomApi, MalformedRequestsAre422NeverA500) {
+  auto replicas = Replicas::start(1, replica_options());
+  ASSERT_TRUE(replicas.has_value()) << replicas.error();
+  auto http = client(**replicas);
+  struct Case {
+    std::string path;
+    std::string body;
+    std::string type;  // of the first problem
+  };
+  const std::vector<Case> cases = {
+      {"/chatrooms", "{\"name\":\"\xff\"}", "json_invalid"},
+      {"/chatrooms", "{\"name\":\"ok\xc0\xaf\"}", "json_invalid"},
+      {"/chatrooms", "\xff\xfe", "json_invalid"},
+      {"/chatrooms", "not json", "json_invalid"},
+      {"/chatrooms", "{\"name\": \"\\ud800\"}", "json_invalid"},
+      {"/chatrooms", "{\"name\": 1e999}", "json_invalid"},
+      {"/chatrooms", "[\"general\"]", "model_attributes_type"},
+      {"/chatrooms", "null", "model_attributes_type"},
+      {"/chatrooms", "{\"nom\": \"general\"}", "missing"},
+      {"/chatrooms", "{\"name\": [\"general\"]}", "string_type"},
+      {"/chatrooms", "{\"name\": true}", "string_type"},
+      {"/chatrooms", "{\"name\": \"\"}", "string_too_short"},
+      {"/chatrooms", "{\"name\": \"" + std::string(1000, 'n') + "\"}", "string_too_long"},
+      {"/chatrooms", "{\"name\": \"a\\u0000b\"}", "value_error"},
+      {"/chatrooms", "{\"name\": \"a\\nb\"}", "value_error"},
+      {"/chatrooms/general/messages", "{\"author\":\"ann\",\"text\":\"\xff\"}", "json_invalid"},
+      {"/chatrooms/general/messages", "{\"author\":\"ann\"}", "missing"},
+      {"/chatrooms/general/messages", "{\"author\":\"ann\",\"text\":\"\"}", "string_too_short"},
+      {"/chatrooms/general/messages",
+       "{\"author\":\"ann\",\"text\":\"" + std::string(4097, 't') + "\"}", "string_too_long"},
+      {"/chatrooms/general/messages", "{\"author\":\"a\\u001b\",\"text\":\"x\"}", "value_error"},
+      {"/chatrooms/%FF/messages", "{\"author\":\"ann\",\"text\":\"x\"}", "string_unicode"},
+  };
+  for (const auto& c : cases) {
+    auto res = http->Post(c.path, c.body, "application/json");
+    ASSERT_TRUE(res) << c.path << " " << c.body;
+    EXPECT_EQ(res->status, 422) << c.path << " " << c.body << " -> " << res->body;
+    EXPECT_TRUE(redlock::tools::is_valid_utf8(res->body)) << res->body;
+    const auto detail = body_of(res).value("detail", nlohmann::json());
+    ASSERT_TRUE(detail.is_array() && !detail.empty()) << res->body;
+    EXPECT_EQ(detail.at(0).at("type"), c.type) << c.body << " -> " << res->body;
+    EXPECT_TRUE(detail.at(0).at("loc").is_array()) << res->body;
+    EXPECT_TRUE(detail.at(0).at("msg").is_string()) << res->body;
+  }
+  for (const char* path :
+       {"/chatrooms/%FF", "/chatrooms/%FF/messages", "/chatrooms/general/messages?limit=0",
+        "/chatrooms/general/messages?limit=x"}) {
+    auto res = http->Get(path);
+    ASSERT_TRUE(res) << path;
+    EXPECT_EQ(res->status, 422) << path << " -> " << res->body;
+  }
+  auto huge = http->Post("/chatrooms", std::string(100 * 1024, ' '), "application/json");
+  ASSERT_TRUE(huge);
+  EXPECT_EQ(huge->status, 413) << huge->body;
+  EXPECT_TRUE(body_of(huge).contains("detail")) << huge->body;
+  // Nothing was created by any of it, and the service still works.
+  auto audit = store_->audit("general");
+  ASSERT_TRUE(audit.has_value());
+  EXPECT_EQ(audit->rooms, 0);
+  auto created = http->Post("/chatrooms", R"({"name": "general"})", "application/json");
+  ASSERT_TRUE(created);
+  EXPECT_EQ(created->status, 201) << created->body;
+  auto metrics = http->Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_EQ(metrics->body.find("status=\"500\""), std::string::npos) << metrics->body;
+  expect_clean_stop(**replicas);
+}
+
+// A ttl above the lock client's max_ttl used to start, then answer every
+// create 500 "ttl ... exceeds max_ttl"; now it does not start, and
+// --lock-max-ttl raises the bound.
+TEST_F(ChatroomApi, LockTtlAboveTheMaxTtlDoesNotStart) {
+  std::string nodes;
+  for (const auto& a : addresses()) nodes += (nodes.empty() ? "" : ",") + a;
+  const std::string store = "sqlite:" + (scratch_.path() / "ttl.db").string();
+  auto refused = run_tool(scratch_.path(), {CHATROOMD_PATH, "--listen", "127.0.0.1:0", "--nodes",
+                                            nodes, "--store", store, "--lock-ttl", "5m"});
+  EXPECT_EQ(refused.code, 2) << refused;
+  EXPECT_NE(refused.err.find("--lock-ttl 5m is longer than --lock-max-ttl 1m"), std::string::npos)
+      << refused;
+  auto too_short = run_tool(scratch_.path(), {CHATROOMD_PATH, "--listen", "127.0.0.1:0", "--nodes",
+                                              nodes, "--store", store, "--lock-ttl", "5ms"});
+  EXPECT_EQ(too_short.code, 2) << too_short;
+  EXPECT_NE(too_short.err.find("--lock-ttl 5ms is too short"), std::string::npos) << too_short;
+
+  auto replicas =
+      Replicas::start(1, replica_options({"--lock-ttl", "5m", "--lock-max-ttl", "10m"}));
+  ASSERT_TRUE(replicas.has_value()) << replicas.error();
+  auto http = client(**replicas);
+  auto created = http->Post("/chatrooms", R"({"name": "long"})", "application/json");
+  ASSERT_TRUE(created);
+  EXPECT_EQ(created->status, 201) << created->body;
+  expect_clean_stop(**replicas);
+}
+
+// A majority of lock nodes down is "Lock service unavailable", not the
+// "Lock wait timeout" of a busy lock; both say when to retry.
+TEST_F(ChatroomApi, LockServiceUnavailableIsNotALockWaitTimeout) {
+  auto replicas = Replicas::start(1, replica_options({"--lock-wait", "300ms"}));
+  ASSERT_TRUE(replicas.has_value()) << replicas.error();
+  auto http = client(**replicas);
+  for (std::size_t i : {0U, 1U, 2U}) ASSERT_TRUE(cluster().kill(i).has_value());
+  auto res = http->Post("/chatrooms", R"({"name": "down"})", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 503) << res->body;
+  EXPECT_EQ(body_of(res), (nlohmann::json{{"detail", "Lock service unavailable"}}));
+  EXPECT_EQ(res->get_header_value("Retry-After"), "5");
+  auto message =
+      http->Post("/chatrooms/down/messages", R"({"author": "a", "text": "b"})", "application/json");
+  ASSERT_TRUE(message);
+  EXPECT_EQ(message->status, 503) << message->body;
+  EXPECT_EQ(body_of(message).value("detail", ""), "Lock service unavailable") << message->body;
+  auto metrics = http->Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("chatroom_lock_unavailable_total 2"), std::string::npos)
+      << metrics->body;
+  EXPECT_NE(metrics->body.find("chatroom_lock_wait_timeouts_total 0"), std::string::npos)
+      << metrics->body;
+  expect_clean_stop(**replicas);
+}
+
+// /healthz is liveness; /readyz says whether creates can work: it follows
+// whether a majority of the lock nodes votes. Lock nodes younger than the
+// restart grace do not vote: ready is false, and a create is answered 503
+// "Lock service unavailable" at once. It used to be healthy, and every
+// create a 503 after the whole lock wait.
+TEST_F(ChatroomApi, ReadyzFollowsTheLockQuorum) {
+  auto replicas =
+      Replicas::start(1, replica_options({"--lock-restart-grace", "60s", "--lock-wait", "10s"}));
+  ASSERT_TRUE(replicas.has_value()) << replicas.error();
+  auto http = client(**replicas);
+  auto health = http->Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200) << health->body;
+  EXPECT_EQ(body_of(health).value("lock_quorum", true), false) << health->body;
+  auto ready = http->Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503) << ready->body;
+  EXPECT_EQ(body_of(ready).value("lock", ""), "no quorum") << ready->body;
+  EXPECT_EQ(body_of(ready).at("lock_nodes").at("voting"), 0) << ready->body;
+  EXPECT_FALSE(ready->get_header_value("Retry-After").empty());
+  const auto start = std::chrono::steady_clock::now();
+  auto res = http->Post("/chatrooms", R"({"name": "young"})", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 503) << res->body;
+  EXPECT_EQ(body_of(res).value("detail", ""), "Lock service unavailable") << res->body;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, scaled(5000ms))
+      << "waited for the lock instead of answering at once";
+  auto metrics = http->Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("redlock_quorum_available 0"), std::string::npos) << metrics->body;
+  expect_clean_stop(**replicas);
+}
+
+// Three of five lock nodes stopped (SIGSTOP): they stop counting as
+// connected, the replica is not ready, and it is again once they resume.
+TEST_F(ChatroomApi, StalledLockNodesMakeTheReplicaUnready) {
+  auto replicas = Replicas::start(1, replica_options({"--lock-wait", "500ms"}));
+  ASSERT_TRUE(replicas.has_value()) << replicas.error();
+  auto http = client(**replicas);
+  const auto status_of = [&](const char* path) {
+    auto res = http->Get(path);
+    return res ? res->status : -1;
+  };
+  ASSERT_EQ(status_of("/readyz"), 200);
+  for (std::size_t i : {0U, 1U, 2U}) ASSERT_TRUE(cluster().pause(i).has_value());
+  EXPECT_TRUE(wait_until([&]() -> bool { return status_of("/readyz") == 503; }, scaled(10000ms)));
+  auto metrics = http->Get("/metrics");
+  ASSERT_TRUE(metrics);
+  for (std::size_t i = 0; i < 5; ++i) {
+    const std::string line =
+        "redlock_node_connected{node=\"" + addresses()[i] + "\"} " + (i < 3 ? "0" : "1");
+    EXPECT_NE(metrics->body.find(line), std::string::npos) << line << "\n" << metrics->body;
+  }
+  EXPECT_EQ(status_of("/healthz"), 200);
+  auto res = http->Post("/chatrooms", R"({"name": "stalled"})", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 503) << res->body;
+  EXPECT_EQ(body_of(res).value("detail", ""), "Lock service unavailable") << res->body;
+  for (std::size_t i : {0U, 1U, 2U}) ASSERT_TRUE(cluster().resume(i).has_value());
+  EXPECT_TRUE(wait_until([&]() -> bool { return status_of("/readyz") == 200; }, scaled(10000ms)));
+  auto created = http->Post("/chatrooms", R"({"name": "stalled"})", "application/json");
+  ASSERT_TRUE(created);
+  EXPECT_EQ(created->status, 201) << created->body;
+  expect_clean_stop(**replicas);
 }
 
 TEST_F(ChatroomApi, LockWaitTimeoutIs503) {
@@ -311,6 +511,7 @@ TEST_F(ChatroomApi, LockWaitTimeoutIs503) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 503) << res->body;
   EXPECT_EQ(body_of(res), (nlohmann::json{{"detail", "Lock wait timeout"}}));
+  EXPECT_EQ(res->get_header_value("Retry-After"), "1");
   auto message =
       http->Post("/chatrooms/busy/messages", R"({"author": "a", "text": "b"})", "application/json");
   ASSERT_TRUE(message);
@@ -330,7 +531,11 @@ TEST_F(ChatroomApi, LockWaitTimeoutIs503) {
 }
 
 TEST_F(ChatroomApi, SigtermFinishesRequestsInFlight) {
-  auto replicas = Replicas::start(1, replica_options({"--create-delay-ms", "1500"}));
+  // The create holds the lock this long: SIGTERM comes well within it, as
+  // long as the test sees the lock key in time (scaled, like that wait).
+  const auto delay = scaled(1500ms);
+  auto replicas =
+      Replicas::start(1, replica_options({"--create-delay-ms", std::to_string(delay.count())}));
   ASSERT_TRUE(replicas.has_value()) << replicas.error();
   auto http = client(**replicas);
   int status = 0;
@@ -342,9 +547,8 @@ TEST_F(ChatroomApi, SigtermFinishesRequestsInFlight) {
   });
   // The request is inside the create path (holding the lock) once the lock
   // key exists.
-  EXPECT_TRUE(
-      wait_until([&]() -> bool { return cluster().count_keys(redlock::detail::lock_key("chatroom:slow")).value_or(0) >= 3; },
-                 scaled(5000ms)));
+  EXPECT_TRUE(wait_until([&]() -> bool { return nodes_with_lock(cluster(), "chatroom:slow") >= 3; },
+                         scaled(5000ms)));
   const auto codes = (*replicas)->stop();
   request.join();
   ASSERT_EQ(codes.size(), 1U);

@@ -1,7 +1,10 @@
 // The tools' pure parts, without a network: durations, signal names, the
 // redlock CLI's exit codes and node configuration, chatroomd's validation,
 // metrics and race checker, and the SQLite store on a temporary file.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -13,10 +16,16 @@
 #include "connection_pool.hpp"
 #include "race_kit.hpp"
 #include "redlock/tools/duration.hpp"
+#include "redlock/tools/lock_failure.hpp"
+#include "redlock/tools/redis_connection.hpp"
 #include "redlock/tools/subprocess.hpp"
+#include "redlock/tools/text.hpp"
+#include "redlock/tools/ttl_check.hpp"
+#include "requests.hpp"
 #include "service_metrics.hpp"
 #include "store.hpp"
 #include "tool_process.hpp"
+#include "validate.hpp"  // the library's own checks (lib/src)
 #include "validation.hpp"
 
 namespace redlock::testing {
@@ -81,6 +90,111 @@ TEST(Signals, ByNameOrNumber) {
 }
 
 // ---------------------------------------------------------------------------
+// Bytes as text
+
+TEST(Text, Utf8ValidityAndHex) {
+  using redlock::tools::is_valid_utf8;
+  for (const std::string& good :
+       {std::string(""), std::string("abc"), std::string("caf\xc3\xa9"),
+        std::string("\xe2\x98\x95"), std::string("\xf0\x9f\x9a\x80"), std::string(1, '\0')}) {
+    EXPECT_TRUE(is_valid_utf8(good)) << redlock::tools::to_hex(good);
+  }
+  for (const std::string& bad : {std::string("\xff"), std::string("z\xff"), std::string("\xc0\xaf"),
+                                 std::string("\xed\xa0\x80"), std::string("\xe2\x98"),
+                                 std::string("\xf4\x90\x80\x80"), std::string("\x80")}) {
+    EXPECT_FALSE(is_valid_utf8(bad)) << redlock::tools::to_hex(bad);
+  }
+  EXPECT_EQ(redlock::tools::to_hex("z\xff"), "7aff");
+  EXPECT_EQ(redlock::tools::to_hex(""), "");
+}
+
+TEST(Text, EscapesWhatATerminalShouldNotGetRaw) {
+  using redlock::tools::escape_bytes;
+  EXPECT_EQ(escape_bytes("plain caf\xc3\xa9"), "plain caf\xc3\xa9");
+  EXPECT_EQ(escape_bytes("z\xff"), "z\\xff");
+  EXPECT_EQ(escape_bytes("a\nb\tc\r\x1b[0m\x7f"), "a\\nb\\tc\\r\\x1b[0m\\x7f");
+  EXPECT_EQ(escape_bytes("q\"b\\"), "q\\\"b\\\\");
+  EXPECT_EQ(escape_bytes("\xc2\x85"), "\\u0085");
+  EXPECT_EQ(escape_bytes(std::string(1, '\0')), "\\x00");
+  // Lossless: the escaped forms of distinct inputs differ.
+  EXPECT_NE(escape_bytes("\\xff"), escape_bytes("\xff"));
+  EXPECT_NE(escape_bytes("\x85"), escape_bytes("\xc2\x85"));
+  EXPECT_EQ(redlock::tools::quoted("z\xff"), "\"z\\xff\"");
+  // printable() keeps quotes, backslashes, newlines and tabs.
+  EXPECT_EQ(redlock::tools::printable("resource \"z\xff\"\n\x1b"), "resource \"z\\xff\"\n\\x1b");
+}
+
+// ---------------------------------------------------------------------------
+// Why a lock could not be had
+
+TEST(LockFailure, FromTheVotesOfTheLastRound) {
+  using redlock::ErrorCode;
+  using redlock::NodeStatus;
+  using redlock::tools::classify_lock_failure;
+  using redlock::tools::LockFailure;
+  const auto with = [](ErrorCode code, std::vector<NodeStatus> statuses) {
+    std::vector<redlock::NodeResult> nodes;
+    for (auto s : statuses) nodes.push_back({"n", s, "", {}});
+    return redlock::Error(code, "x", nodes);
+  };
+  using S = NodeStatus;
+  EXPECT_EQ(classify_lock_failure(with(ErrorCode::kHeldByAnother, {S::kRefused}), 3),
+            LockFailure::kBusy);
+  // Contenders split the votes: busy, not unavailable.
+  EXPECT_EQ(
+      classify_lock_failure(
+          with(ErrorCode::kNoQuorum, {S::kOk, S::kOk, S::kRefused, S::kRefused, S::kTimeout}), 3),
+      LockFailure::kBusy);
+  EXPECT_EQ(
+      classify_lock_failure(with(ErrorCode::kLockWaitTimeout,
+                                 {S::kOk, S::kRefused, S::kTimeout, S::kDisconnected, S::kError}),
+                            3),
+      LockFailure::kUnavailable);
+  // Answering but sitting out a restart grace.
+  EXPECT_EQ(classify_lock_failure(with(ErrorCode::kNoQuorum, {S::kOk, S::kNotVoting, S::kNotVoting,
+                                                              S::kNotVoting, S::kDisconnected}),
+                                  3),
+            LockFailure::kNotVoting);
+  EXPECT_EQ(classify_lock_failure(with(ErrorCode::kValidityExhausted, {S::kOk, S::kOk, S::kOk}), 2),
+            LockFailure::kUnavailable);
+  EXPECT_EQ(classify_lock_failure(redlock::Error(ErrorCode::kLockWaitTimeout, "x"), 3),
+            LockFailure::kBusy);
+  EXPECT_EQ(classify_lock_failure(redlock::Error(ErrorCode::kCancelled, "x"), 3),
+            LockFailure::kOther);
+  const auto votes = redlock::tools::count_votes(
+      with(ErrorCode::kNoQuorum, {S::kOk, S::kRefused, S::kNotVoting, S::kPending, S::kError}));
+  EXPECT_EQ(votes.voted, 2U);
+  EXPECT_EQ(votes.not_voting, 1U);
+  EXPECT_EQ(votes.other, 2U);
+}
+
+// ---------------------------------------------------------------------------
+// RedisConnection's pure parts
+
+TEST(RedisConnection, InfoFieldsAndReplyText) {
+  using redlock::tools::info_field;
+  const std::string info =
+      "# Server\r\nredis_version:7.0.15\r\nrun_id:abc\r\nrun_id_x:no\r\nempty:\r\n";
+  EXPECT_EQ(info_field(info, "redis_version"), "7.0.15");
+  EXPECT_EQ(info_field(info, "run_id"), "abc");
+  EXPECT_EQ(info_field(info, "empty"), "");
+  EXPECT_FALSE(info_field(info, "run"));
+  EXPECT_FALSE(info_field(info, "Server"));
+  EXPECT_EQ(info_field("a:1\nb:2", "b"), "2");
+  redlock::tools::RedisReply array;
+  array.type = redlock::tools::RedisReply::Type::kArray;
+  array.elements.resize(3);
+  array.elements[0].type = redlock::tools::RedisReply::Type::kString;
+  array.elements[0].str = "x";
+  array.elements[1].type = redlock::tools::RedisReply::Type::kInteger;
+  array.elements[1].integer = -3;
+  EXPECT_EQ(redlock::tools::reply_text(array), "x\n-3\n(nil)");
+  auto refused = redlock::tools::RedisConnection::open("127.0.0.1", 1, 500ms);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().rfind("connect: ", 0), 0U) << refused.error();
+}
+
+// ---------------------------------------------------------------------------
 // Subprocess
 
 TEST(Subprocess, ExitStatusSignalsAndExecErrors) {
@@ -110,6 +224,39 @@ TEST(Subprocess, ExitStatusSignalsAndExecErrors) {
   EXPECT_FALSE(s->poll());
   EXPECT_EQ(redlock::tools::exit_code(s->stop(SIGTERM, 5000ms)), 128 + SIGTERM);
   EXPECT_FALSE(s->running());
+}
+
+// close_other_fds: a descriptor the parent opened without O_CLOEXEC does not
+// reach the child; release() hands the child over without stopping it.
+TEST(Subprocess, ClosesInheritedDescriptorsAndLetsGo) {
+  ScratchDir dir;
+  const int leaked = ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC, on purpose
+  ASSERT_GE(leaked, 0);
+  const std::string probe =
+      "[ -e /proc/self/fd/" + std::to_string(leaked) + " ] && echo open || echo closed";
+  EXPECT_EQ(run_tool(dir.path(), {"sh", "-c", probe}).out, "open\n");
+  redlock::tools::SpawnOptions closing;
+  closing.argv = {"sh", "-c", probe};
+  closing.stdout_path = dir.path() / "closing.out";
+  closing.close_other_fds = true;
+  auto child = redlock::tools::Subprocess::spawn(closing);
+  ASSERT_TRUE(child.has_value()) << child.error().message;
+  EXPECT_EQ(redlock::tools::exit_code(child->wait()), 0);
+  EXPECT_EQ(read_file(closing.stdout_path), "closed\n");
+  ::close(leaked);
+
+  redlock::tools::SpawnOptions sleeper;
+  sleeper.argv = {"sleep", "30"};
+  auto s = redlock::tools::Subprocess::spawn(sleeper);
+  ASSERT_TRUE(s.has_value()) << s.error().message;
+  const pid_t pid = s->release();
+  EXPECT_GT(pid, 0);
+  EXPECT_FALSE(s->running());
+  { auto gone = std::move(*s); }  // destroying it must not touch the child
+  EXPECT_EQ(::kill(pid, 0), 0) << "the released child was signalled";
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  EXPECT_EQ(::waitpid(pid, &status, 0), pid);
 }
 
 // ---------------------------------------------------------------------------
@@ -143,6 +290,64 @@ TEST(CliExitCodes, OnePerKindOfFailure) {
                                        NodeStatus::kDisconnected, NodeStatus::kDisconnected});
   EXPECT_EQ(exit_code_for(unreachable, 3), 3);
   EXPECT_EQ(exit_code_for(redlock::Error(ErrorCode::kLockWaitTimeout, ""), 3), 4);
+  // The nodes answer, but too few may vote (restart grace): 6.
+  const auto not_voting = error_with(
+      ErrorCode::kNoQuorum, {NodeStatus::kOk, NodeStatus::kNotVoting, NodeStatus::kNotVoting,
+                             NodeStatus::kNotVoting, NodeStatus::kNotVoting});
+  EXPECT_EQ(exit_code_for(not_voting, 3), 6);
+}
+
+TEST(CliFlags, WaitTtlAndJson) {
+  using redlock::cli::parse_wait;
+  using redlock::tools::ttl_problem;
+  EXPECT_EQ(parse_wait("forever").value(), milliseconds::max());
+  EXPECT_EQ(parse_wait("2s").value(), 2s);
+  EXPECT_EQ(parse_wait("0s").value(), 0ms);
+  EXPECT_FALSE(parse_wait("Forever").has_value());
+  EXPECT_FALSE(parse_wait("-1s").has_value());
+  EXPECT_FALSE(ttl_problem(10s, 60s, std::nullopt));
+  EXPECT_FALSE(ttl_problem(20ms, 60s, std::nullopt));
+  EXPECT_FALSE(ttl_problem(60s, 60s, std::nullopt));
+  EXPECT_NE(ttl_problem(12ms, 60s, std::nullopt).value_or("").find("--ttl 12ms is too short"),
+            std::string::npos);
+  EXPECT_NE(ttl_problem(1ms, 60s, std::nullopt).value_or("").find("the 10 ms each node gets"),
+            std::string::npos);
+  EXPECT_NE(ttl_problem(1s, 60s, 1s).value_or("").find("(--node-timeout)"), std::string::npos);
+  EXPECT_FALSE(ttl_problem(1s, 60s, 900ms));
+  EXPECT_NE(ttl_problem(61s, 60s, std::nullopt).value_or("").find("longer than --max-ttl 1m"),
+            std::string::npos);
+  EXPECT_EQ(ttl_problem(5min, 60s, std::nullopt, {"--lock-ttl", "--lock-max-ttl", "-"})
+                .value_or("")
+                .rfind("--lock-ttl 5m is longer than --lock-max-ttl 1m: raise --lock-max-ttl", 0),
+            0U);
+  // Every ttl the tools let through, the library accepts too, and every one
+  // it refuses, they refuse first (in their own terms).
+  for (const std::optional<milliseconds> node_timeout :
+       {std::optional<milliseconds>(), std::optional<milliseconds>(100ms)}) {
+    redlock::ClientOptions client;
+    client.max_ttl = 60s;
+    if (node_timeout) client.node_timeout = *node_timeout;
+    for (long long ms = 1; ms <= 61000; ms += ms < 3000 ? 1 : 997) {
+      const milliseconds ttl(ms);
+      const bool tools_ok = !ttl_problem(ttl, 60s, node_timeout).has_value();
+      const auto library = redlock::detail::validate_acquire("r", ttl, {}, client);
+      if (tools_ok) {
+        EXPECT_TRUE(library.has_value()) << ms << " ms: " << library.error();
+      }
+      if (!library.has_value()) {
+        EXPECT_FALSE(tools_ok) << ms << " ms";
+      }
+    }
+  }
+
+  nlohmann::json j;
+  redlock::cli::put_bytes(j, "resource", "z\xff");
+  EXPECT_EQ(j.at("resource_hex"), "7aff");
+  EXPECT_EQ(redlock::cli::to_json_text(j),
+            "{\"resource\":\"z\xef\xbf\xbd\",\"resource_hex\":\"7aff\"}");
+  nlohmann::json plain;
+  redlock::cli::put_bytes(plain, "resource", "ok");
+  EXPECT_FALSE(plain.contains("resource_hex"));
 }
 
 TEST(CliConfig, PrecedenceAndFileFormat) {
@@ -179,6 +384,13 @@ TEST(CliConfig, PrecedenceAndFileFormat) {
   EXPECT_FALSE(resolve_nodes({" , ", std::nullopt, std::nullopt, std::nullopt, h}).has_value());
 
   EXPECT_TRUE(redlock::cli::parse_config(R"({"nodes": ["a:1"]})").has_value());
+  // Found by fuzzing: a number too large for a double is out_of_range in
+  // nlohmann, not a parse_error, and used to escape parse_config.
+  for (const char* huge : {"58e08080", R"({"nodes": [1e999]})", "-1e400"}) {
+    auto r = redlock::cli::parse_config(huge);
+    ASSERT_FALSE(r.has_value()) << huge;
+    EXPECT_EQ(r.error(), "not JSON: a number is out of range") << huge;
+  }
   for (const char* bad : {"", "[]", "{}", R"({"nodes": []})", R"({"nodes": [1]})",
                           R"({"nodes": "a:1"})", R"({"nodes": ["a:1"], "extra": 1})"}) {
     EXPECT_FALSE(redlock::cli::parse_config(bad).has_value()) << bad;
@@ -212,6 +424,81 @@ TEST(ChatroomValidation, RoomNames) {
   EXPECT_TRUE(redlock::chatroom::text_problem(std::string(4097, 'x')));
 }
 
+// What chatroomd answers 422 with: every problem, in FastAPI's shape, as
+// valid UTF-8 JSON whatever the request's bytes.
+TEST(ChatroomRequests, BodiesAndTheirProblems) {
+  using redlock::chatroom::parse_create_room;
+  using redlock::chatroom::parse_new_message;
+  using redlock::chatroom::Problems;
+  const auto only = [](const tl::expected<redlock::chatroom::CreateRoomRequest, Problems>& r) {
+    EXPECT_FALSE(r.has_value());
+    if (r.has_value() || r.error().size() != 1) return redlock::chatroom::Problem{};
+    return r.error().front();
+  };
+  EXPECT_EQ(parse_create_room(R"({"name": "general", "extra": 1})").value().name, "general");
+  EXPECT_EQ(parse_create_room(R"({"name": "caf\u00e9"})").value().name, "caf\xc3\xa9");
+
+  auto bad_bytes = only(parse_create_room("{\"name\":\"\xff\"}"));
+  EXPECT_EQ(bad_bytes.type, "json_invalid");
+  EXPECT_EQ(bad_bytes.loc, nlohmann::json::array({"body", 9}));
+  auto not_json = only(parse_create_room("{\"name\":"));
+  EXPECT_EQ(not_json.type, "json_invalid");
+  EXPECT_EQ(not_json.msg, "JSON decode error");
+  EXPECT_EQ(not_json.ctx.at("error").get<std::string>().find("last read"), std::string::npos);
+  EXPECT_EQ(only(parse_create_room("")).type, "json_invalid");
+  EXPECT_EQ(only(parse_create_room("[]")).type, "model_attributes_type");
+  EXPECT_EQ(only(parse_create_room("\"x\"")).type, "model_attributes_type");
+  EXPECT_EQ(only(parse_create_room("{}")).type, "missing");
+  EXPECT_EQ(only(parse_create_room("{}")).loc, nlohmann::json::array({"body", "name"}));
+  EXPECT_EQ(only(parse_create_room(R"({"name": 7})")).type, "string_type");
+  EXPECT_EQ(only(parse_create_room(R"({"name": null})")).type, "string_type");
+  EXPECT_EQ(only(parse_create_room(R"({"name": ""})")).type, "string_too_short");
+  auto too_long = only(parse_create_room(R"({"name": ")" + std::string(65, 'x') + R"("})"));
+  EXPECT_EQ(too_long.type, "string_too_long");
+  EXPECT_EQ(too_long.ctx.at("max_length"), 64);
+  EXPECT_EQ(only(parse_create_room(R"({"name": "a\u0007"})")).type, "value_error");
+  EXPECT_EQ(only(parse_create_room(R"({"name": "a\u0000"})")).type, "value_error");
+  EXPECT_EQ(only(parse_create_room(R"({"name": "a/b"})")).msg, "Value error, name contains '/'");
+  EXPECT_EQ(only(parse_create_room(R"({"name": "\ud800"})")).type, "json_invalid");
+  // The same out_of_range as the CLI's config (found by fuzzing it): a 422,
+  // never an exception (chatroomd answered 500).
+  EXPECT_EQ(only(parse_create_room(R"({"name": 1e999})")).type, "json_invalid");
+  EXPECT_EQ(only(parse_create_room("1e999")).ctx.at("error"), "a number is out of range");
+
+  // Every problem of a body, not just the first.
+  auto both = parse_new_message(R"({"text": 3})");
+  ASSERT_FALSE(both.has_value());
+  ASSERT_EQ(both.error().size(), 2U);
+  EXPECT_EQ(both.error()[0].loc, nlohmann::json::array({"body", "author"}));
+  EXPECT_EQ(both.error()[0].type, "missing");
+  EXPECT_EQ(both.error()[1].loc, nlohmann::json::array({"body", "text"}));
+  EXPECT_EQ(both.error()[1].type, "string_type");
+  auto message = parse_new_message(R"({"author": "ann", "text": "hi\nall\t/"})");
+  ASSERT_TRUE(message.has_value());
+  EXPECT_EQ(message->text, "hi\nall\t/");
+
+  EXPECT_EQ(redlock::chatroom::path_name_problems("\xff").at(0).type, "string_unicode");
+  EXPECT_EQ(redlock::chatroom::path_name_problems("\xff").at(0).loc,
+            nlohmann::json::array({"path", "name"}));
+  EXPECT_TRUE(redlock::chatroom::path_name_problems("ok").empty());
+
+  using redlock::chatroom::parse_limit;
+  EXPECT_EQ(parse_limit(std::nullopt, 100, 1000).value(), 100U);
+  EXPECT_EQ(parse_limit("5", 100, 1000).value(), 5U);
+  EXPECT_EQ(parse_limit("0", 100, 1000).error().at(0).type, "greater_than_equal");
+  EXPECT_EQ(parse_limit("1001", 100, 1000).error().at(0).type, "less_than_equal");
+  EXPECT_EQ(parse_limit("x", 100, 1000).error().at(0).type, "int_parsing");
+  EXPECT_EQ(parse_limit("99999999999999999999", 100, 1000).error().at(0).type, "int_parsing");
+
+  // The answers are JSON and UTF-8 whatever went in.
+  const auto body = nlohmann::json::parse(
+      redlock::chatroom::problems_body(parse_create_room("{\"name\":\"\xff\"}").error()));
+  EXPECT_EQ(body.at("detail").at(0).at("type"), "json_invalid");
+  EXPECT_TRUE(redlock::tools::is_valid_utf8(redlock::chatroom::detail_body("z\xff")));
+  EXPECT_EQ(nlohmann::json::parse(redlock::chatroom::detail_body("z\xff")).at("detail"),
+            "z\xef\xbf\xbd");
+}
+
 TEST(ChatroomMetrics, RoutesAndPrometheusText) {
   using redlock::chatroom::route_of;
   EXPECT_EQ(route_of("POST", "/chatrooms"), "POST /chatrooms");
@@ -219,6 +506,7 @@ TEST(ChatroomMetrics, RoutesAndPrometheusText) {
   EXPECT_EQ(route_of("GET", "/chatrooms/x"), "GET /chatrooms/{name}");
   EXPECT_EQ(route_of("GET", "/chatrooms/x/messages"), "GET /chatrooms/{name}/messages");
   EXPECT_EQ(route_of("GET", "/healthz"), "GET /healthz");
+  EXPECT_EQ(route_of("GET", "/readyz"), "GET /readyz");
   EXPECT_EQ(route_of("GET", "/metrics"), "GET /metrics");
   for (const char* other :
        {"/", "/chatrooms/", "/chatrooms//messages", "/chatrooms/x/y", "/a/b/c/d/e", "metrics"}) {

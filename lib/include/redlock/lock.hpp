@@ -71,7 +71,7 @@ class Lock {
   // seen can refuse a holder that lost the lock without knowing (paused past
   // its validity, say). Pass it with every write the lock protects. 0 when
   // ClientOptions::fencing is off. Values are near the nodes' clocks in
-  // microseconds since the epoch (see README, "Fencing tokens").
+  // microseconds since the epoch (docs/guarantees.md, "Fencing tokens").
   [[nodiscard]] std::uint64_t fence() const noexcept { return fence_; }
 
  private:

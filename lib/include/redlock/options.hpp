@@ -152,8 +152,8 @@ struct ClientOptions {
   // Fencing tokens: every granted lock carries a number that strictly
   // increases across the successive holders of a resource (Lock::fence()).
   // The counters live on the nodes next to the locks, in keys named
-  // "redlock:{<tag>}:fence:<resource>" (see the key layout in
-  // docs/design.md). Costs a Lua script instead of SET NX, and
+  // "redlock:{<tag>}:fence:<resource>" (the key layout:
+  // docs/deployment.md). Costs a Lua script instead of SET NX, and
   // now and then one more round trip. Off: Lock::fence() is 0.
   bool fencing = true;
 
@@ -201,7 +201,7 @@ struct AcquireOptions {
   // still waits until max_wait for an announcement. The jittered retry stays
   // the fallback: an announcement is missed when it comes before the
   // subscription is active, when the key simply expires, or when a node's
-  // subscriber connection is down or refused by an ACL (see the README).
+  // subscriber connection is down or refused by an ACL (docs/deployment.md).
   // Several waiters woken by one release all try; after a split vote they
   // retry after short random pauses (a few round trips) for a few rounds.
   bool wake_on_release = true;

@@ -5,6 +5,8 @@
 #include <thread>
 #include <utility>
 
+#include "redlock/tools/lock_failure.hpp"
+
 namespace redlock::chatroom {
 namespace {
 
@@ -29,6 +31,13 @@ RoomOutcome ChatService::ensure_room(const std::string& name) {
   // that waits while another one creates the room answers 200 as soon as the
   // room is there, instead of queueing for the lock only to find it.
   const auto deadline = std::chrono::steady_clock::now() + options_.lock_wait;
+  // Too few lock nodes vote now: answer at once rather than hold a worker
+  // thread for the whole wait (the readiness check says the same).
+  if (!client_->quorum_available()) {
+    metrics_.lock_unavailable();
+    return RoomOutcome{Outcome::kLockUnavailable, std::nullopt,
+                       "too few lock nodes vote now (see /readyz)"};
+  }
   AcquireOptions how;
   how.stop = shutdown_.get_token();
   // Kept alive by the engine if the create ever takes longer than the ttl;
@@ -60,10 +69,21 @@ RoomOutcome ChatService::ensure_room(const std::string& name) {
     found = store_.find_room(name);
     if (!found) return failed(found.error());
     if (*found) return RoomOutcome{Outcome::kExisted, std::move(*found), ""};
+    if (tools::classify_lock_failure(guard.error(), client_->quorum()) !=
+            tools::LockFailure::kBusy &&
+        !client_->quorum_available()) {
+      metrics_.lock_unavailable();
+      return RoomOutcome{Outcome::kLockUnavailable, std::nullopt, to_string(guard.error())};
+    }
     const auto pause = retry_pause();
     if (std::chrono::steady_clock::now() + pause >= deadline) {
-      metrics_.lock_wait_timeout();
-      return RoomOutcome{Outcome::kLockTimeout, std::nullopt, to_string(guard.error())};
+      if (tools::classify_lock_failure(guard.error(), client_->quorum()) ==
+          tools::LockFailure::kBusy) {
+        metrics_.lock_wait_timeout();
+        return RoomOutcome{Outcome::kLockTimeout, std::nullopt, to_string(guard.error())};
+      }
+      metrics_.lock_unavailable();
+      return RoomOutcome{Outcome::kLockUnavailable, std::nullopt, to_string(guard.error())};
     }
     if (!sleep_unless_stopped(pause)) {
       return RoomOutcome{Outcome::kShuttingDown, std::nullopt, "shutting down"};
@@ -139,6 +159,10 @@ StoreResult<std::vector<Message>> ChatService::messages(const Room& room, std::s
 }
 
 StoreResult<void> ChatService::ping() { return store_.ping(); }
+
+bool ChatService::lock_available() const {
+  return client_ == nullptr || client_->quorum_available();
+}
 
 void ChatService::begin_shutdown() { shutdown_.request_stop(); }
 

@@ -32,12 +32,13 @@ struct ServiceOptions {
 };
 
 enum class Outcome {
-  kCreated,       // this call created the room
-  kExisted,       // the room was there already (or another request won the race)
-  kLockTimeout,   // the lock could not be had within lock_wait
-  kShuttingDown,  // the service is stopping: the wait was cancelled
-  kLockLost,      // the lock was lost before COMMIT; nothing was written
-  kFailed,        // the store or the lock engine failed; detail says how
+  kCreated,          // this call created the room
+  kExisted,          // the room was there already (or another request won the race)
+  kLockTimeout,      // the lock was held by another (or contended) until lock_wait ran out
+  kLockUnavailable,  // too few lock nodes answered or voted until lock_wait ran out
+  kShuttingDown,     // the service is stopping: the wait was cancelled
+  kLockLost,         // the lock was lost before COMMIT; nothing was written
+  kFailed,           // the store or the lock engine failed; detail says how
 };
 
 struct RoomOutcome {
@@ -57,8 +58,11 @@ class ChatService {
   // create the room, its first message and its outbox event in one
   // transaction; then release. While another holder has the lock it tries
   // again every retry_delay +/- retry_jitter, looking at the store in
-  // between, until lock_wait has passed (kLockTimeout). The name must be
-  // valid (validation.hpp).
+  // between, until lock_wait has passed: kLockTimeout if the lock was busy,
+  // kLockUnavailable if the lock nodes could not grant it (the last attempt
+  // says which, tools::classify_lock_failure). When a majority of the lock
+  // nodes does not vote (Client::quorum_available()), kLockUnavailable at
+  // once, without waiting. The name must be valid (validation.hpp).
   [[nodiscard]] RoomOutcome ensure_room(const std::string& name);
 
   [[nodiscard]] StoreResult<std::optional<Room>> find_room(const std::string& name);
@@ -66,6 +70,9 @@ class ChatService {
                                                     const std::string& text);
   [[nodiscard]] StoreResult<std::vector<Message>> messages(const Room& room, std::size_t limit);
   [[nodiscard]] StoreResult<void> ping();
+  // Whether a lock can be had now: a majority of the lock nodes votes (no
+  // I/O). Always true without the lock.
+  [[nodiscard]] bool lock_available() const;
 
   // Cancels every lock wait in progress and refuses new ones (kShuttingDown).
   void begin_shutdown();

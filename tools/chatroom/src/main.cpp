@@ -33,6 +33,7 @@
 #include "http_api.hpp"
 #include "redlock/redlock.hpp"
 #include "redlock/tools/duration.hpp"
+#include "redlock/tools/ttl_check.hpp"
 #include "service_metrics.hpp"
 #include "store.hpp"
 
@@ -44,6 +45,11 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
+// The library's bounds (lib/src/validate.hpp), checked here so that the
+// flags are refused by name.
+constexpr milliseconds kMaxLockMaxTtl{std::chrono::hours(24 * 30)};
+constexpr milliseconds kMaxRetry{std::chrono::hours(1)};
+
 // httplib listens with a backlog of 5; a burst of clients then waits for
 // SYN retransmits (1 s and more). The listening socket gets a real backlog.
 constexpr int kListenBacklog = 1024;
@@ -54,6 +60,7 @@ struct Settings {
   std::string nodes;
   std::string store = "sqlite:chatroom.db";
   std::string lock_ttl = "10s";
+  std::string lock_max_ttl = "60s";
   std::string lock_wait = "5s";
   std::string retry_delay = "100ms";
   std::string retry_jitter = "50ms";
@@ -102,6 +109,11 @@ int main(int argc, char** argv) {
   app.add_option("--lock-ttl", s.lock_ttl, "Room lock time to live")
       ->envname("CHATROOMD_LOCK_TTL")
       ->capture_default_str();
+  app.add_option("--lock-max-ttl", s.lock_max_ttl,
+                 "Largest lock ttl of the lock client (ClientOptions::max_ttl); every client of "
+                 "the lock nodes should use the same, and --lock-ttl must not exceed it")
+      ->envname("CHATROOMD_LOCK_MAX_TTL")
+      ->capture_default_str();
   app.add_option("--lock-wait", s.lock_wait, "Longest wait for a room's lock before 503")
       ->envname("CHATROOMD_LOCK_WAIT")
       ->capture_default_str();
@@ -112,8 +124,8 @@ int main(int argc, char** argv) {
       ->envname("CHATROOMD_RETRY_JITTER")
       ->capture_default_str();
   app.add_option("--lock-restart-grace", s.restart_grace,
-                 "How long a restarted lock node sits out the vote (default: 60s, the lock "
-                 "client's max_ttl; 0s only for lock nodes just started empty)")
+                 "How long a restarted lock node sits out the vote (default: --lock-max-ttl plus "
+                 "its drift allowance; 0s only for lock nodes just started empty)")
       ->envname("CHATROOMD_LOCK_RESTART_GRACE");
   app.add_option("--create-delay-ms", s.create_delay_ms,
                  "Pause between look-up and insert when creating a room (tests and demos)")
@@ -146,6 +158,7 @@ int main(int argc, char** argv) {
   log->flush_on(spdlog::level::info);
 
   redlock::chatroom::ServiceOptions options;
+  milliseconds lock_max_ttl{0};
   struct Flag {
     const char* name;
     const std::string& text;
@@ -153,6 +166,7 @@ int main(int argc, char** argv) {
     bool positive;
   };
   for (const Flag& f : {Flag{"--lock-ttl", s.lock_ttl, options.lock_ttl, true},
+                        Flag{"--lock-max-ttl", s.lock_max_ttl, lock_max_ttl, true},
                         Flag{"--lock-wait", s.lock_wait, options.lock_wait, false},
                         Flag{"--retry-delay", s.retry_delay, options.retry_delay, false},
                         Flag{"--retry-jitter", s.retry_jitter, options.retry_jitter, false}}) {
@@ -163,6 +177,26 @@ int main(int argc, char** argv) {
       return kExitUsage;
     }
     f.out = *parsed;
+  }
+  // Refused here rather than by every create (500 "ttl ... exceeds
+  // max_ttl"): the lock settings must work before the service starts.
+  if (lock_max_ttl > kMaxLockMaxTtl) {
+    std::cerr << "chatroomd: --lock-max-ttl " << s.lock_max_ttl << " is longer than "
+              << redlock::tools::format_duration(kMaxLockMaxTtl) << '\n';
+    return kExitUsage;
+  }
+  if (auto problem = redlock::tools::ttl_problem(options.lock_ttl, lock_max_ttl, std::nullopt,
+                                                 {"--lock-ttl", "--lock-max-ttl", "-"})) {
+    std::cerr << "chatroomd: " << *problem << '\n';
+    return kExitUsage;
+  }
+  for (const Flag& f : {Flag{"--retry-delay", s.retry_delay, options.retry_delay, false},
+                        Flag{"--retry-jitter", s.retry_jitter, options.retry_jitter, false}}) {
+    if (f.out > kMaxRetry) {
+      std::cerr << "chatroomd: " << f.name << " " << f.text << " is longer than "
+                << redlock::tools::format_duration(kMaxRetry) << '\n';
+      return kExitUsage;
+    }
   }
   options.create_delay = milliseconds(s.create_delay_ms);
   std::string host;
@@ -198,6 +232,7 @@ int main(int argc, char** argv) {
   } else {
     redlock::ClientOptions client_options;
     client_options.nodes = nodes;
+    client_options.max_ttl = lock_max_ttl;
     auto engine_log = std::make_shared<spdlog::logger>(
         "redlock", std::make_shared<spdlog::sinks::stderr_sink_mt>());
     engine_log->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ chatroomd[%P] redlock: %v");
@@ -236,7 +271,9 @@ int main(int argc, char** argv) {
   // A worker serves one connection at a time, idle keep-alive time
   // included, and a stopping server waits for it: keep that short.
   server.set_keep_alive_timeout(kKeepAliveSeconds);
-  redlock::chatroom::install_routes(server, service, metrics, client.get());
+  redlock::chatroom::install_routes(
+      server, service, metrics, client.get(),
+      [&log](const std::string& message) { log->error("{}", message); });
   if (s.verbose) {
     server.set_post_routing_handler(
         [&log](const httplib::Request& req, const httplib::Response& res) {

@@ -41,6 +41,7 @@ std::string_view route_of(std::string_view method, std::string_view path) {
   std::array<std::string_view, 4> seg;
   const std::size_t n = segments(path, seg);
   if (method == "GET" && n == 1 && seg[0] == "healthz") return "GET /healthz";
+  if (method == "GET" && n == 1 && seg[0] == "readyz") return "GET /readyz";
   if (method == "GET" && n == 1 && seg[0] == "metrics") return "GET /metrics";
   if (n >= 1 && seg[0] == "chatrooms") {
     if (method == "POST" && n == 1) return "POST /chatrooms";
@@ -77,6 +78,11 @@ void ServiceMetrics::unique_conflict() {
 void ServiceMetrics::lock_wait_timeout() {
   std::lock_guard lock(mutex_);
   ++lock_wait_timeouts_;
+}
+
+void ServiceMetrics::lock_unavailable() {
+  std::lock_guard lock(mutex_);
+  ++lock_unavailable_;
 }
 
 void ServiceMetrics::lock_lost_before_commit() {
@@ -124,8 +130,11 @@ std::string ServiceMetrics::render() const {
           "room after this one looked it up.",
           unique_conflicts_);
   counter("chatroom_lock_wait_timeouts_total",
-          "Creates answered 503 because the room's lock could not be had in time.",
+          "Creates answered 503 because the room's lock was held by another until the wait ran "
+          "out.",
           lock_wait_timeouts_);
+  counter("chatroom_lock_unavailable_total",
+          "Creates answered 503 because too few lock nodes answered or voted.", lock_unavailable_);
   counter("chatroom_lock_lost_total", "Creates rolled back because the lock was lost first.",
           lock_lost_);
   return out;

@@ -30,6 +30,8 @@ class ServiceMetrics {
   // requests got past the look-up for one name, which the lock prevents.
   void unique_conflict();
   void lock_wait_timeout();
+  // A create that gave up because too few lock nodes answered or voted.
+  void lock_unavailable();
   void lock_lost_before_commit();
 
   [[nodiscard]] std::uint64_t unique_conflicts() const;
@@ -37,7 +39,8 @@ class ServiceMetrics {
   // chatroom_http_requests_total{route,status},
   // chatroom_http_request_duration_seconds{route} (histogram),
   // chatroom_rooms_created_total, chatroom_unique_conflicts_total,
-  // chatroom_lock_wait_timeouts_total, chatroom_lock_lost_total.
+  // chatroom_lock_wait_timeouts_total, chatroom_lock_unavailable_total,
+  // chatroom_lock_lost_total.
   [[nodiscard]] std::string render() const;
 
  private:
@@ -53,6 +56,7 @@ class ServiceMetrics {
   std::uint64_t rooms_created_ = 0;
   std::uint64_t unique_conflicts_ = 0;
   std::uint64_t lock_wait_timeouts_ = 0;
+  std::uint64_t lock_unavailable_ = 0;
   std::uint64_t lock_lost_ = 0;
 };
 

@@ -1,10 +1,11 @@
 #include "cli_support.hpp"
 
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "redlock/tools/duration.hpp"
+#include "redlock/tools/lock_failure.hpp"
+#include "redlock/tools/text.hpp"
 
 namespace redlock::cli {
 
@@ -12,10 +13,13 @@ const char* const kExitCodeHelp =
     "Exit status:\n"
     "  0    done\n"
     "  1    refused or failed: not the owner (release, extend), a cluster command failed\n"
-    "  2    bad usage: unknown option, bad duration, bad node address or config\n"
+    "  2    bad usage: unknown command or option, bad duration, bad node address or config\n"
     "  3    unreachable: fewer than a majority of the nodes answered\n"
     "  4    not acquired: the lock was held by another until --wait ran out\n"
+    "       (-E/--conflict-exit-code changes this one)\n"
     "  5    run: the lock was lost while the command ran (the command was signalled)\n"
+    "  6    not voting: a majority of the nodes answers, but too few may vote now\n"
+    "       (restarted nodes sit out --restart-grace; suspect clocks): see `redlock status`\n"
     "  run otherwise exits with the command's status: 126 not executable, 127 not found,\n"
     "  128+N killed by signal N (also when redlock itself got signal N while waiting)\n";
 
@@ -24,21 +28,18 @@ int exit_code_for(const Error& error, std::size_t quorum) {
     case ErrorCode::kInvalidArgument:
       return kExitUsage;
     case ErrorCode::kHeldByAnother:
-      return kExitNotAcquired;
-    case ErrorCode::kLockWaitTimeout: {
-      // The wait ran out: held by someone, unless the last round could not
-      // even reach a majority.
-      std::size_t answered = 0;
-      for (const auto& node : error.nodes()) {
-        if (node.status == NodeStatus::kOk || node.status == NodeStatus::kRefused ||
-            node.status == NodeStatus::kError) {
-          ++answered;
-        }
-      }
-      return !error.nodes().empty() && answered < quorum ? kExitUnreachable : kExitNotAcquired;
-    }
+    case ErrorCode::kLockWaitTimeout:
     case ErrorCode::kNoQuorum:
     case ErrorCode::kValidityExhausted:
+      switch (tools::classify_lock_failure(error, quorum)) {
+        case tools::LockFailure::kBusy:
+          return kExitNotAcquired;
+        case tools::LockFailure::kNotVoting:
+          return kExitNotVoting;
+        case tools::LockFailure::kUnavailable:
+        case tools::LockFailure::kOther:
+          return kExitUnreachable;
+      }
       return kExitUnreachable;
     case ErrorCode::kLockLost:
       return kExitLockLost;
@@ -51,6 +52,22 @@ int exit_code_for(const Error& error, std::size_t quorum) {
       return kExitFailure;
   }
   return kExitFailure;
+}
+
+tl::expected<std::chrono::milliseconds, std::string> parse_wait(std::string_view text) {
+  if (text == "forever") return std::chrono::milliseconds::max();
+  auto parsed = tools::parse_duration(text);
+  if (!parsed) return tl::make_unexpected(parsed.error() + " (or forever)");
+  return parsed;
+}
+
+std::string to_json_text(const nlohmann::json& json) {
+  return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void put_bytes(nlohmann::json& json, const std::string& field, std::string_view bytes) {
+  json[field] = std::string(bytes);
+  if (!tools::is_valid_utf8(bytes)) json[field + "_hex"] = tools::to_hex(bytes);
 }
 
 std::optional<std::filesystem::path> default_config_path(
@@ -71,6 +88,10 @@ tl::expected<std::vector<std::string>, std::string> parse_config(std::string_vie
     json = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     return tl::make_unexpected(std::string("not JSON: ") + e.what());
+  } catch (const nlohmann::json::exception&) {
+    // A number too large for a double (1e999) is out_of_range, not a
+    // parse_error: it used to escape and end the program.
+    return tl::make_unexpected(std::string("not JSON: a number is out of range"));
   }
   if (!json.is_object())
     return tl::make_unexpected(std::string("expected an object {\"nodes\": [...]}"));
@@ -85,7 +106,9 @@ tl::expected<std::vector<std::string>, std::string> parse_config(std::string_vie
   std::vector<std::string> out;
   for (const auto& node : nodes) {
     if (!node.is_string()) {
-      return tl::make_unexpected("\"nodes\" must hold \"host:port\" strings, not " + node.dump());
+      return tl::make_unexpected(
+          "\"nodes\" must hold \"host:port\" strings, not " +
+          node.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     }
     out.push_back(node.get<std::string>());
   }

@@ -1,6 +1,8 @@
 // commands.hpp: the `redlock` subcommands, each returning its exit status
-// (cli_support.hpp). Messages go to stderr prefixed "redlock: "; results to
-// stdout, as JSON with --json. Each runs on the main thread.
+// (cli_support.hpp). stdout carries data only: the token (acquire, extend),
+// the node table (status), or one JSON object with --json, errors included.
+// Messages for people go to stderr prefixed "redlock: " (with --quiet only
+// errors do). Each runs on the main thread.
 #pragma once
 
 #include <chrono>
@@ -8,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "redlock/redlock.hpp"
@@ -18,9 +21,12 @@ struct Globals {
   std::vector<std::string> nodes;
   bool json = false;
   bool verbose = false;
+  bool quiet = false;
   std::chrono::milliseconds max_ttl{60000};
   std::optional<std::chrono::milliseconds> restart_grace;  // unset: the library's default
+  std::optional<std::chrono::milliseconds> node_timeout;   // unset: the library's default
   bool fencing = true;
+  int conflict_exit_code = 4;  // -E: exit status for "held by another"
 };
 
 // A connected Client whose log goes to stderr, and only with --verbose.
@@ -30,13 +36,28 @@ struct Globals {
     const Globals& globals, const std::function<void(ClientOptions&)>& adjust = nullptr);
 
 // Prints `error` (stderr, or stdout as JSON with --json) and returns its exit
-// status for this client's quorum.
-int report_error(const Globals& globals, const Error& error, std::size_t quorum);
+// status for this client's quorum (-E applied). `resource`, when given, goes
+// into the JSON as put_bytes() writes it.
+int report_error(const Globals& globals, const Error& error, std::size_t quorum,
+                 std::optional<std::string_view> resource = std::nullopt);
+
+// A Client for an acquire bounded by `wait` (milliseconds::max(): none),
+// counted from `started`: connecting waits at most what is left of it.
+// Returns the client and the wait left for the acquire itself (0 when
+// connecting used it all: then one round is still tried).
+struct WaitBudget {
+  std::chrono::steady_clock::time_point started;
+  std::chrono::milliseconds wait;
+  // ClientOptions::connect_timeout for a client that must fit in the wait.
+  [[nodiscard]] std::chrono::milliseconds connect_timeout() const;
+  // AcquireOptions::max_wait once connected.
+  [[nodiscard]] std::chrono::milliseconds left() const;
+};
 
 struct AcquireArgs {
   std::string resource;
   std::chrono::milliseconds ttl{10000};
-  std::chrono::milliseconds wait{0};
+  std::chrono::milliseconds wait{0};  // milliseconds::max(): forever
   std::chrono::milliseconds retry_delay{200};
 };
 int cmd_acquire(const Globals& globals, const AcquireArgs& args);
@@ -46,18 +67,19 @@ int cmd_release(const Globals& globals, const std::string& resource, const std::
 int cmd_extend(const Globals& globals, const std::string& resource, const std::string& token,
                std::chrono::milliseconds ttl);
 
-// Asks each node directly (hiredis, blocking, one thread per node): PING
-// timed, INFO server. With a clock window, also has a client check every
-// node's clock for that long (as ClientOptions::clock_check_interval does)
-// and shows each clock's rate and whether it is suspect. 0 when a majority
-// answered, 3 otherwise (a suspect clock does not change it).
+// What a client of the nodes sees now (Client::health, bounded by
+// `timeout`): per node, whether it votes and why not, round trip, version,
+// run_id, uptime, persistence, eviction policy, clock, TLS, shards. With a
+// clock window, the client first watches the clocks for that long. 0 when a
+// majority votes, 6 when a majority answers but fewer vote, 3 otherwise; 2
+// for a malformed or repeated node.
 int cmd_status(const Globals& globals, std::chrono::milliseconds timeout,
                std::chrono::milliseconds clock_window = std::chrono::milliseconds(0));
 
 struct RunArgs {
   std::string resource;
   std::chrono::milliseconds ttl{10000};
-  std::chrono::milliseconds wait{0};
+  std::chrono::milliseconds wait{0};  // milliseconds::max(): forever
   std::chrono::milliseconds retry_delay{200};
   std::chrono::milliseconds max_hold{3600 * 1000};
   std::chrono::milliseconds kill_after{10000};

@@ -1,19 +1,30 @@
 // acquire, release and extend: one blocking Client call each.
+//
+// Once acquire holds a lock, the lock must end up either in the user's hands
+// (its token written to stdout) or released: nothing between the grant and
+// the output may end the process otherwise. A failed write (a closed stdout)
+// releases the lock, and so does any exception while printing.
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <exception>
 #include <iostream>
-#include <nlohmann/json.hpp>
 
 #include "cli_support.hpp"
 #include "commands.hpp"
 #include "redlock/tools/duration.hpp"
+#include "redlock/tools/text.hpp"
 
 namespace redlock::cli {
 namespace {
 
+using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+
+// The library's default connect timeout (ClientOptions::connect_timeout).
+constexpr milliseconds kConnectTimeout{1000};
 
 nlohmann::json nodes_json(const std::vector<NodeResult>& nodes) {
   nlohmann::json out = nlohmann::json::array();
@@ -32,29 +43,69 @@ std::size_t count_ok(const std::vector<NodeResult>& nodes) {
   return n;
 }
 
-void print_json(const nlohmann::json& json) { std::cout << json.dump() << '\n' << std::flush; }
+// Writes `text` to stdout and flushes; false if it did not get out.
+bool write_stdout(const std::string& text) {
+  std::cout << text << std::flush;
+  return static_cast<bool>(std::cout);
+}
 
-void print_lock(const Globals& globals, const Lock& lock, std::string_view what) {
-  if (globals.json) {
-    print_json({{"resource", lock.resource()},
-                {"token", lock.token()},
-                {"validity_ms", lock.remaining().count()},
-                {"ttl_ms", lock.ttl().count()},
-                {"fence", lock.fence()},
-                {"nodes", nodes_json(lock.votes())}});
-    return;
+void say(const Globals& globals, const std::string& message) {
+  if (!globals.quiet) std::cerr << "redlock: " << message << '\n';
+}
+
+// Hands a granted or extended lock to the user: the token (or the JSON
+// object) on stdout, the detail on stderr. False if stdout could not take
+// it; never throws.
+bool deliver(const Globals& globals, const Lock& lock, bool with_fence, std::string_view what) {
+  std::string out;
+  try {
+    if (globals.json) {
+      nlohmann::json json;
+      put_bytes(json, "resource", lock.resource());
+      json["token"] = lock.token();
+      json["validity_ms"] = lock.remaining().count();
+      json["ttl_ms"] = lock.ttl().count();
+      // extend knows the lock by its token only: its fence is not known here.
+      json["fence"] = with_fence ? nlohmann::json(lock.fence()) : nlohmann::json(nullptr);
+      json["nodes"] = nodes_json(lock.votes());
+      out = to_json_text(json) + '\n';
+    } else {
+      // The token alone on stdout, for T=$(redlock acquire ...).
+      out = lock.token() + '\n';
+    }
+    if (!write_stdout(out)) return false;
+  } catch (...) {
+    return false;
   }
-  // The token alone on the first line, for $(redlock acquire ... | head -n1).
-  std::cout << lock.token() << '\n'
-            << what << " for " << lock.remaining().count() << " ms (ttl "
-            << tools::format_duration(lock.ttl()) << ", " << count_ok(lock.votes()) << " of "
-            << lock.votes().size() << " nodes"
-            << (lock.fence() != 0 ? ", fence " + std::to_string(lock.fence()) : std::string())
-            << ")\n"
-            << std::flush;
+  if (globals.json) return true;
+  // The user has the token now: what follows is only for people.
+  try {
+    say(globals, std::string(what) + " " + tools::quoted(lock.resource()) + ": valid for " +
+                     std::to_string(lock.remaining().count()) + " ms (ttl " +
+                     tools::format_duration(lock.ttl()) + ", " +
+                     std::to_string(count_ok(lock.votes())) + " of " +
+                     std::to_string(lock.votes().size()) + " nodes" +
+                     (with_fence && lock.fence() != 0 ? ", fence " + std::to_string(lock.fence())
+                                                      : std::string()) +
+                     ")");
+  } catch (...) {
+  }
+  return true;
 }
 
 }  // namespace
+
+milliseconds WaitBudget::connect_timeout() const {
+  if (wait.count() == 0 || wait == milliseconds::max()) return kConnectTimeout;
+  const auto spent = std::chrono::duration_cast<milliseconds>(Clock::now() - started);
+  return std::clamp(wait - spent, milliseconds(1), kConnectTimeout);
+}
+
+milliseconds WaitBudget::left() const {
+  if (wait == milliseconds::max()) return wait;
+  const auto spent = std::chrono::duration_cast<milliseconds>(Clock::now() - started);
+  return std::max(wait - spent, milliseconds(0));
+}
 
 Result<std::unique_ptr<Client>> connect_client(const Globals& globals,
                                                const std::function<void(ClientOptions&)>& adjust) {
@@ -63,6 +114,7 @@ Result<std::unique_ptr<Client>> connect_client(const Globals& globals,
   options.max_ttl = globals.max_ttl;
   options.restart_grace = globals.restart_grace;
   options.fencing = globals.fencing;
+  if (globals.node_timeout) options.node_timeout = *globals.node_timeout;
   auto logger = std::make_shared<spdlog::logger>("redlock",
                                                  std::make_shared<spdlog::sinks::stderr_sink_mt>());
   logger->set_level(globals.verbose ? spdlog::level::debug : spdlog::level::off);
@@ -71,39 +123,59 @@ Result<std::unique_ptr<Client>> connect_client(const Globals& globals,
   return Client::connect(std::move(options));
 }
 
-int report_error(const Globals& globals, const Error& error, std::size_t quorum) {
-  const int code = exit_code_for(error, quorum);
+int report_error(const Globals& globals, const Error& error, std::size_t quorum,
+                 std::optional<std::string_view> resource) {
+  int code = exit_code_for(error, quorum);
+  if (code == kExitNotAcquired) code = globals.conflict_exit_code;
   if (globals.json) {
-    print_json({{"error", std::string(to_string(error.code()))},
-                {"message", error.message()},
-                {"exit_code", code},
-                {"nodes", nodes_json(error.nodes())}});
+    nlohmann::json out;
+    if (resource) put_bytes(out, "resource", *resource);
+    out["error"] = std::string(to_string(error.code()));
+    out["message"] = error.message();
+    out["exit_code"] = code;
+    out["nodes"] = nodes_json(error.nodes());
+    (void)write_stdout(to_json_text(out) + '\n');
   } else {
-    std::cerr << "redlock: " << error << '\n';
+    // The library's messages quote names as they are; a terminal gets them
+    // escaped.
+    std::cerr << "redlock: " << tools::printable(to_string(error)) << '\n';
   }
   return code;
 }
 
 int cmd_acquire(const Globals& globals, const AcquireArgs& args) {
-  auto client = connect_client(globals);
-  if (!client) return report_error(globals, client.error(), globals.nodes.size() / 2 + 1);
+  const WaitBudget budget{Clock::now(), args.wait};
+  auto client = connect_client(
+      globals, [&](ClientOptions& o) { o.connect_timeout = budget.connect_timeout(); });
+  if (!client) {
+    return report_error(globals, client.error(), globals.nodes.size() / 2 + 1, args.resource);
+  }
   AcquireOptions how;
-  how.max_wait = args.wait;
+  how.max_wait = budget.left();
   how.retry_delay = args.retry_delay;
   how.retry_jitter = args.retry_delay / 2;
   auto lock = (*client)->acquire(args.resource, args.ttl, how);
-  if (!lock) return report_error(globals, lock.error(), (*client)->quorum());
-  print_lock(globals, *lock, "valid");
+  if (!lock) return report_error(globals, lock.error(), (*client)->quorum(), args.resource);
+  if (!deliver(globals, *lock, true, "acquired")) {
+    // Nobody has the token: keep nobody waiting for the ttl.
+    auto released = (*client)->release(*lock);
+    std::cerr << "redlock: could not write the token to stdout; "
+              << (released && static_cast<std::size_t>(released->deleted) >= (*client)->quorum()
+                      ? "the lock was released"
+                      : "the lock could not be released and expires with its ttl")
+              << '\n';
+    return kExitFailure;
+  }
   return kExitOk;
 }
 
 int cmd_release(const Globals& globals, const std::string& resource, const std::string& token) {
   auto client = connect_client(globals);
-  if (!client) return report_error(globals, client.error(), globals.nodes.size() / 2 + 1);
+  if (!client) return report_error(globals, client.error(), globals.nodes.size() / 2 + 1, resource);
   const std::size_t quorum = (*client)->quorum();
   const Lock lock(resource, token, Lock::Clock::now());
   auto report = (*client)->release(lock);
-  if (!report) return report_error(globals, report.error(), quorum);
+  if (!report) return report_error(globals, report.error(), quorum, resource);
   std::size_t answered = 0;
   for (const auto& n : report->nodes) {
     if (n.status == NodeStatus::kOk || n.status == NodeStatus::kRefused) ++answered;
@@ -120,23 +192,26 @@ int cmd_release(const Globals& globals, const std::string& resource, const std::
     outcome = "not owner";
   }
   if (globals.json) {
-    print_json({{"resource", resource},
-                {"released", code == kExitOk},
-                {"outcome", outcome},
-                {"deleted", report->deleted},
-                {"exit_code", code},
-                {"nodes", nodes_json(report->nodes)}});
+    nlohmann::json out;
+    put_bytes(out, "resource", resource);
+    out["released"] = code == kExitOk;
+    out["outcome"] = outcome;
+    out["deleted"] = report->deleted;
+    out["exit_code"] = code;
+    out["nodes"] = nodes_json(report->nodes);
+    (void)write_stdout(to_json_text(out) + '\n');
     return code;
   }
+  const std::string name = tools::quoted(resource);
   const std::string counts = "deleted on " + std::to_string(deleted) + " of " +
                              std::to_string(report->nodes.size()) + " nodes";
   if (code == kExitOk) {
-    std::cout << "released \"" << resource << "\": " << counts << '\n';
+    say(globals, "released " + name + ": " + counts);
   } else if (code == kExitUnreachable) {
-    std::cerr << "redlock: release of \"" << resource << "\": only " << answered << " of "
+    std::cerr << "redlock: release of " << name << ": only " << answered << " of "
               << report->nodes.size() << " nodes answered (" << counts << ")\n";
   } else {
-    std::cerr << "redlock: \"" << resource << "\" is not held with this token (" << counts
+    std::cerr << "redlock: " << name << " is not held with this token (" << counts
               << "): it expired, was released, or belongs to another\n";
   }
   return code;
@@ -145,14 +220,16 @@ int cmd_release(const Globals& globals, const std::string& resource, const std::
 int cmd_extend(const Globals& globals, const std::string& resource, const std::string& token,
                milliseconds ttl) {
   auto client = connect_client(globals);
-  if (!client) return report_error(globals, client.error(), globals.nodes.size() / 2 + 1);
+  if (!client) return report_error(globals, client.error(), globals.nodes.size() / 2 + 1, resource);
   // The remaining validity of a lock known only by its token is unknown here:
   // the nodes decide (compare-and-pexpire), and the round must end within the
   // new ttl.
   const Lock lock(resource, token, Lock::Clock::now() + ttl, {}, ttl);
   auto extended = (*client)->extend(lock, ttl);
-  if (!extended) return report_error(globals, extended.error(), (*client)->quorum());
-  print_lock(globals, *extended, "extended, valid");
+  if (!extended) return report_error(globals, extended.error(), (*client)->quorum(), resource);
+  // The lock stays held either way; a token that could not be printed is
+  // the one the user gave.
+  if (!deliver(globals, *extended, false, "extended")) return kExitFailure;
   return kExitOk;
 }
 

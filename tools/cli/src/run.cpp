@@ -25,6 +25,7 @@
 #include "commands.hpp"
 #include "redlock/tools/duration.hpp"
 #include "redlock/tools/subprocess.hpp"
+#include "redlock/tools/text.hpp"
 
 namespace redlock::cli {
 namespace {
@@ -87,9 +88,15 @@ void say(const std::string& message) { std::cerr << "redlock: " << message << '\
 
 std::string command_name(const RunArgs& args) { return args.command.front(); }
 
+// Runs the command under the held lock until it ends; returns run's exit
+// status. The lock is released before it returns, unless it throws.
+int supervise(const Globals& globals, const RunArgs& args, LockGuard& held, int signal_fd,
+              int lost_fd);
+
 }  // namespace
 
 int cmd_run(const Globals& globals, const RunArgs& args) {
+  const WaitBudget budget{Clock::now(), args.wait};
   sigset_t handled;
   sigemptyset(&handled);
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGCHLD}) sigaddset(&handled, sig);
@@ -107,13 +114,16 @@ int cmd_run(const Globals& globals, const RunArgs& args) {
 
   // Declared after the doorbells: the Client (whose on_lost rings one) is
   // destroyed, and its loop thread joined, before they are closed.
-  auto client = connect_client(globals);
-  if (!client) return report_error(globals, client.error(), globals.nodes.size() / 2 + 1);
+  auto client = connect_client(
+      globals, [&](ClientOptions& o) { o.connect_timeout = budget.connect_timeout(); });
+  if (!client) {
+    return report_error(globals, client.error(), globals.nodes.size() / 2 + 1, args.resource);
+  }
   const std::size_t quorum = (*client)->quorum();
 
   std::stop_source cancel;
   AcquireOptions how;
-  how.max_wait = args.wait;
+  how.max_wait = budget.left();
   how.retry_delay = args.retry_delay;
   how.retry_jitter = args.retry_delay / 2;
   how.stop = cancel.get_token();
@@ -145,14 +155,34 @@ int cmd_run(const Globals& globals, const RunArgs& args) {
   Result<LockGuard> guard = std::move(*acquired);
   if (interrupted_by != 0) {
     if (guard) (void)guard->release();
-    say("interrupted by SIG" + tools::signal_name(interrupted_by) + " while waiting for \"" +
-        args.resource + "\"");
+    say("interrupted by SIG" + tools::signal_name(interrupted_by) + " while waiting for " +
+        tools::quoted(args.resource));
     return 128 + interrupted_by;
   }
-  if (!guard) return report_error(globals, guard.error(), quorum);
+  if (!guard) return report_error(globals, guard.error(), quorum, args.resource);
+  // From here on the lock is held: whatever happens, it is released before
+  // this returns (the guard would only release it asynchronously, and the
+  // client's shutdown would cut that short).
+  try {
+    return supervise(globals, args, *guard, signals.get(), lost_bell->read_end.get());
+  } catch (const std::exception& e) {
+    (void)guard->release();
+    say(std::string("internal error: ") + e.what() + "; the lock was released");
+  } catch (...) {
+    (void)guard->release();
+    say("internal error; the lock was released");
+  }
+  return kExitFailure;
+}
+
+namespace {
+
+int supervise(const Globals& globals, const RunArgs& args, LockGuard& held, int signal_fd,
+              int lost_fd) {
+  LockGuard* guard = &held;
   if (globals.verbose) {
     const Lock lock = guard->lock();
-    say("acquired \"" + args.resource + "\" (token " + lock.token() + ", valid for " +
+    say("acquired " + tools::quoted(args.resource) + " (token " + lock.token() + ", valid for " +
         std::to_string(lock.remaining().count()) + " ms); running " + command_name(args));
   }
 
@@ -176,7 +206,7 @@ int cmd_run(const Globals& globals, const RunArgs& args) {
   auto on_lost = [&] {
     lost = true;
     const auto why = guard->lost_error();
-    say("lost the lock on \"" + args.resource + "\" (" +
+    say("lost the lock on " + tools::quoted(args.resource) + " (" +
         (why ? to_string(*why) : std::string("lost")) + "); sending SIG" +
         tools::signal_name(args.signal) + " to " + command_name(args) + " (pid " +
         std::to_string(child->pid()) + ")");
@@ -192,10 +222,10 @@ int cmd_run(const Globals& globals, const RunArgs& args) {
       const auto left = std::chrono::duration_cast<milliseconds>(*kill_at - Clock::now());
       timeout_ms = static_cast<int>(std::clamp<long long>(left.count(), 0, 500));
     }
-    pollfd fds[2] = {{signals.get(), POLLIN, 0}, {lost_bell->read_end.get(), POLLIN, 0}};
+    pollfd fds[2] = {{signal_fd, POLLIN, 0}, {lost_fd, POLLIN, 0}};
     if (::poll(fds, 2, timeout_ms) < 0 && errno != EINTR) break;
-    drain(lost_bell->read_end.get());
-    for (const auto& info : read_signals(signals.get())) {
+    drain(lost_fd);
+    for (const auto& info : read_signals(signal_fd)) {
       // A terminal's ^C reaches the whole foreground process group, the
       // command included (si_code SI_KERNEL): forward only what was sent to
       // redlock alone.
@@ -219,16 +249,17 @@ int cmd_run(const Globals& globals, const RunArgs& args) {
   if (!lost && guard->lost()) {
     lost = true;
     const auto why = guard->lost_error();
-    say("lost the lock on \"" + args.resource + "\" while " + command_name(args) + " ran (" +
-        (why ? to_string(*why) : std::string("lost")) + ")");
+    say("lost the lock on " + tools::quoted(args.resource) + " while " + command_name(args) +
+        " ran (" + (why ? to_string(*why) : std::string("lost")) + ")");
   }
   auto released = guard->release();
   if (globals.verbose && released) {
-    say("released \"" + args.resource + "\" (deleted on " + std::to_string(released->deleted) +
-        " nodes)");
+    say("released " + tools::quoted(args.resource) + " (deleted on " +
+        std::to_string(released->deleted) + " nodes)");
   }
   if (lost) return kExitLockLost;
   return tools::exit_code(status);
 }
 
+}  // namespace
 }  // namespace redlock::cli

@@ -51,7 +51,7 @@ void print_status(const LocalCluster& cluster, bool json) {
                        {"state", state_name(node)},
                        {"dir", node.dir.string()}});
     }
-    std::cout << nodes.dump(2) << '\n';
+    std::cout << nodes.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
     return;
   }
   for (std::size_t i = 0; i < cluster.size(); ++i) {

@@ -1,16 +1,12 @@
-// LocalCluster: redis-server processes started with fork/exec, watched through
-// waitpid and /proc, and spoken to with hiredis's blocking API (0.14 subset).
+// LocalCluster: redis-server processes started with tools/common's
+// Subprocess, watched through waitpid and /proc, and spoken to with its
+// blocking RedisConnection.
 #include "redlock/cluster/local_cluster.hpp"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <hiredis/hiredis.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,6 +24,9 @@
 #include <string_view>
 #include <thread>
 #include <utility>
+
+#include "redlock/tools/redis_connection.hpp"
+#include "redlock/tools/subprocess.hpp"
 
 namespace redlock::cluster {
 namespace {
@@ -187,200 +186,26 @@ tl::expected<std::vector<int>, std::string> pick_free_ports(std::size_t count) {
 }
 
 // ---------------------------------------------------------------------------
-// hiredis
-
-timeval to_timeval(milliseconds ms) {
-  timeval tv{};
-  tv.tv_sec = static_cast<decltype(tv.tv_sec)>(ms.count() / 1000);
-  tv.tv_usec = static_cast<decltype(tv.tv_usec)>((ms.count() % 1000) * 1000);
-  return tv;
-}
-
-// hiredis 0.14 writes with write(2): a server that dies under us would raise
-// SIGPIPE and kill the test. Block it on this thread while we talk, and
-// swallow one raised meanwhile.
-class SigpipeGuard {
- public:
-  SigpipeGuard() {
-    sigemptyset(&pipe_set_);
-    sigaddset(&pipe_set_, SIGPIPE);
-    sigset_t pending;
-    sigemptyset(&pending);
-    ::sigpending(&pending);
-    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
-    ::pthread_sigmask(SIG_BLOCK, &pipe_set_, &old_mask_);
-  }
-  SigpipeGuard(const SigpipeGuard&) = delete;
-  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
-  ~SigpipeGuard() {
-    if (!was_pending_) {
-      sigset_t pending;
-      sigemptyset(&pending);
-      ::sigpending(&pending);
-      if (sigismember(&pending, SIGPIPE) == 1) {
-        timespec zero{};
-        while (::sigtimedwait(&pipe_set_, nullptr, &zero) < 0 && errno == EINTR) {
-        }
-      }
-    }
-    ::pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
-  }
-
- private:
-  sigset_t pipe_set_{};
-  sigset_t old_mask_{};
-  bool was_pending_ = false;
-};
-
-struct ContextDeleter {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using ContextPtr = std::unique_ptr<redisContext, ContextDeleter>;
-using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
-
-// One blocking connection. Declaration order matters: the context is closed
-// before SIGPIPE is unblocked.
-class Connection {
- public:
-  static tl::expected<std::unique_ptr<Connection>, std::string> open(int port,
-                                                                     milliseconds timeout) {
-    auto conn = std::unique_ptr<Connection>(new Connection(timeout));
-    conn->context_.reset(redisConnectWithTimeout(kHost, port, to_timeval(timeout)));
-    if (!conn->context_) return tl::make_unexpected(std::string("cannot allocate a connection"));
-    if (conn->context_->err != 0) {
-      return tl::make_unexpected("connect: " + std::string(conn->context_->errstr));
-    }
-    if (redisSetTimeout(conn->context_.get(), to_timeval(timeout)) != REDIS_OK) {
-      return tl::make_unexpected("set timeout: " + std::string(conn->context_->errstr));
-    }
-    return conn;
-  }
-
-  tl::expected<ReplyPtr, std::string> run(const std::vector<std::string>& argv) {
-    std::vector<const char*> args;
-    std::vector<std::size_t> lens;
-    args.reserve(argv.size());
-    lens.reserve(argv.size());
-    for (const auto& a : argv) {
-      args.push_back(a.c_str());
-      lens.push_back(a.size());
-    }
-    void* raw =
-        redisCommandArgv(context_.get(), static_cast<int>(args.size()), args.data(), lens.data());
-    if (raw == nullptr) return tl::make_unexpected(io_error());
-    return ReplyPtr(static_cast<redisReply*>(raw));
-  }
-
-  // Queues argv and writes it out without reading any reply.
-  tl::expected<void, std::string> send(const std::vector<std::string>& argv) {
-    std::vector<const char*> args;
-    std::vector<std::size_t> lens;
-    for (const auto& a : argv) {
-      args.push_back(a.c_str());
-      lens.push_back(a.size());
-    }
-    if (redisAppendCommandArgv(context_.get(), static_cast<int>(args.size()), args.data(),
-                               lens.data()) != REDIS_OK) {
-      return tl::make_unexpected(io_error());
-    }
-    int done = 0;
-    while (done == 0) {
-      if (redisBufferWrite(context_.get(), &done) != REDIS_OK) {
-        return tl::make_unexpected(io_error());
-      }
-    }
-    return {};
-  }
-
- private:
-  explicit Connection(milliseconds timeout) : timeout_(timeout) {}
-
-  std::string io_error() const {
-    const std::string what = context_->errstr;
-    // A blocking read that hits SO_RCVTIMEO fails with EAGAIN.
-    if (context_->err == REDIS_ERR_IO && what == errno_text(EAGAIN)) {
-      return "timed out after " + std::to_string(timeout_.count()) + " ms";
-    }
-    if (context_->err == REDIS_ERR_EOF) return "connection closed by the server";
-    return what;
-  }
-
-  SigpipeGuard sigpipe_guard_;
-  milliseconds timeout_;
-  ContextPtr context_;
-};
-
-void render(const redisReply& reply, std::string& out) {
-  switch (reply.type) {
-    case REDIS_REPLY_STRING:
-    case REDIS_REPLY_STATUS:
-    case REDIS_REPLY_ERROR:
-      out.append(reply.str, reply.len);
-      break;
-    case REDIS_REPLY_INTEGER:
-      out += std::to_string(reply.integer);
-      break;
-    case REDIS_REPLY_NIL:
-      out += "(nil)";
-      break;
-    case REDIS_REPLY_ARRAY:
-      for (std::size_t k = 0; k < reply.elements; ++k) {
-        if (k > 0) out += '\n';
-        render(*reply.element[k], out);
-      }
-      break;
-    default:
-      out += "(reply type " + std::to_string(reply.type) + ")";
-      break;
-  }
-}
-
-std::string reply_text(const redisReply& reply) {
-  std::string out;
-  render(reply, out);
-  return out;
-}
+// Starting a server and talking to it
 
 // The server's process_id from INFO server, or 0.
-int info_process_id(const redisReply& reply) {
-  if (reply.type != REDIS_REPLY_STRING) return 0;
-  const std::string_view text(reply.str, reply.len);
-  constexpr std::string_view kField = "process_id:";
-  const auto pos = text.find(kField);
-  if (pos == std::string_view::npos) return 0;
-  return std::atoi(std::string(text.substr(pos + kField.size(), 16)).c_str());
+int info_process_id(const tools::RedisReply& reply) {
+  if (reply.type != tools::RedisReply::Type::kString) return 0;
+  const auto field = tools::info_field(reply.str, "process_id");
+  return field ? std::atoi(field->c_str()) : 0;
 }
 
-// ---------------------------------------------------------------------------
-// Starting a server
-
-// This process's environment with `extra` ("NAME=value") added, an entry of
-// `extra` replacing one of the same name.
-std::vector<std::string> environment_with(const std::vector<std::string>& extra) {
-  std::vector<std::string> out;
-  const auto name_of = [](std::string_view entry) { return entry.substr(0, entry.find('=')); };
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    const std::string_view entry(*e);
-    const bool replaced = std::any_of(extra.begin(), extra.end(), [&](const std::string& x) {
-      return name_of(x) == name_of(entry);
-    });
-    if (!replaced) out.emplace_back(entry);
-  }
-  out.insert(out.end(), extra.begin(), extra.end());
-  return out;
+tl::expected<tools::RedisConnection, std::string> connect_to(int port, milliseconds timeout) {
+  return tools::RedisConnection::open(kHost, port, timeout);
 }
 
-// Everything the child needs is prepared before fork(): between fork and
-// exec only async-signal-safe calls are allowed (the parent may have
-// threads).
+// Starts node `index`'s server on `port`, its output appended to its log;
+// returns its pid once exec succeeded. The caller reaps it.
 tl::expected<int, std::string> launch_server(const ClusterOptions& options, std::size_t index,
                                              int port, const fs::path& node_dir) {
-  const fs::path log_path = node_dir / kLogFile;
+  tools::SpawnOptions spawn;
   // clang-format off
-  std::vector<std::string> args = {
+  spawn.argv = {
       options.redis_server,
       "--port", std::to_string(port),
       "--bind", kHost,
@@ -393,120 +218,30 @@ tl::expected<int, std::string> launch_server(const ClusterOptions& options, std:
       "--enable-debug-command", "yes",  // redis 7 refuses DEBUG without it
   };
   // clang-format on
-  args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
+  spawn.argv.insert(spawn.argv.end(), options.extra_args.begin(), options.extra_args.end());
   if (index < options.node_args.size()) {
-    args.insert(args.end(), options.node_args[index].begin(), options.node_args[index].end());
+    spawn.argv.insert(spawn.argv.end(), options.node_args[index].begin(),
+                      options.node_args[index].end());
   }
-  std::vector<char*> argv;
-  argv.reserve(args.size() + 1);
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env_entries;
-  std::vector<char*> envp;
-  const bool own_env = index < options.node_env.size() && !options.node_env[index].empty();
-  if (own_env) {
-    env_entries = environment_with(options.node_env[index]);
-    for (auto& e : env_entries) envp.push_back(e.data());
-    envp.push_back(nullptr);
+  if (index < options.node_env.size()) spawn.env = options.node_env[index];
+  spawn.stdout_path = node_dir / kLogFile;
+  spawn.stderr_path = spawn.stdout_path;
+  // Connections this process holds (to other nodes, say) must not live on in
+  // the server.
+  spawn.close_other_fds = true;
+  if (options.detach) {
+    spawn.new_session = true;
+    spawn.parent_death_signal = 0;
+  } else {
+    // A crashed test leaves nothing behind.
+    spawn.parent_death_signal = SIGKILL;
   }
-
-  const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0) {
-    return tl::make_unexpected("cannot open " + log_path.string() + ": " + errno_text(errno));
-  }
-  const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (null_fd < 0) {
-    const int err = errno;
-    ::close(log_fd);
-    return tl::make_unexpected("cannot open /dev/null: " + errno_text(err));
-  }
-  // The child reports a failed exec through this pipe; a successful exec
-  // closes it (O_CLOEXEC) and the parent reads EOF.
-  int exec_pipe[2];
-  if (::pipe2(exec_pipe, O_CLOEXEC) != 0) {
-    const int err = errno;
-    ::close(log_fd);
-    ::close(null_fd);
-    return tl::make_unexpected("pipe: " + errno_text(err));
-  }
-  const long open_max = std::clamp(::sysconf(_SC_OPEN_MAX), 256L, 65536L);
-  const pid_t parent = ::getpid();
-  const bool detach = options.detach;
-
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    const int err = errno;
-    ::close(log_fd);
-    ::close(null_fd);
-    ::close(exec_pipe[0]);
-    ::close(exec_pipe[1]);
-    return tl::make_unexpected("fork: " + errno_text(err));
-  }
-  if (pid == 0) {
-    if (detach) {
-      ::setsid();
-    } else {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      // The parent may have died before prctl: then nobody would stop us.
-      if (::getppid() != parent) ::_exit(127);
-    }
-    // Give the server default signal dispositions and an empty mask whatever
-    // the test process did with them.
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    for (int sig = 1; sig < NSIG; ++sig) {
-      if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
-    }
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    // Move our fds above 2 first: if the parent had closed a standard
-    // descriptor, one of them may sit where dup2 is about to write.
-    int log_out = ::fcntl(log_fd, F_DUPFD_CLOEXEC, 3);
-    int null_in = ::fcntl(null_fd, F_DUPFD_CLOEXEC, 3);
-    int keep = ::fcntl(exec_pipe[1], F_DUPFD_CLOEXEC, 3);
-    if (log_out < 0 || null_in < 0 || keep < 0) ::_exit(127);
-    ::dup2(null_in, STDIN_FILENO);
-    ::dup2(log_out, STDOUT_FILENO);
-    ::dup2(log_out, STDERR_FILENO);
-    // Sockets the parent opened without CLOEXEC (hiredis does that) must not
-    // live on in the server: close everything but the exec pipe.
-    const auto ukeep = static_cast<unsigned>(keep);
-    const bool closed = (ukeep == 3 || ::close_range(3, ukeep - 1, 0) == 0) &&
-                        ::close_range(ukeep + 1, ~0U, 0) == 0;
-    if (!closed) {
-      for (int fd = 3; fd < open_max; ++fd) {
-        if (fd != keep) ::close(fd);
-      }
-    }
-    if (own_env) {
-      ::execvpe(argv[0], argv.data(), envp.data());
-    } else {
-      ::execvp(argv[0], argv.data());
-    }
-    const int err = errno;
-    [[maybe_unused]] auto written = ::write(keep, &err, sizeof err);
-    ::_exit(127);
-  }
-
-  ::close(log_fd);
-  ::close(null_fd);
-  ::close(exec_pipe[1]);
-  int exec_errno = 0;
-  ssize_t got = 0;
-  do {
-    got = ::read(exec_pipe[0], &exec_errno, sizeof exec_errno);
-  } while (got < 0 && errno == EINTR);
-  ::close(exec_pipe[0]);
-  if (got == static_cast<ssize_t>(sizeof exec_errno)) {
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+  auto child = tools::Subprocess::spawn(spawn);
+  if (!child) {
     return tl::make_unexpected("cannot execute '" + options.redis_server +
-                               "': " + errno_text(exec_errno));
+                               "': " + child.error().message);
   }
-  return static_cast<int>(pid);
+  return static_cast<int>(child->release());
 }
 
 enum class Readiness { kReady, kExited, kTimedOut };
@@ -532,9 +267,9 @@ ReadyResult wait_ready(int pid, int port, Clock::time_point deadline) {
       }
       return {Readiness::kExited, how};
     }
-    if (auto conn = Connection::open(port, kProbeTimeout)) {
-      if (auto reply = (*conn)->run({"INFO", "server"})) {
-        if (info_process_id(**reply) == pid) return {Readiness::kReady, {}};
+    if (auto conn = connect_to(port, kProbeTimeout)) {
+      if (auto reply = conn->run({"INFO", "server"})) {
+        if (info_process_id(*reply) == pid) return {Readiness::kReady, {}};
       }
     }
     if (Clock::now() >= deadline) return {Readiness::kTimedOut, {}};
@@ -980,12 +715,12 @@ tl::expected<std::string, std::string> LocalCluster::command(std::size_t i,
                                                              const std::vector<std::string>& argv) {
   if (auto ok = check_index(i); !ok) return tl::make_unexpected(ok.error());
   if (argv.empty()) return tl::make_unexpected(std::string("empty command"));
-  auto conn = Connection::open(port(i), kCommandTimeout);
+  auto conn = connect_to(port(i), kCommandTimeout);
   if (!conn) return tl::make_unexpected(node_name(i) + ": " + conn.error());
-  auto reply = (*conn)->run(argv);
+  auto reply = conn->run(argv);
   if (!reply) return tl::make_unexpected(node_name(i) + ": " + argv.front() + ": " + reply.error());
-  if ((*reply)->type == REDIS_REPLY_ERROR) return tl::make_unexpected(reply_text(**reply));
-  return reply_text(**reply);
+  if (reply->is_error()) return tl::make_unexpected(reply->str);
+  return tools::reply_text(*reply);
 }
 
 tl::expected<long long, std::string> LocalCluster::dbsize(std::size_t i) {
@@ -1001,17 +736,17 @@ tl::expected<long long, std::string> LocalCluster::dbsize(std::size_t i) {
 tl::expected<std::optional<std::string>, std::string> LocalCluster::get(std::size_t i,
                                                                         const std::string& key) {
   if (auto ok = check_index(i); !ok) return tl::make_unexpected(ok.error());
-  auto conn = Connection::open(port(i), kCommandTimeout);
+  auto conn = connect_to(port(i), kCommandTimeout);
   if (!conn) return tl::make_unexpected(node_name(i) + ": " + conn.error());
-  auto reply = (*conn)->run({"GET", key});
+  auto reply = conn->run({"GET", key});
   if (!reply) return tl::make_unexpected(node_name(i) + ": GET: " + reply.error());
-  switch ((*reply)->type) {
-    case REDIS_REPLY_NIL:
+  switch (reply->type) {
+    case tools::RedisReply::Type::kNil:
       return std::optional<std::string>();
-    case REDIS_REPLY_STRING:
-      return std::optional<std::string>(std::string((*reply)->str, (*reply)->len));
+    case tools::RedisReply::Type::kString:
+      return std::optional<std::string>(std::move(reply->str));
     default:
-      return tl::make_unexpected(reply_text(**reply));
+      return tl::make_unexpected(tools::reply_text(*reply));
   }
 }
 
@@ -1020,19 +755,21 @@ tl::expected<long long, std::string> LocalCluster::count_keys(const std::string&
   for (std::size_t i = 0; i < nodes_.size(); ++i) {
     const auto node = info(i);
     if (!node.running || node.paused) continue;
-    auto conn = Connection::open(node.port, kCommandTimeout);
+    auto conn = connect_to(node.port, kCommandTimeout);
     if (!conn) return tl::make_unexpected(node_name(i) + ": " + conn.error());
     std::string cursor = "0";
     do {
-      auto reply = (*conn)->run({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+      auto reply = conn->run({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
       if (!reply) return tl::make_unexpected(node_name(i) + ": SCAN: " + reply.error());
-      const redisReply& r = **reply;
-      if (r.type != REDIS_REPLY_ARRAY || r.elements != 2 ||
-          r.element[0]->type != REDIS_REPLY_STRING || r.element[1]->type != REDIS_REPLY_ARRAY) {
-        return tl::make_unexpected(node_name(i) + ": SCAN: unexpected reply " + reply_text(r));
+      using Type = tools::RedisReply::Type;
+      const tools::RedisReply& r = *reply;
+      if (r.type != Type::kArray || r.elements.size() != 2 || r.elements[0].type != Type::kString ||
+          r.elements[1].type != Type::kArray) {
+        return tl::make_unexpected(node_name(i) + ": SCAN: unexpected reply " +
+                                   tools::reply_text(r));
       }
-      cursor.assign(r.element[0]->str, r.element[0]->len);
-      total += static_cast<long long>(r.element[1]->elements);
+      cursor = r.elements[0].str;
+      total += static_cast<long long>(r.elements[1].elements.size());
     } while (cursor != "0");
   }
   return total;
@@ -1045,12 +782,12 @@ tl::expected<void, std::string> LocalCluster::debug_sleep(std::size_t i, double 
   }
   char arg[64];
   std::snprintf(arg, sizeof arg, "%.6f", seconds);
-  auto conn = Connection::open(port(i), kCommandTimeout);
+  auto conn = connect_to(port(i), kCommandTimeout);
   if (!conn) return tl::make_unexpected(node_name(i) + ": " + conn.error());
   // Closing the connection right after the write is fine: the server reads
   // the command before it sees the end of the stream, runs it, and drops the
   // reply.
-  if (auto sent = (*conn)->send({"DEBUG", "SLEEP", arg}); !sent) {
+  if (auto sent = conn->send({"DEBUG", "SLEEP", arg}); !sent) {
     return tl::make_unexpected(node_name(i) + ": DEBUG SLEEP: " + sent.error());
   }
   return {};

@@ -85,6 +85,18 @@ int open_output(const std::filesystem::path& path) {
 
 std::string env_name(const std::string& entry) { return entry.substr(0, entry.find('=')); }
 
+// In the child, between fork and exec: closes every descriptor above 2 but
+// `keep`. close_range where the kernel has it, else one by one.
+void close_all_but(int keep, long open_max) {
+  const auto ukeep = static_cast<unsigned>(keep);
+  const bool closed =
+      (ukeep == 3 || ::close_range(3, ukeep - 1, 0) == 0) && ::close_range(ukeep + 1, ~0U, 0) == 0;
+  if (closed) return;
+  for (int fd = 3; fd < open_max; ++fd) {
+    if (fd != keep) ::close(fd);
+  }
+}
+
 }  // namespace
 
 tl::expected<std::filesystem::path, SpawnError> find_program(const std::string& program) {
@@ -179,6 +191,8 @@ tl::expected<Subprocess, SpawnError> Subprocess::spawn(const SpawnOptions& optio
   const std::string cwd = options.cwd.string();
   const pid_t parent = ::getpid();
   const int death_signal = options.parent_death_signal;
+  const bool close_others = options.close_other_fds;
+  const long open_max = std::clamp(::sysconf(_SC_OPEN_MAX), 256L, 65536L);
 
   const pid_t pid = ::fork();
   if (pid < 0) {
@@ -189,16 +203,15 @@ tl::expected<Subprocess, SpawnError> Subprocess::spawn(const SpawnOptions& optio
     return tl::make_unexpected(SpawnError{std::string("fork: ") + std::strerror(err), err});
   }
   if (pid == 0) {
-    const int report = exec_pipe[1];
-    if (options.new_session && ::setsid() < 0) child_fail(report, kSetsid);
+    if (options.new_session && ::setsid() < 0) child_fail(exec_pipe[1], kSetsid);
     if (options.gid) {
-      if (::setgroups(0, nullptr) != 0) child_fail(report, kSetgroups);
-      if (::setgid(*options.gid) != 0) child_fail(report, kSetgid);
+      if (::setgroups(0, nullptr) != 0) child_fail(exec_pipe[1], kSetgroups);
+      if (::setgid(*options.gid) != 0) child_fail(exec_pipe[1], kSetgid);
     }
-    if (options.uid && ::setuid(*options.uid) != 0) child_fail(report, kSetuid);
+    if (options.uid && ::setuid(*options.uid) != 0) child_fail(exec_pipe[1], kSetuid);
     // After setuid: a change of credentials clears the parent-death signal.
     if (death_signal != 0) {
-      if (::prctl(PR_SET_PDEATHSIG, death_signal) != 0) child_fail(report, kPdeathsig);
+      if (::prctl(PR_SET_PDEATHSIG, death_signal) != 0) child_fail(exec_pipe[1], kPdeathsig);
       // The parent may have died before prctl: then nobody would signal us.
       if (::getppid() != parent) ::_exit(127);
     }
@@ -211,9 +224,20 @@ tl::expected<Subprocess, SpawnError> Subprocess::spawn(const SpawnOptions& optio
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    // Move our descriptors above 2 first: if the parent had closed a
+    // standard descriptor, one of them may sit where dup2 is about to write.
+    int report = exec_pipe[1];
+    for (int* fd : {&in_fd, &out_fd, &err_fd, &report}) {
+      if (*fd >= 0 && *fd <= STDERR_FILENO) {
+        const int moved = ::fcntl(*fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+        if (moved < 0) child_fail(report, kRedirect);
+        *fd = moved;
+      }
+    }
     if (in_fd >= 0 && ::dup2(in_fd, STDIN_FILENO) < 0) child_fail(report, kRedirect);
     if (out_fd >= 0 && ::dup2(out_fd, STDOUT_FILENO) < 0) child_fail(report, kRedirect);
     if (err_fd >= 0 && ::dup2(err_fd, STDERR_FILENO) < 0) child_fail(report, kRedirect);
+    if (close_others) close_all_but(report, open_max);
     if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) child_fail(report, kChdir);
     ::execve(path.c_str(), argv.data(), envp.data());
     child_fail(report, kExec);
@@ -259,6 +283,8 @@ Subprocess& Subprocess::operator=(Subprocess&& other) noexcept {
   }
   return *this;
 }
+
+pid_t Subprocess::release() noexcept { return std::exchange(pid_, 0); }
 
 bool Subprocess::signal(int sig) noexcept {
   if (pid_ <= 0) return false;

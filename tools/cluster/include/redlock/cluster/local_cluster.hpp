@@ -118,8 +118,8 @@ class LocalCluster {
   // waits for PING; a port still held is retried until start_timeout.
   [[nodiscard]] tl::expected<void, std::string> restart(std::size_t i);
 
-  // Blocking helpers over hiredis, 2 s connect and command timeouts, one
-  // connection per call.
+  // Blocking helpers (tools/common's RedisConnection), 2 s connect and
+  // command timeouts, one connection per call.
   //
   // The reply as text: status and string replies as they are, integers in
   // decimal, nil as "(nil)", arrays one element per line. A Redis error reply

@@ -50,6 +50,10 @@ struct SpawnOptions {
   std::optional<gid_t> gid;
   // The child's working directory; empty: the parent's.
   std::filesystem::path cwd;
+  // Close every descriptor above 2 in the child, also those the parent
+  // opened without O_CLOEXEC (hiredis's sockets, for one): a long-lived child
+  // such as a server must not keep the parent's connections open.
+  bool close_other_fds = false;
 };
 
 struct SpawnError {
@@ -89,6 +93,10 @@ class Subprocess {
   // `sig`, then SIGKILL if it still runs after `grace`; the wait status.
   int stop(int sig = SIGTERM,
            std::chrono::milliseconds grace = std::chrono::milliseconds(5000)) noexcept;
+  // Gives up ownership: returns the pid (0 if none) and leaves the child
+  // running, unsignalled and unreaped. The caller now reaps it (waitpid), or
+  // lets it outlive this process.
+  [[nodiscard]] pid_t release() noexcept;
 
  private:
   explicit Subprocess(pid_t pid) : pid_(pid) {}
