@@ -67,8 +67,7 @@ std::size_t load_pem_file(X509_STORE* store, const fs::path& path) {
 // now: OpenSSL's own directory lookup reads files during verification, which
 // would be file I/O on the loop thread. `seen` skips files reached twice
 // (the hash links of a c_rehash directory).
-Result<std::size_t> load_pem_dir(X509_STORE* store, const fs::path& dir,
-                                 std::set<fs::path>& seen) {
+Result<std::size_t> load_pem_dir(X509_STORE* store, const fs::path& dir, std::set<fs::path>& seen) {
   std::error_code ec;
   fs::directory_iterator it(dir, ec);
   if (ec) return Unexpected(Error(ErrorCode::kInvalidArgument, ec.message()));
@@ -143,7 +142,8 @@ Result<std::unique_ptr<TlsContext>> TlsContext::create(const TlsOptions& o) {
   self->server_name_ = o.server_name;
   self->ctx_ = SSL_CTX_new(TLS_client_method());
   if (self->ctx_ == nullptr) {
-    return Unexpected(Error(ErrorCode::kInternal, "cannot create a TLS context: " + openssl_reason()));
+    return Unexpected(
+        Error(ErrorCode::kInternal, "cannot create a TLS context: " + openssl_reason()));
   }
   SSL_CTX* ctx = self->ctx_;
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -157,8 +157,8 @@ Result<std::unique_ptr<TlsContext>> TlsContext::create(const TlsOptions& o) {
 
   if (!o.server_name.empty()) {
     const bool ok = std::all_of(o.server_name.begin(), o.server_name.end(), [](char c) {
-      return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' ||
-             c == '_' || c == ':' || c == '*';
+      return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' || c == '_' ||
+             c == ':' || c == '*';
     });
     if (!ok) return invalid("tls.server_name " + in_quotes(o.server_name) + " is not a host name");
   }
@@ -180,8 +180,7 @@ Result<std::unique_ptr<TlsContext>> TlsContext::create(const TlsOptions& o) {
       return invalid("tls.ca_dir " + in_quotes(o.ca_dir) + " holds no PEM certificate");
     }
   }
-  if (o.ca_file.empty() && o.ca_dir.empty() && o.verify_peer &&
-      load_system_store(store) == 0) {
+  if (o.ca_file.empty() && o.ca_dir.empty() && o.verify_peer && load_system_store(store) == 0) {
     return invalid(
         "no trusted CA: the system's trust store is empty or missing; set tls.ca_file or "
         "tls.ca_dir");
@@ -193,20 +192,26 @@ Result<std::unique_ptr<TlsContext>> TlsContext::create(const TlsOptions& o) {
                      openssl_reason() + ")");
     }
     const std::string& key = o.key_file.empty() ? o.cert_file : o.key_file;
+    const auto mismatch = [&](const std::string& why) {
+      return invalid("tls.key_file " + in_quotes(key) + " does not match the certificate in " +
+                     "tls.cert_file " + in_quotes(o.cert_file) + " (" + why + ")");
+    };
     if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1) {
+      // OpenSSL checks the key against the certificate as it loads it: a
+      // key that was read but is another certificate's is not unreadable.
+      const unsigned long e = ERR_peek_last_error();
       const std::string why = openssl_reason();
+      if (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH) {
+        return mismatch(why);
+      }
       if (o.key_file.empty()) {
         return invalid("tls.cert_file " + in_quotes(o.cert_file) +
                        " holds no private key; set tls.key_file (" + why + ")");
       }
-      return invalid("tls.key_file " + in_quotes(o.key_file) +
-                     ": cannot read the private key (" + why +
-                     "; an encrypted key is not supported)");
+      return invalid("tls.key_file " + in_quotes(o.key_file) + ": cannot read the private key (" +
+                     why + "; an encrypted key is not supported)");
     }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
-      return invalid("tls.key_file " + in_quotes(key) + " does not match the certificate in " +
-                     "tls.cert_file " + in_quotes(o.cert_file) + " (" + openssl_reason() + ")");
-    }
+    if (SSL_CTX_check_private_key(ctx) != 1) return mismatch(openssl_reason());
   }
   ERR_clear_error();
   return self;
@@ -248,8 +253,7 @@ void TlsContext::forget_session(const std::string& key) {
 TlsSession::TlsSession(TlsContext& context, std::string name, std::string endpoint)
     : context_(context), name_(std::move(name)), endpoint_(std::move(endpoint)) {}
 
-Result<std::unique_ptr<TlsSession>> TlsSession::create(TlsContext& context,
-                                                       const std::string& name,
+Result<std::unique_ptr<TlsSession>> TlsSession::create(TlsContext& context, const std::string& name,
                                                        const std::string& endpoint) {
   ERR_clear_error();
   // The session cache is keyed by the name too: a session verified for one
@@ -301,8 +305,13 @@ TlsSession::~TlsSession() {
 int TlsSession::on_new_session(ssl_st* ssl, ssl_session_st* session) {
   auto* self = static_cast<TlsSession*>(SSL_get_ex_data(ssl, 0));
   if (self == nullptr || SSL_SESSION_is_resumable(session) != 1) return 0;
-  self->context_.keep_session(self->endpoint_, session);
-  return 1;  // the cache took the reference
+  // A copy: OpenSSL marks the connection's own session object not
+  // resumable when the connection ends without our close_notify (a server
+  // that closed it, a reset), which is exactly when a reconnect wants it.
+  ssl_session_st* copy = SSL_SESSION_dup(session);
+  if (copy == nullptr) return 0;
+  self->context_.keep_session(self->endpoint_, copy);
+  return 0;  // the connection keeps its reference; the cache has its copy
 }
 
 std::optional<TlsFailure> TlsSession::start() {
