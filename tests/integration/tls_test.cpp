@@ -47,6 +47,16 @@ long long connections_received(LocalCluster& cluster, std::size_t i) {
   return std::atoll(info->c_str() + pos + field.size());
 }
 
+// What a certificate from a CA the client does not trust is refused with:
+// OpenSSL says "self-signed certificate in certificate chain" when the
+// server sends its CA along (redis-server does, from tls-ca-cert-file), and
+// "unable to get local issuer certificate" when it does not.
+::testing::Matcher<const std::string&> untrusted_ca() {
+  return ::testing::AnyOf(
+      HasSubstr("certificate verify failed: unable to get local issuer certificate"),
+      HasSubstr("certificate verify failed: self-signed certificate in certificate chain"));
+}
+
 // Every node of the fixture's cluster also listens with TLS on a port of its
 // own (tls_ports_[i]).
 class TlsTest : public ClusterTest {
@@ -57,7 +67,8 @@ class TlsTest : public ClusterTest {
   ClusterOptions cluster_options() const override {
     ClusterOptions co;
     tls_ports_ = free_tcp_ports(nodes_count());
-    for (int port : tls_ports_) co.node_args.push_back(tls_server_args(*files_, port, auth_clients()));
+    for (int port : tls_ports_)
+      co.node_args.push_back(tls_server_args(*files_, port, auth_clients()));
     return co;
   }
 
@@ -82,6 +93,29 @@ class TlsTest : public ClusterTest {
     return o;
   }
 
+  // Whether every node holds `resource` with `token`: a grant returns once a
+  // majority said yes, the others' SETs may still be on their way.
+  bool held_everywhere(const std::string& resource, const std::string& token) {
+    return eventually(
+        [&]() -> bool {
+          for (std::size_t i = 0; i < cluster().size(); ++i) {
+            auto value = cluster().get(i, detail::lock_key(resource));
+            if (!value || value->value_or("") != token) return false;
+          }
+          return true;
+        },
+        scaled(5s));
+  }
+  // Waits until every node votes (connected, its clock timed).
+  static bool all_vote(Client& client, std::size_t n) {
+    return eventually(
+        [&]() -> bool {
+          auto h = client.health(scaled(1s));
+          return h && h->voting == n;
+        },
+        scaled(10s));
+  }
+
   const TlsFiles* files_ = nullptr;
   mutable std::vector<int> tls_ports_;
 };
@@ -92,16 +126,22 @@ TEST_F(TlsTest, AcquireExtendAndReleaseOverTlsOnFiveNodes) {
   EXPECT_EQ(client->connected(), std::vector<bool>(5, true));
   auto lock = client->acquire("res:tls", 10s);
   ASSERT_TRUE(lock) << lock.error();
-  EXPECT_EQ(count_status(lock->votes(), NodeStatus::kOk), 5u);
+  EXPECT_GE(count_status(lock->votes(), NodeStatus::kOk), 3u);
   // The key is on the servers, written through their TLS ports.
-  for (std::size_t i = 0; i < 5; ++i) {
-    auto value = cluster().get(i, detail::lock_key("res:tls"));
-    ASSERT_TRUE(value) << value.error();
-    EXPECT_EQ(value->value_or(""), lock->token());
-  }
+  EXPECT_TRUE(held_everywhere("res:tls", lock->token()));
   auto extended = client->extend(*lock, 20s);
   ASSERT_TRUE(extended) << extended.error();
-  EXPECT_EQ(count_status(extended->votes(), NodeStatus::kOk), 5u);
+  EXPECT_GE(count_status(extended->votes(), NodeStatus::kOk), 3u);
+  for (std::size_t i = 0; i < 5; ++i) {
+    // The new ttl (20 s) reached every node.
+    EXPECT_TRUE(eventually(
+        [&]() -> bool {
+          auto ttl = cluster().command(i, {"PTTL", detail::lock_key("res:tls")});
+          return ttl && std::atoll(ttl->c_str()) > 10000;
+        },
+        scaled(5s)))
+        << "node " << i + 1;
+  }
   auto released = client->release(*extended);
   ASSERT_TRUE(released) << released.error();
   EXPECT_EQ(released->deleted, 5);
@@ -183,9 +223,7 @@ TEST_F(TlsTest, AnUntrustedCaIsRefusedWithTheReasonAndRetriedSlowly) {
   ASSERT_EQ(lock.error().nodes().size(), 5u);
   for (const auto& n : lock.error().nodes()) {
     EXPECT_EQ(n.status, NodeStatus::kDisconnected) << n.node;
-    EXPECT_THAT(n.detail, HasSubstr("certificate verify failed: unable to get local issuer "
-                                    "certificate"))
-        << n.node;
+    EXPECT_THAT(n.detail, untrusted_ca()) << n.node;
   }
   // A refusal that will not go away by itself is retried at reconnect_max,
   // not at the quick pace of a lost connection (20, 40, 80 ... ms).
@@ -248,7 +286,9 @@ TEST_F(TlsTest, PlainAndTlsNodesMix) {
   ASSERT_NE(client, nullptr);
   auto lock = client->acquire("res:tls-mixed", 10s);
   ASSERT_TRUE(lock) << lock.error();
-  EXPECT_EQ(count_status(lock->votes(), NodeStatus::kOk), 5u);
+  EXPECT_GE(count_status(lock->votes(), NodeStatus::kOk), 3u);
+  // Written on all five: three through TLS ports, two through plain ones.
+  EXPECT_TRUE(held_everywhere("res:tls-mixed", lock->token()));
   auto health = client->health(scaled(2s));
   ASSERT_TRUE(health) << health.error();
   for (std::size_t i = 0; i < 5; ++i) {
@@ -268,11 +308,14 @@ TEST_F(TlsTest, ARestartedNodeIsReconnectedAndALostConnectionResumesItsSession) 
   EXPECT_FALSE(node_health(0).tls_resumed);
 
   ASSERT_TRUE(cluster().restart(0));
-  ASSERT_TRUE(eventually([&]() -> bool { return client->connected()[0]; }, scaled(5s)));
+  // Back in the vote: reconnected, handshake verified, clock timed again.
+  ASSERT_TRUE(all_vote(*client, 5));
   auto lock = client->acquire("res:tls-restart", 10s);
   ASSERT_TRUE(lock) << lock.error();
-  EXPECT_EQ(lock->votes()[0].status, NodeStatus::kOk) << lock->votes()[0].detail;
-  ASSERT_TRUE(client->release(*lock));
+  EXPECT_TRUE(held_everywhere("res:tls-restart", lock->token()));
+  auto released_restart = client->release(*lock);
+  ASSERT_TRUE(released_restart) << released_restart.error();
+  EXPECT_EQ(released_restart->deleted, 5);
   // A new server process cannot resume the old one's session: a full
   // handshake, verified afresh.
   auto restarted = node_health(0);
@@ -284,21 +327,23 @@ TEST_F(TlsTest, ARestartedNodeIsReconnectedAndALostConnectionResumesItsSession) 
   for (std::size_t i : {0u, 1u}) {
     ASSERT_TRUE(cluster().command(i, {"CLIENT", "KILL", "TYPE", "normal"}));
   }
-  ASSERT_TRUE(eventually(
-      [&]() -> bool {
-        const auto c = client->connected();
-        return c[0] && c[1];
-      },
-      scaled(5s)));
+  // Until the client notices, health may still show the old connection.
   for (std::size_t i : {0u, 1u}) {
-    const auto h = node_health(i);
-    EXPECT_TRUE(h.reachable) << h.node << ": " << h.error;
-    EXPECT_TRUE(h.tls_resumed) << h.node;
+    NodeHealth h;
+    EXPECT_TRUE(eventually(
+        [&]() -> bool {
+          h = node_health(i);
+          return h.reachable && h.tls_resumed;
+        },
+        scaled(5s)))
+        << h.node << ": reachable " << h.reachable << ", resumed " << h.tls_resumed << " "
+        << h.error;
     EXPECT_EQ(h.tls_peer_subject, "CN=localhost,O=redlock tests") << h.node;
   }
+  ASSERT_TRUE(all_vote(*client, 5));
   auto again = client->acquire("res:tls-resumed", 10s);
   ASSERT_TRUE(again) << again.error();
-  EXPECT_EQ(count_status(again->votes(), NodeStatus::kOk), 5u);
+  EXPECT_TRUE(held_everywhere("res:tls-resumed", again->token()));
   ASSERT_TRUE(client->release(*again));
 }
 
@@ -338,7 +383,8 @@ TEST_F(MutualTlsTest, AClientCertificateIsPresentedAndAcceptedByEveryNode) {
   ASSERT_NE(client, nullptr);
   auto lock = client->acquire("res:mtls", 10s);
   ASSERT_TRUE(lock) << lock.error();
-  EXPECT_EQ(count_status(lock->votes(), NodeStatus::kOk), 5u);
+  EXPECT_GE(count_status(lock->votes(), NodeStatus::kOk), 3u);
+  EXPECT_TRUE(held_everywhere("res:mtls", lock->token()));
   ASSERT_TRUE(client->release(*lock));
 }
 
@@ -389,14 +435,14 @@ TEST_F(TlsOptionsTest, FilesThatCannotBeUsedAreRefusedByConnectNamingTheFile) {
   o = {};
   o.tls.ca_file = files_->ca_cert.string();
   o.tls.key_file = files_->client_key.string();
-  EXPECT_TRUE(refused(o, "tls.key_file \"" + files_->client_key.string() +
-                             "\" is set without tls.cert_file"));
+  EXPECT_TRUE(refused(
+      o, "tls.key_file \"" + files_->client_key.string() + "\" is set without tls.cert_file"));
 
   o = {};
   o.tls.ca_file = files_->ca_cert.string();
   o.tls.cert_file = files_->client_cert.string();
-  EXPECT_TRUE(refused(o, "tls.cert_file \"" + files_->client_cert.string() +
-                             "\" holds no private key"));
+  EXPECT_TRUE(
+      refused(o, "tls.cert_file \"" + files_->client_cert.string() + "\" holds no private key"));
 
   o = {};
   o.tls.ca_file = files_->ca_cert.string();
@@ -450,7 +496,7 @@ class TlsSentinelTest : public TlsTest {
     auto replica = LocalCluster::start(1, co);
     ASSERT_TRUE(replica) << replica.error();
     replica_ = std::move(*replica);
-    for (int s = 0; s < 3; ++s) {
+    for (std::size_t s = 0; s < 3; ++s) {
       const int plain = ports[2 + 2 * s];
       const int tls = ports[3 + 2 * s];
       const auto conf = master_->dir() / ("sentinel" + std::to_string(s) + ".conf");
@@ -550,10 +596,18 @@ TEST_F(TlsSentinelTest, SentinelsAndTheirMastersAreReachedOverTlsAcrossAFailover
   ASSERT_NE(client, nullptr);
   auto lock = client->acquire("res:tls-sentinel", 10s);
   ASSERT_TRUE(lock) << lock.error();
-  EXPECT_EQ(lock->votes()[0].status, NodeStatus::kOk) << lock->votes()[0].detail;
-  EXPECT_TRUE(master_->get(0, detail::lock_key("res:tls-sentinel")).value_or(std::nullopt))
+  // Two votes of three grant it: the sentinel-named master's may still be on
+  // its way.
+  EXPECT_TRUE(eventually(
+      [&]() -> bool {
+        auto value = master_->get(0, detail::lock_key("res:tls-sentinel"));
+        return value && value->value_or("") == lock->token();
+      },
+      scaled(5s)))
       << "the lock's key should be on the sentinel-named master";
-  ASSERT_TRUE(client->release(*lock));
+  auto released = client->release(*lock);
+  ASSERT_TRUE(released) << released.error();
+  EXPECT_EQ(released->deleted, 3);
   auto health = client->health(scaled(2s));
   ASSERT_TRUE(health) << health.error();
   EXPECT_TRUE(health->nodes[0].tls);

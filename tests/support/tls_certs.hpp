@@ -84,8 +84,8 @@ inline tl::expected<void, std::string> openssl(const std::filesystem::path& dir,
 
 inline tl::expected<void, std::string> key(const std::filesystem::path& dir,
                                            const std::string& name) {
-  return openssl(dir, {"genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
-                       "-out", name + ".key"});
+  return openssl(dir, {"genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
+                       name + ".key"});
 }
 
 // A certificate for `name`.key with `subject` and the extensions in `ext`,
@@ -96,14 +96,14 @@ inline tl::expected<void, std::string> cert(const std::filesystem::path& dir,
                                             int serial) {
   std::ofstream(dir / (name + ".ext")) << ext;
   if (auto ok = key(dir, name); !ok) return ok;
-  if (auto ok = openssl(dir, {"req", "-new", "-key", name + ".key", "-subj", subject, "-out",
-                              name + ".csr"});
+  if (auto ok = openssl(
+          dir, {"req", "-new", "-key", name + ".key", "-subj", subject, "-out", name + ".csr"});
       !ok) {
     return ok;
   }
-  std::vector<std::string> args = {"x509", "-req", "-in", name + ".csr", "-days", "30",
-                                   "-extfile", name + ".ext", "-set_serial",
-                                   std::to_string(serial), "-out", name + ".crt"};
+  std::vector<std::string> args = {
+      "x509",     "-req",        "-in",         name + ".csr",          "-days", "30",
+      "-extfile", name + ".ext", "-set_serial", std::to_string(serial), "-out",  name + ".crt"};
   if (issuer.empty()) {
     args.insert(args.end(), {"-signkey", name + ".key"});
   } else {
@@ -133,8 +133,9 @@ class Holder {
     if (ok) ok = cert(dir, "other_ca", "/O=elsewhere/CN=another CA", ca_ext, "", 2);
     if (ok) {
       ok = cert(dir, "server", "/O=redlock tests/CN=localhost",
-                leaf + "extendedKeyUsage=serverAuth,clientAuth\n"
-                       "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n",
+                leaf +
+                    "extendedKeyUsage=serverAuth,clientAuth\n"
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n",
                 "ca", 3);
     }
     if (ok) {
@@ -205,10 +206,11 @@ inline std::vector<int> free_tcp_ports(std::size_t n) {
 // `auth_clients`: require a client certificate (mutual TLS).
 inline std::vector<std::string> tls_server_args(const TlsFiles& f, int tls_port,
                                                 bool auth_clients = false) {
-  return {"--tls-port",         std::to_string(tls_port), "--tls-cert-file",
-          f.server_cert.string(), "--tls-key-file",      f.server_key.string(),
-          "--tls-ca-cert-file", f.ca_cert.string(),        "--tls-auth-clients",
-          auth_clients ? "yes" : "no"};
+  return {"--tls-port",         std::to_string(tls_port),
+          "--tls-cert-file",    f.server_cert.string(),
+          "--tls-key-file",     f.server_key.string(),
+          "--tls-ca-cert-file", f.ca_cert.string(),
+          "--tls-auth-clients", auth_clients ? "yes" : "no"};
 }
 
 }  // namespace redlock::testing

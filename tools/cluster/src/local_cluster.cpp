@@ -691,12 +691,10 @@ void LocalCluster::save_state() const noexcept {
                        {"pid", nodes_[i].pid},
                        {"dir", nodes_[i].dir.string()}});
     }
-    const nlohmann::json state = {{"version", kStateVersion},
-                                  {"redis_server", options_.redis_server},
-                                  {"extra_args", options_.extra_args},
-                                  {"node_env", options_.node_env},
-                                  {"node_args", options_.node_args},
-                                  {"nodes", nodes}};
+    const nlohmann::json state = {
+        {"version", kStateVersion},          {"redis_server", options_.redis_server},
+        {"extra_args", options_.extra_args}, {"node_env", options_.node_env},
+        {"node_args", options_.node_args},   {"nodes", nodes}};
     // Write then rename, so that a reader never sees half a file.
     const fs::path tmp = dir_ / (std::string(kStateFile) + ".tmp");
     {
