@@ -21,8 +21,8 @@
 // by default), e.g. nodes in other containers. --tls both runs a, b, c, d
 // and handoff in plain text and then over TLS (labels ".../tls"), against
 // the same servers: a local cluster then listens on a TLS port too, with
-// certificates made for the run (the openssl command). Each --rep starts with the base: redis-benchmark
-// SET against one node (-c 1 -P 1, and the other --base-clients).
+// certificates made for the run (the openssl command). Each --rep starts with the base:
+// redis-benchmark SET against one node (-c 1 -P 1, and the other --base-clients).
 //
 // Every load loop is bounded by time (--warmup-s + --seconds) and by count
 // (--max-ops). Exit status: 0 when every run completed (whatever the figures),
@@ -240,8 +240,7 @@ int run_all(Config cfg, Output& out) {
     }
     for (const auto& [scenario, wake, tls] : variants) {
       const int n = scenario == "geo" ? static_cast<int>(geo_n) : static_cast<int>(want);
-      Run run{scenario, label_for(cfg, scenario, n, wake) + (tls ? "/tls" : ""), rep, n, {},
-              wake};
+      Run run{scenario, label_for(cfg, scenario, n, wake) + (tls ? "/tls" : ""), rep, n, {}, wake};
       const Nodes& nodes = tls ? used_tls : used;
       if (scenario == "c" && cfg.processes > 0) {
         if (rep > 1) continue;  // the processes run every rep themselves
