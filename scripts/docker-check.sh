@@ -283,6 +283,9 @@ wait_healthy 120 "${services[@]}" || fatal "the stack did not become healthy"
 pass "stack up, every service healthy, in $(($(date +%s) - up_start)) s (nodes on ${ports[*]:0:5}, replicas on ${ports[*]:5:3})"
 
 # --- helpers for the checks ----------------------------------------------------
+# The fencing counter's key of a resource (docs/deployment.md, "Keys and
+# channels"; for names without '{', '}' or '%', whose tag is the name).
+fence_key() { printf 'redlock:{%s}:fence:%s' "$1" "$1"; }
 redis() { # redis SERVICE ARGS...: redis-cli inside that node's container
   local s=$1
   shift
@@ -376,7 +379,7 @@ race room-all-up "all 5 nodes up"
 probe "all 5 nodes up"
 
 # --- 4. a lock node killed -----------------------------------------------------
-before=$(redis redis-2 GET redlock:fence:docker-check:fence) || before=""
+before=$(redis redis-2 GET "$(fence_key docker-check:fence)") || before=""
 timeout 30 docker kill "$(container redis-2)" >/dev/null
 race room-one-killed "redis-2 killed"
 # A client started now meets a name that does not resolve (a stopped
@@ -384,7 +387,7 @@ race room-one-killed "redis-2 killed"
 probe "redis-2 killed"
 timeout 60 "${compose[@]}" start redis-2 >/dev/null 2>&1
 if wait_healthy 60 redis-2; then
-  after=$(redis redis-2 GET redlock:fence:docker-check:fence) || after=""
+  after=$(redis redis-2 GET "$(fence_key docker-check:fence)") || after=""
   if [[ -n $before && $after == "$before" ]]; then
     pass "redis-2 restarted with its keys (fence counter $after kept by the AOF)"
   else
@@ -441,7 +444,7 @@ timeout 60 "${compose[@]}" start redis-3 >/dev/null 2>&1
 wait_healthy 60 redis-3 || fail "redis-3 did not come back healthy"
 placed=""
 for s in redis-1 redis-2 redis-3 redis-4 redis-5; do
-  placed+="$s=$(redis "$s" EXISTS redlock:fence:chatroom:room-swapped-one-down || echo '?') "
+  placed+="$s=$(redis "$s" EXISTS "$(fence_key chatroom:room-swapped-one-down)" || echo '?') "
 done
 if [[ $placed == "redis-1=1 redis-2=1 redis-3=0 redis-4=1 redis-5=1 " ]]; then
   pass "the lock taken with redis-3 stopped is on the other four nodes' keys, not on redis-3's"

@@ -27,12 +27,12 @@ AcquireOp::AcquireOp(const OpContext& ctx, std::vector<std::string> resources, s
   const std::string ttl_ms = std::to_string(ttl.count());
   auto keys = lock_keys(resources_);
   if (fenced_) {
-    // KEYS: the lock keys, then the fencing counters.
+    // KEYS: the lock keys, then the fencing counters. The wire is made
+    // per round (seed_fenced_wire), with a fresh seed.
     counters_ = fence_keys(resources_);
     keys.insert(keys.end(), counters_.begin(), counters_.end());
-    wire_ = script_command(kFencedAcquireScript, true, keys, {token_, ttl_ms});
-    fallback_ = std::make_shared<const std::string>(
-        script_command(kFencedAcquireScript, false, keys, {token_, ttl_ms}));
+    script_keys_ = std::move(keys);
+    ttl_ms_ = ttl_ms;
   } else if (keys.size() == 1) {
     wire_ = set_nx_px_command(keys.front(), token_, ttl.count());
   } else {
@@ -71,6 +71,7 @@ void AcquireOp::next_round() {
     return;
   }
   ++attempts_;
+  if (fenced_) seed_fenced_wire();
   fences_.assign(ctx_.nodes.size(), 0);
   start_round(wire_, fallback_, ttl_, options_.min_validity, ErrorCode::kHeldByAnother);
 }
@@ -145,6 +146,22 @@ void AcquireOp::on_decided(Clock::time_point now) {
     return;
   }
   fail_round(now, round_error(now));
+}
+
+// The fenced acquire's wire, seeded with this machine's clock plus the lead
+// (see kFencedAcquireScript). Made again when the seed is more than a tenth
+// of the lead old, so that a long wait does not fall behind the nodes'
+// clocks and lose the agreement the seed is for.
+void AcquireOp::seed_fenced_wire() {
+  const auto wall = std::chrono::system_clock::now();
+  if (!wire_.empty() && wall - seeded_at_ < kFenceSeedLead / 10 && wall >= seeded_at_) return;
+  seeded_at_ = wall;
+  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+      wall.time_since_epoch() + kFenceSeedLead);
+  const std::string seed = std::to_string(std::max<std::int64_t>(micros.count(), 0));
+  wire_ = script_command(kFencedAcquireScript, true, script_keys_, {token_, ttl_ms_, seed});
+  fallback_ = std::make_shared<const std::string>(
+      script_command(kFencedAcquireScript, false, script_keys_, {token_, ttl_ms_, seed}));
 }
 
 // Compare-and-raise of the counters to fence_ on every node, decided within

@@ -9,6 +9,7 @@
 // retries at once when one comes (wake-on-release).
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -36,6 +37,7 @@ class AcquireOp final : public QuorumOp {
   void on_answer(std::size_t node, const Reply& reply, NodeStatus status) override;
   void on_late_reply(std::size_t node, std::uint32_t tag, const Reply& reply) override;
   void on_decided(Clock::time_point now) override;
+  void seed_fenced_wire();
   void start_raise();
   void on_raise_decided(Clock::time_point now);
   [[nodiscard]] Error raise_error(std::string_view why) const;
@@ -69,10 +71,13 @@ class AcquireOp final : public QuorumOp {
   std::optional<std::stop_callback<std::function<void()>>> stop_callback_;
   // Fencing (ClientOptions::fencing).
   bool fenced_;
-  std::vector<std::string> counters_;  // the resources' counter keys
-  std::vector<std::uint64_t> fences_;  // per node: the fence its acquire returned
-  std::uint64_t fence_ = 0;            // the grant's fence: the largest of them
-  bool raising_ = false;               // the raise round is open
+  std::vector<std::string> counters_;     // the resources' counter keys
+  std::vector<std::string> script_keys_;  // lock keys, then counters
+  std::string ttl_ms_;
+  std::chrono::system_clock::time_point seeded_at_{};  // the wire's fence seed
+  std::vector<std::uint64_t> fences_;                  // per node: the fence its acquire returned
+  std::uint64_t fence_ = 0;                            // the grant's fence: the largest of them
+  bool raising_ = false;                               // the raise round is open
   std::uint32_t raise_tag_ = 0;
   std::string raise_wire_;
   Clock::time_point valid_until_{};      // of the grant being made durable

@@ -158,6 +158,18 @@ Result<void> Client::async_health(std::chrono::milliseconds timeout, HealthCallb
   return engine_->post_health(timeout, std::move(callback));
 }
 
+Result<LockState> Client::inspect(std::string_view resource, std::chrono::milliseconds timeout) {
+  if (engine_->on_loop_thread()) return Unexpected(wrong_thread("inspect()"));
+  return wait_for<LockState>([&](InspectCallback cb) {
+    return engine_->post_inspect(std::string(resource), timeout, std::move(cb));
+  });
+}
+
+Result<void> Client::async_inspect(std::string_view resource, std::chrono::milliseconds timeout,
+                                   InspectCallback callback) {
+  return engine_->post_inspect(std::string(resource), timeout, std::move(callback));
+}
+
 bool Client::quorum_available() const { return engine_->quorum_available(); }
 
 }  // namespace redlock

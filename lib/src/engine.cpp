@@ -8,6 +8,7 @@
 #include "acquire_op.hpp"
 #include "extend_op.hpp"
 #include "health_op.hpp"
+#include "inspect_op.hpp"
 #include "release_op.hpp"
 #include "token.hpp"
 #include "validate.hpp"
@@ -159,6 +160,20 @@ Result<void> Engine::post_health(milliseconds timeout, HealthCallback callback) 
   if (!callback) return Unexpected(Error(ErrorCode::kInvalidArgument, "health callback is empty"));
   return post([this, timeout, cb = std::move(callback)]() mutable {
     start_health(*ctx_, timeout, std::move(cb));
+  });
+}
+
+Result<void> Engine::post_inspect(std::string resource, milliseconds timeout,
+                                  InspectCallback callback) {
+  if (auto ok = validate_resource(resource); !ok) return ok;
+  if (timeout.count() <= 0 || timeout > kMaxDelay) {
+    return Unexpected(
+        Error(ErrorCode::kInvalidArgument, "inspect timeout must be from 1 ms to 1 h, not " +
+                                               std::to_string(timeout.count()) + " ms"));
+  }
+  if (!callback) return Unexpected(Error(ErrorCode::kInvalidArgument, "inspect callback is empty"));
+  return post([this, resource = std::move(resource), timeout, cb = std::move(callback)]() mutable {
+    start_inspect(*ctx_, std::move(resource), timeout, std::move(cb));
   });
 }
 

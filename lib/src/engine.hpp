@@ -62,6 +62,8 @@ class Engine final : public std::enable_shared_from_this<Engine>, public NodeSet
   // A null callback makes a fire-and-forget release.
   [[nodiscard]] Result<void> post_release(const Lock& lock, ReleaseCallback callback);
   [[nodiscard]] Result<void> post_health(milliseconds timeout, HealthCallback callback);
+  [[nodiscard]] Result<void> post_inspect(std::string resource, milliseconds timeout,
+                                          InspectCallback callback);
   // Runs `task` on the loop thread. Error: kShuttingDown (then it never runs).
   [[nodiscard]] Result<void> post(std::function<void()> task) {
     return loop_->post(std::move(task));

@@ -4,6 +4,7 @@
 // plus the Lua scripts the engine runs.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -97,19 +98,26 @@ inline constexpr Script kExtendScript{
 
 // Fenced acquire. KEYS: the n resources, then their n fencing counters. If
 // no resource key exists: sets each to ARGV[1] with a ttl of ARGV[2] ms,
-// sets every counter to one more than the largest of them (or to the node's
-// clock in microseconds since the epoch, when a counter is missing and that
-// is larger) and returns that fence; otherwise changes nothing and returns 0.
-// Counters are written with %d: Lua's tostring would print 1.7e+15.
+// sets every counter to one more than the largest of them (or, when a counter
+// is missing and this is larger, to the node's clock in microseconds since
+// the epoch, or to the client's seed ARGV[3] if that is larger still) and
+// returns that fence; otherwise changes nothing and returns 0. The client
+// seeds with its own clock plus a lead (kFenceSeedLead): nodes whose clocks
+// are not that far ahead of the client's all start a fresh counter at the
+// seed, so their grants agree and need no raise round. Counters are written
+// with %d: Lua's tostring would print 1.7e+15.
+// How far ahead of the client's clock a fresh fencing counter is seeded.
+inline constexpr std::chrono::microseconds kFenceSeedLead{1'000'000};
 inline constexpr Script kFencedAcquireScript{
     "local n = #KEYS / 2 for i = 1, n do if redis.call(\"exists\", KEYS[i]) == 1 then return 0 "
     "end end local f, missing = 0, false for i = n + 1, #KEYS do local c = "
     "tonumber(redis.call(\"get\", KEYS[i])) if c == nil then missing = true elseif c > f then "
     "f = c end end f = f + 1 if missing then local t = redis.call(\"time\") local now = "
-    "tonumber(t[1]) * 1000000 + tonumber(t[2]) if now > f then f = now end end local v = "
+    "tonumber(t[1]) * 1000000 + tonumber(t[2]) local seed = tonumber(ARGV[3]) if seed and seed > "
+    "now then now = seed end if now > f then f = now end end local v = "
     "string.format(\"%d\", f) for i = 1, n do redis.call(\"set\", KEYS[i], ARGV[1], \"PX\", "
     "ARGV[2]) end for i = n + 1, #KEYS do redis.call(\"set\", KEYS[i], v) end return f",
-    "cf57231478c6a71901adda20083013a37593d4ee"};
+    "a37bd94687228264dc94d019389d26a5012b8e77"};
 
 // Compare-and-raise over fencing counters (KEYS): each counter below ARGV[1]
 // (or missing) is set to ARGV[1]. Returns 1.

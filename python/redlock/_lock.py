@@ -41,9 +41,8 @@ logger = logging.getLogger("redlock")
 # Outcomes of an acquire that mean "not granted": acquire() returns False.
 _NOT_GRANTED = (HeldByAnother, NoQuorum, ValidityExhausted, LockWaitTimeout)
 
-# The ttl of the short lock locked() takes to find out whether another owner
-# holds the resource.
-_PROBE_TTL_MS = 1000
+# How long locked() waits for the nodes' answers.
+_INSPECT_TIMEOUT_MS = 1000
 
 
 def checked(value: Any) -> Any:
@@ -155,13 +154,6 @@ class _LockBase:
             max_extensions=self._max_extensions,
             max_hold_ms=self._max_hold_ms,
         )
-
-    def _probe_spec(self) -> "_native.AcquireSpec":
-        return _native.AcquireSpec(
-            ttl_ms=min(_PROBE_TTL_MS, self.client._max_ttl_ms), retry_delay_ms=0, retry_jitter_ms=0,
-            min_validity_ms=1, node_timeout_ms=self._node_timeout_ms, wake_on_release=False,
-            auto_extend=False, extend_at_remaining=0.5, extend_ttl_ms=0, max_extensions=0,
-            max_hold_ms=0)
 
     # --- per-thread state ------------------------------------------------------
 
@@ -369,18 +361,15 @@ class Lock(_LockBase):
         return self.extend(self.timeout, replace_ttl=True)
 
     def locked(self) -> bool:
-        """True if the lock is held, by this lock or by anyone else. The
-        engine has no read-only query, so when this thread does not hold it,
-        it tries to take it for a moment (a 1 s lock, released at once):
-        a try-lock elsewhere at that very instant may fail."""
+        """True if the lock is held, by this lock or by anyone else: a
+        majority of the nodes hold it. Read-only: the nodes are asked
+        (``PTTL``) and nothing is taken. Raises :class:`NoQuorum` when too
+        few nodes answer to tell."""
         if self._owned():
             return True
-        try:
-            held = checked(self.client._native.acquire(self.resource, self._probe_spec(), 0))
-        except HeldByAnother:
-            return True
-        checked(self.client._native.release(held))
-        return False
+        held, _holding, _free, _ttl = checked(
+            self.client._native.inspect(self.resource, _INSPECT_TIMEOUT_MS))
+        return bool(held)
 
     def owned(self) -> bool:
         """True if this thread holds the lock and it is still valid, as this
@@ -507,12 +496,13 @@ class AsyncLock(_LockBase):
         """As :meth:`Lock.locked`, awaited."""
         if self._owned():
             return True
-        try:
-            held = await self._acquire_native(self._probe_spec(), 0)
-        except HeldByAnother:
-            return True
-        await self._release_native(held)
-        return False
+        loop = asyncio.get_running_loop()
+        fut: "asyncio.Future[Tuple[bool, int, int, Optional[int]]]" = loop.create_future()
+        fut.add_done_callback(_consume)
+        checked(self.client._native.inspect_async(
+            self.resource, _INSPECT_TIMEOUT_MS, loop, functools.partial(_settle, fut)))
+        held, _holding, _free, _ttl = await fut
+        return bool(held)
 
     async def owned(self) -> bool:
         """As :meth:`Lock.owned` (asynchronous like redis-py's; no node is

@@ -279,6 +279,9 @@ PYBIND11_MODULE(_native, m) {
       .def("release_async", &NativeClient::release_async, py::arg("lock"), py::arg("loop"),
            py::arg("callback"))
       .def("release_nowait", &NativeClient::release_nowait, py::arg("lock"))
+      .def("inspect", &NativeClient::inspect, py::arg("resource"), py::arg("timeout_ms"))
+      .def("inspect_async", &NativeClient::inspect_async, py::arg("resource"),
+           py::arg("timeout_ms"), py::arg("loop"), py::arg("callback"))
       .def("extend", &NativeClient::extend, py::arg("lock"), py::arg("ttl_ms"),
            py::arg("recreate_missing"), py::arg("min_validity_ms"), py::arg("node_timeout_ms"))
       .def("extend_async", &NativeClient::extend_async, py::arg("lock"), py::arg("ttl_ms"),

@@ -446,6 +446,49 @@ py::object NativeClient::release_async(NativeLock& lock, py::object loop, py::ob
   return py::none();
 }
 
+namespace {
+
+py::object lock_state(const redlock::LockState& s) {
+  py::object ttl = py::none();
+  if (s.ttl != std::chrono::milliseconds::max()) ttl = py::int_(s.ttl.count());
+  return py::make_tuple(s.held, s.holding, s.free, ttl);
+}
+
+}  // namespace
+
+py::object NativeClient::inspect(const std::string& resource, std::int64_t timeout_ms) {
+  Error why;
+  Client* client = usable(&why);
+  if (client == nullptr) return make_error(why);
+  auto pending = std::make_shared<Pending<redlock::LockState>>();
+  if (auto posted = client->async_inspect(resource, milliseconds(timeout_ms), fill(pending));
+      !posted) {
+    return make_error(posted.error());
+  }
+  Result<redlock::LockState> state = wait_plain(*pending);
+  if (!state) return make_error(state.error());
+  return lock_state(*state);
+}
+
+py::object NativeClient::inspect_async(const std::string& resource, std::int64_t timeout_ms,
+                                       py::object loop, py::object callback) {
+  Error why;
+  Client* client = usable(&why);
+  if (client == nullptr) return make_error(why);
+  const auto id = add_target(std::move(loop), std::move(callback), py::none());
+  auto finish = [id](NativeClient& self, Result<redlock::LockState> r) {
+    self.settle(id, r ? lock_state(*r) : make_error(r.error()));
+  };
+  if (auto posted = client->async_inspect(
+          resource, milliseconds(timeout_ms),
+          via_dispatcher<redlock::LockState>(dispatcher_, weak_from_this(), finish));
+      !posted) {
+    targets_.erase(id);
+    return make_error(posted.error());
+  }
+  return py::none();
+}
+
 void NativeClient::release_nowait(NativeLock& lock) noexcept {
   if (lock.released()) return;
   try {

@@ -151,6 +151,13 @@ class NativeClient : public std::enable_shared_from_this<NativeClient> {
   py::object release(NativeLock& lock);
   // Returns None, or an EngineError (then it never calls back).
   py::object release_async(NativeLock& lock, py::object loop, py::object callback);
+  // Whether `resource` is locked (Client::inspect), with the GIL released:
+  // (held, holding, free, ttl_ms) or an EngineError; ttl_ms is None for a
+  // key without a ttl.
+  py::object inspect(const std::string& resource, std::int64_t timeout_ms);
+  // The same, settled on `loop` through `callback`.
+  py::object inspect_async(const std::string& resource, std::int64_t timeout_ms, py::object loop,
+                           py::object callback);
   // Fire and forget; never raises (a closed client lets the key expire).
   void release_nowait(NativeLock& lock) noexcept;
 

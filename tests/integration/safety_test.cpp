@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "fenced_store.hpp"
@@ -77,8 +78,8 @@ class SafetyTest : public ClusterTest {
   // for someone else meanwhile, who then lets go there.
   Lock hold_on_first_three(Client& a, const std::string& resource, milliseconds ttl) {
     for (std::size_t i : {std::size_t{3}, std::size_t{4}}) {
-      EXPECT_TRUE(cluster().command(
-          i, {"SET", detail::lock_key(resource), "someone-else", "PX", "60000"}));
+      EXPECT_TRUE(
+          cluster().command(i, {"SET", detail::lock_key(resource), "someone-else", "PX", "60000"}));
     }
     AcquireOptions once;  // one round: nodes 4 and 5 refuse it
     auto lock = a.acquire(resource, ttl, once);
@@ -146,13 +147,46 @@ TEST_F(SafetyTest, FencesStayMonotonicWhenEveryNodeRestartsEmpty) {
   ASSERT_TRUE(client->release(*second));
 }
 
+TEST_F(SafetyTest, FreshCountersStartAtOneValueOnEveryNode) {
+  auto client = connect_or_fail(client_options(addresses()));
+  ASSERT_NE(client, nullptr);
+  auto time = cluster().command(0, {"TIME"});
+  ASSERT_TRUE(time.has_value());
+  std::istringstream fields(*time);
+  std::uint64_t seconds = 0, micros = 0;
+  fields >> seconds >> micros;
+  const std::uint64_t before = seconds * 1'000'000 + micros;
+  // Each resource is new: every node starts its counter from the client's
+  // seed (its clock plus a lead), which is ahead of the nodes' clocks here,
+  // so all nodes agree on the fence and no grant needs a raise round.
+  constexpr int kLocks = 20;
+  for (int k = 0; k < kLocks; ++k) {
+    const std::string resource = "fence:fresh:" + std::to_string(k);
+    auto lock = client->acquire(resource, 5s, patient());
+    ASSERT_TRUE(lock) << lock.error();
+    EXPECT_GT(lock->fence(), before + 500'000) << "seeded ahead of the node's clock";
+    // The grant needs three answers; the other scripts may still be on
+    // their way, but none sets another value.
+    std::size_t at_fence = 0;
+    for (std::size_t i = 0; i < cluster().size(); ++i) {
+      const auto c = counter(i, resource);
+      at_fence += c == lock->fence() ? 1U : 0U;
+      EXPECT_TRUE(c == lock->fence() || c == 0) << resource << " on node " << i + 1 << ": " << c;
+    }
+    EXPECT_GE(at_fence, 3U) << resource;
+    ASSERT_TRUE(client->release(*lock));
+  }
+  EXPECT_EQ(client->metrics().fence_raises, 0U);
+}
+
 TEST_F(SafetyTest, AFenceHeldByFewerThanAMajorityIsRaisedBeforeTheLockIsHandedOut) {
   auto client = connect_or_fail(client_options(addresses()));
   ASSERT_NE(client, nullptr);
   // Node 1 has seen a fence the others have not (as after a grant whose
   // raise reached only it).
   constexpr std::uint64_t kHigh = 5'000'000'000'000'000;
-  ASSERT_TRUE(cluster().command(0, {"SET", detail::fence_key("fence:raise"), std::to_string(kHigh)}));
+  ASSERT_TRUE(
+      cluster().command(0, {"SET", detail::fence_key("fence:raise"), std::to_string(kHigh)}));
   // With nodes 4 and 5 paused, the grant comes from nodes 1-3.
   ASSERT_TRUE(cluster().pause(3).has_value());
   ASSERT_TRUE(cluster().pause(4).has_value());

@@ -210,9 +210,10 @@ async def test_close_fails_a_waiting_task(nodes, name):
         waiter_client.close()
 
 
-async def test_locked_probe_async(client, other, cluster, name):
+async def test_locked_async_asks_the_nodes(client, other, cluster, name):
     lock = client.async_lock(name)
     assert await lock.locked() is False
+    assert cluster.lock_keys(name.encode()) == {}
     held = other.async_lock(name)
     assert await held.acquire()
     assert await lock.locked() is True

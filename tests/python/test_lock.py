@@ -296,17 +296,28 @@ def test_majority_paused_is_no_quorum(client, cluster, name):
     cluster.wait_no_lock_keys(name.encode())
 
 
-def test_locked_probe(client, other, cluster, name):
+def test_locked_asks_the_nodes_and_takes_nothing(client, other, cluster, name):
     lock = client.lock(name)
     assert lock.locked() is False
-    cluster.wait_no_lock_keys(name.encode())  # the probe left nothing
+    assert cluster.lock_keys(name.encode()) == {}, "locked() took nothing"
     held = other.lock(name)
     assert held.acquire()
     try:
         assert lock.locked() is True
         assert lock.owned() is False
+        # The check is read-only: the holder's keys are as they were.
+        assert len(cluster.lock_keys(name.encode())) >= 3
     finally:
         held.release()
+    assert lock.locked() is False
+    # Too few nodes answer to tell: an error, not a guess.
+    for i in (2, 3, 4):
+        cluster.pause(i)
+    try:
+        with pytest.raises(redlock.NoQuorum):
+            lock.locked()
+    finally:
+        cluster.resume_all()
 
 
 def test_gil_is_released_while_waiting(client, other, name):

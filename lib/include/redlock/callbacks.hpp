@@ -17,5 +17,6 @@ namespace redlock {
 using AcquireCallback = std::function<void(Result<Lock>)>;
 using ReleaseCallback = std::function<void(Result<ReleaseReport>)>;
 using HealthCallback = std::function<void(Result<HealthReport>)>;
+using InspectCallback = std::function<void(Result<LockState>)>;
 
 }  // namespace redlock

@@ -143,6 +143,20 @@ class REDLOCK_EXPORT Client {
   // The same, the report handed to `callback` on the loop thread.
   [[nodiscard]] Result<void> async_health(std::chrono::milliseconds timeout,
                                           HealthCallback callback);
+  // Whether `resource` is locked now, by anyone, as the nodes see it: held
+  // when a majority of the voting nodes hold a lock key for it, free when
+  // so many hold none that a majority cannot; read-only (PTTL on each node),
+  // answered as soon as it is decided, waiting at most `timeout`. Blocking.
+  // Errors: kInvalidArgument (resource, timeout), kNoQuorum (too few voting
+  // nodes answered to tell; the error lists each node's answer),
+  // kShuttingDown, kWrongThread. A result is a snapshot: by the time it is
+  // read the lock may have been taken or released.
+  [[nodiscard]] Result<LockState> inspect(
+      std::string_view resource, std::chrono::milliseconds timeout = std::chrono::seconds(1));
+  // The same, the state handed to `callback` on the loop thread.
+  [[nodiscard]] Result<void> async_inspect(std::string_view resource,
+                                           std::chrono::milliseconds timeout,
+                                           InspectCallback callback);
   // Whether a majority of the nodes votes now (answering, not sitting out a
   // restart grace, clock not excluded), from the client's own state: no I/O,
   // any thread. A readiness check.

@@ -90,4 +90,17 @@ struct ReleaseReport {
   std::vector<NodeResult> nodes;  // ClientOptions::nodes order; kRefused: nothing to delete
 };
 
+// What the nodes say of a resource (Client::inspect). Read-only: nothing is
+// taken or changed on any node.
+struct LockState {
+  bool held = false;        // a majority of the nodes hold a lock on it
+  std::size_t holding = 0;  // nodes that answered and hold one
+  std::size_t free = 0;     // nodes that answered and hold none
+  // When held: how long a majority still holds it by the nodes' ttls (the
+  // quorum-th longest remaining ttl); 0 when not held. A key without a ttl
+  // (set by something other than this library) counts as holding for ever:
+  // std::chrono::milliseconds::max().
+  std::chrono::milliseconds ttl{0};
+};
+
 }  // namespace redlock
