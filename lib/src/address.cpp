@@ -89,12 +89,15 @@ Result<std::string> percent_decode(std::string_view in, const std::string& quote
   return out;
 }
 
-// The text with the password of a URL's user-info replaced by "***".
+// The text with the password of a URL's user-info replaced by "***". The
+// user-info is taken to end at the last '@' anywhere, not the last before
+// the path: a password with a raw '/' in it ("redis://u:pa/ss@host") does
+// not parse as one, and the error that quotes the node must not show it.
 std::string redact(std::string_view text) {
   const auto scheme = text.find("://");
   if (scheme == std::string_view::npos) return std::string(text);
   const auto rest = text.substr(scheme + 3);
-  const auto at = rest.rfind('@', rest.find('/'));
+  const auto at = rest.rfind('@');
   if (at == std::string_view::npos) return std::string(text);
   const auto userinfo = rest.substr(0, at);
   const auto colon = userinfo.find(':');
