@@ -65,6 +65,17 @@ struct Config {
   int noise_retries = 2;
   std::vector<int> base_clients = {1, 64};
   std::string samples_path;
+  // TLS: "off", "on" (every run over TLS) or "both" (each run in plain text,
+  // then over TLS, labelled "/tls"). A local cluster gets a TLS port per
+  // node and throwaway certificates; existing nodes name their TLS ports
+  // with --tls-ports (or, with "on", --ports are TLS ports).
+  std::string tls = "off";
+  std::vector<int> tls_ports;
+  std::string tls_ca;  // ClientOptions::tls (the local cluster's CA by default)
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_server_name;
+  bool tls_insecure = false;
   // Internal: set on the processes that --processes starts.
   int child = -1;
   std::string raw_out;
@@ -76,6 +87,7 @@ struct Nodes {
   std::vector<int> ports;
   std::vector<int> pids;
   std::vector<std::string> hosts;
+  bool tls = false;  // rediss://
 };
 
 struct Run {

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -64,7 +65,8 @@ std::vector<std::string> addresses(const std::vector<int>& ports) {
 std::vector<std::string> addresses(const Nodes& nodes) {
   std::vector<std::string> out;
   for (std::size_t i = 0; i < nodes.ports.size(); ++i) {
-    out.push_back(nodes.hosts[i] + ":" + std::to_string(nodes.ports[i]));
+    out.push_back((nodes.tls ? "rediss://" : "") + nodes.hosts[i] + ":" +
+                  std::to_string(nodes.ports[i]));
   }
   return out;
 }
@@ -180,6 +182,16 @@ tl::expected<std::unique_ptr<redlock::Client>, std::string> connect_client(
   options.restart_grace = milliseconds(0);
   if (cfg.busy_poll_us >= 0) options.busy_poll = microseconds(cfg.busy_poll_us);
   if (cfg.fencing != "default") options.fencing = cfg.fencing == "on";
+  // The TLS settings for TLS nodes only: a plain-text run of --tls both
+  // would otherwise be warned that they go unused.
+  if (std::any_of(nodes.begin(), nodes.end(),
+                  [](const std::string& n) { return n.starts_with("rediss://"); })) {
+    options.tls.ca_file = cfg.tls_ca;
+    options.tls.cert_file = cfg.tls_cert;
+    options.tls.key_file = cfg.tls_key;
+    options.tls.server_name = cfg.tls_server_name;
+    options.tls.verify_peer = !cfg.tls_insecure;
+  }
   auto client = redlock::Client::connect(std::move(options));
   if (!client) return tl::unexpected(redlock::to_string(client.error()));
   // connect() returns after the first attempts; a node that is still in its

@@ -18,8 +18,11 @@
 //        and with polling at the same retry delay (handoff/poll)
 // Without --ports the tool starts its own local cluster (LocalCluster) and
 // stops it on the way out; --hosts names the host of each port (127.0.0.1
-// by default), e.g. nodes in other containers. Each --rep starts with the base: redis-benchmark
-// SET against one node (-c 1 -P 1, and the other --base-clients).
+// by default), e.g. nodes in other containers. --tls both runs a, b, c, d
+// and handoff in plain text and then over TLS (labels ".../tls"), against
+// the same servers: a local cluster then listens on a TLS port too, with
+// certificates made for the run (the openssl command). Each --rep starts with the base:
+// redis-benchmark SET against one node (-c 1 -P 1, and the other --base-clients).
 //
 // Every load loop is bounded by time (--warmup-s + --seconds) and by count
 // (--max-ops). Exit status: 0 when every run completed (whatever the figures),
@@ -40,6 +43,7 @@
 #include "load.hpp"
 #include "redlock/cluster/local_cluster.hpp"
 #include "silent_node.hpp"
+#include "tls_certs.hpp"
 
 namespace redlock::bench {
 namespace {
@@ -73,6 +77,7 @@ Nodes prefix(const Nodes& nodes, std::size_t n) {
   out.ports.assign(nodes.ports.begin(), nodes.ports.begin() + static_cast<std::ptrdiff_t>(n));
   out.pids.assign(nodes.pids.begin(), nodes.pids.begin() + static_cast<std::ptrdiff_t>(n));
   out.hosts.assign(nodes.hosts.begin(), nodes.hosts.begin() + static_cast<std::ptrdiff_t>(n));
+  out.tls = nodes.tls;
   return out;
 }
 
@@ -127,7 +132,7 @@ std::optional<json> run_one(const Config& cfg, const Run& run, const Nodes& used
   return j;
 }
 
-int run_all(const Config& cfg, Output& out) {
+int run_all(Config cfg, Output& out) {
   // The nodes: given, or a local cluster of our own.
   std::unique_ptr<redlock::cluster::LocalCluster> cluster;
   Nodes all;
@@ -135,6 +140,25 @@ int run_all(const Config& cfg, Output& out) {
   all.pids.assign(all.ports.size(), 0);
   all.hosts = cfg.hosts;
   all.hosts.resize(all.ports.size(), "127.0.0.1");
+  // The same servers through their TLS ports.
+  Nodes all_tls = all;
+  all_tls.tls = true;
+  if (!all.ports.empty() && cfg.tls == "on" && cfg.tls_ports.empty()) all.tls = true;
+  if (!cfg.tls_ports.empty()) all_tls.ports = cfg.tls_ports;
+  redlock::cluster::ClusterOptions cluster_options;
+  if (all.ports.empty() && cfg.tls != "off") {
+    auto files = redlock::testing::tls_files();
+    if (!files) {
+      std::cerr << "redlock-bench: cannot make TLS certificates: " << files.error() << '\n';
+      return kExitFailure;
+    }
+    if (cfg.tls_ca.empty()) cfg.tls_ca = (*files)->ca_cert.string();
+    const std::size_t n = cfg.nodes > 0 ? static_cast<std::size_t>(cfg.nodes) : 5;
+    for (int port : redlock::testing::free_tcp_ports(n)) {
+      all_tls.ports.push_back(port);
+      cluster_options.node_args.push_back(redlock::testing::tls_server_args(**files, port));
+    }
+  }
   const std::size_t want = cfg.nodes > 0 ? static_cast<std::size_t>(cfg.nodes)
                                          : (all.ports.empty() ? 5 : all.ports.size());
   const bool has_geo =
@@ -143,7 +167,7 @@ int run_all(const Config& cfg, Output& out) {
   const std::size_t geo_n = cfg.geo_delays_ms.size();
   if (all.ports.empty()) {
     const std::size_t start_n = has_geo ? std::max(geo_only ? 0 : want, geo_n) : want;
-    auto started = redlock::cluster::LocalCluster::start(start_n);
+    auto started = redlock::cluster::LocalCluster::start(start_n, cluster_options);
     if (!started) {
       std::cerr << "redlock-bench: cannot start the local cluster: " << started.error() << '\n';
       return kExitFailure;
@@ -154,6 +178,8 @@ int run_all(const Config& cfg, Output& out) {
       all.pids.push_back(cluster->info(i).pid);
       all.hosts.push_back("127.0.0.1");
     }
+    all_tls.pids = all.pids;
+    all_tls.hosts = all.hosts;
     if (cfg.child < 0) {
       std::cerr << "redlock-bench: local cluster of " << all.ports.size() << " nodes on ports "
                 << join(all.ports) << " (" << cluster->dir().string() << ")\n";
@@ -173,7 +199,13 @@ int run_all(const Config& cfg, Output& out) {
     std::cerr << "redlock-bench: d needs at least 3 nodes (one of them silent)\n";
     return kExitUsage;
   }
+  if (cfg.tls != "off" && !all.tls && all_tls.ports.size() < want) {
+    std::cerr << "redlock-bench: --tls " << cfg.tls << " needs --tls-ports, one per node\n";
+    return kExitUsage;
+  }
   const Nodes used = prefix(all, want);
+  const Nodes used_tls = cfg.tls == "off" ? Nodes{} : all.tls ? used : prefix(all_tls, want);
+  const bool only_tls = cfg.tls == "on";
 
   int status = kExitOk;
   for (int rep = 1; rep <= cfg.rep; ++rep) {
@@ -184,19 +216,32 @@ int run_all(const Config& cfg, Output& out) {
                      busy);
       }
     }
-    run_base(cfg, rep, all.hosts[0], all.ports[0], all.pids[0], out);
+    if (!all.tls) run_base(cfg, rep, all.hosts[0], all.ports[0], all.pids[0], out);
     // handoff runs once per --wake variant; the others once.
-    std::vector<std::pair<std::string, bool>> variants;
+    // And with --tls both, each of them over TLS right after.
+    struct Variant {
+      std::string scenario;
+      bool wake;
+      bool tls;
+    };
+    std::vector<Variant> variants;
     for (const auto& scenario : cfg.scenarios) {
-      if (scenario != "handoff") {
-        variants.emplace_back(scenario, true);
-        continue;
+      std::vector<bool> wakes = {true};
+      if (scenario == "handoff") {
+        wakes.clear();
+        for (const auto& w : cfg.wake) wakes.push_back(w == "on");
       }
-      for (const auto& w : cfg.wake) variants.emplace_back(scenario, w == "on");
+      for (const bool wake : wakes) {
+        if (!only_tls || scenario == "geo") variants.push_back({scenario, wake, false});
+        const bool tls_too = (cfg.tls == "both" || only_tls) && scenario != "geo" &&
+                             !(scenario == "c" && cfg.processes > 0);
+        if (tls_too) variants.push_back({scenario, wake, true});
+      }
     }
-    for (const auto& [scenario, wake] : variants) {
+    for (const auto& [scenario, wake, tls] : variants) {
       const int n = scenario == "geo" ? static_cast<int>(geo_n) : static_cast<int>(want);
-      Run run{scenario, label_for(cfg, scenario, n, wake), rep, n, {}, wake};
+      Run run{scenario, label_for(cfg, scenario, n, wake) + (tls ? "/tls" : ""), rep, n, {}, wake};
+      const Nodes& nodes = tls ? used_tls : used;
       if (scenario == "c" && cfg.processes > 0) {
         if (rep > 1) continue;  // the processes run every rep themselves
         if (!run_c_processes(cfg, used, out)) status = kExitFailure;
@@ -209,7 +254,7 @@ int run_all(const Config& cfg, Output& out) {
         run.key = cfg.key_prefix + ":" + (scenario == "handoff" ? run.label : scenario) + ":" +
                   std::to_string(rep) + "." + std::to_string(attempt);
         j = scenario == "geo" ? run_geo(cfg, run, prefix(all, geo_n), out)
-                              : run_one(cfg, run, used, out);
+                              : run_one(cfg, run, nodes, out);
         if (!j) break;
         const double noise = j->value("cpu_other_busy_cores", 0.0);
         if (cfg.max_noise_cores <= 0 || noise <= cfg.max_noise_cores) break;
@@ -228,6 +273,7 @@ int run_all(const Config& cfg, Output& out) {
         status = kExitFailure;
         continue;
       }
+      (*j)["tls"] = tls;
       out.emit(std::move(*j));
     }
   }
@@ -323,6 +369,19 @@ int tool_main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 64.0));
   app.add_option("--noise-retries", cfg.noise_retries, "how many times at most")
       ->check(CLI::Range(0, 20));
+  app.add_option("--tls", cfg.tls,
+                 "off, on (every run over TLS) or both (each run in plain text, then over TLS)")
+      ->check(CLI::IsMember({"off", "on", "both"}));
+  app.add_option("--tls-ports", cfg.tls_ports,
+                 "the TLS ports of the --ports nodes (default: a local cluster's own)")
+      ->delimiter(',');
+  app.add_option("--tls-ca", cfg.tls_ca, "CA certificates (PEM) the nodes' certificates chain to");
+  app.add_option("--tls-cert", cfg.tls_cert, "client certificate (PEM), for mutual TLS");
+  app.add_option("--tls-key", cfg.tls_key, "the client certificate's key (PEM)");
+  app.add_option("--tls-server-name", cfg.tls_server_name,
+                 "the name the nodes' certificates must be issued for (default: each host)");
+  app.add_flag("--tls-insecure", cfg.tls_insecure,
+               "do not verify the nodes' certificates (tests only)");
   app.add_option("--samples", cfg.samples_path,
                  "append every latency sample to FILE (label, rep, kind, us; for CDFs)");
   app.add_option("--child", cfg.child)->group("");

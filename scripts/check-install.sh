@@ -135,7 +135,7 @@ pc_flags=$(pkg-config --cflags --libs redlock 2>"$log") || fail "pkg-config --cf
 [[ $pc_flags == *"-I$prefix/include"* && $pc_flags == *"-lredlock"* ]] ||
   fail "pkg-config --cflags --libs redlock gave: $pc_flags"
 pc_static=$(pkg-config --static --libs redlock 2>"$log") || fail "pkg-config --static --libs redlock"
-for want in -luv -lhiredis -lspdlog -pthread; do
+for want in -luv -lhiredis -lssl -lcrypto -lspdlog -pthread; do
   [[ " $pc_static " == *" $want "* ]] || fail "pkg-config --static --libs redlock lacks $want: $pc_static"
 done
 [[ $(pkg-config --modversion redlock) == "$version" ]] || fail "pkg-config --modversion redlock"

@@ -8,7 +8,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
-  libuv1-dev libhiredis-dev libspdlog-dev libexpected-dev
+  libuv1-dev libhiredis-dev libspdlog-dev libexpected-dev libssl-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
   libcpp-httplib-dev libsqlite3-dev libpq-dev
   redis-server redis-tools postgresql python3-yaml

@@ -174,13 +174,14 @@ Result<NodeAddress> parse_node(std::string_view text) {
     return out;
   }
 
-  const auto scheme = text.substr(0, scheme_end);
-  if (scheme == "rediss") {
-    return invalid(quoted + ": TLS (rediss://) is not supported; use a TLS tunnel to the node");
-  }
-  if (scheme != "redis" && scheme != "sentinel" && scheme != "cluster") {
+  auto scheme = text.substr(0, scheme_end);
+  if (scheme == "rediss" || scheme == "sentinels") {
+    out.tls = true;
+    scheme.remove_suffix(1);
+  } else if (scheme != "redis" && scheme != "sentinel" && scheme != "cluster") {
     return invalid(quoted + ": unknown scheme \"" + std::string(scheme) +
-                   "\"; expected redis://, sentinel://, cluster:// or unix:");
+                   "\"; expected redis://, rediss://, sentinel://, sentinels://, cluster:// or "
+                   "unix:");
   }
   auto rest = text.substr(scheme_end + 3);
   const auto slash_pos = rest.find('/');
@@ -239,7 +240,8 @@ Result<NodeAddress> parse_node(std::string_view text) {
   const auto db_slash = path.find('/');
   out.master = std::string(path.substr(0, db_slash));
   if (out.master.empty()) {
-    return invalid(quoted + ": missing the master's name; expected sentinel://host:port,.../name");
+    return invalid(quoted + ": missing the master's name; expected " + std::string(scheme) +
+                   (out.tls ? "s" : "") + "://host:port,.../name");
   }
   if (db_slash != std::string_view::npos) {
     auto db = parse_db(path.substr(db_slash + 1), quoted);
@@ -265,7 +267,7 @@ std::string Endpoint::where() const {
 bool same_place(const Endpoint& a, const Endpoint& b) {
   if (a.kind != b.kind) return false;
   if (a.kind == Endpoint::Kind::kUnix) return a.path == b.path;
-  return a.host == b.host && a.port == b.port;
+  return a.host == b.host && a.port == b.port && a.tls == b.tls;
 }
 
 Result<std::vector<sockaddr_storage>> system_resolve(const std::string& host, std::uint16_t port) {

@@ -42,6 +42,9 @@ struct NodeAddress {
   std::string password;
   bool has_credentials = false;
   int db = 0;
+  // rediss:// and sentinels://: TLS to the node (for sentinels://, to the
+  // sentinels and to the masters they name).
+  bool tls = false;
 };
 
 // One of:
@@ -50,6 +53,9 @@ struct NodeAddress {
 //   redis://[user[:password]@]host[:port][/db]        (port 6379 by default)
 //   sentinel://[user[:password]@]host:port,host:port,.../master-name[/db]
 //   cluster://[user[:password]@]host:port,host:port,...   (Redis Cluster seeds)
+//   rediss://... and sentinels://...: the same over TLS. One scheme covers
+//     the sentinels and their masters alike ("s" for secure, as in rediss):
+//     a deployment that secures one and not the other is not expressible.
 // User and password may be percent-encoded. Errors never quote a password.
 [[nodiscard]] Result<NodeAddress> parse_node(std::string_view text);
 
@@ -63,12 +69,17 @@ struct Endpoint {
   std::string username;
   std::string password;  // sent with AUTH on connect when not empty
   int db = 0;            // SELECT on connect when not 0
+  bool tls = false;      // kTcp: TLS, never plain text
+  // What the server's certificate must be issued for, and the SNI, when not
+  // the host (or TlsOptions::server_name): set where the host is the address
+  // a name resolved to (Connection::peer()).
+  std::string server_name;
 
   // "host:port", "[v6]:port" or "unix:/path": for logs and errors.
   [[nodiscard]] std::string where() const;
 };
 
-// The same server address (host or path, and port); credentials aside.
+// The same server address (host or path, port, and TLS); credentials aside.
 [[nodiscard]] bool same_place(const Endpoint& a, const Endpoint& b);
 
 // Resolves a host name to its addresses, in the resolver's order. Runs on a

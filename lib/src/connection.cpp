@@ -208,6 +208,46 @@ void Connection::on_connected(int status) {
     drop(std::string("read failed: ") + uv_strerror(rc), false, true, false);
     return;
   }
+  state_ = State::kHandshake;
+  // Over TLS the Redis handshake waits for the TLS one: no byte of it, and
+  // no on_ready, before the server's certificate has been verified.
+  if (endpoint_.tls) {
+    start_tls();
+    return;
+  }
+  redis_handshake();
+}
+
+const std::string& Connection::tls_name() const noexcept {
+  if (!endpoint_.server_name.empty()) return endpoint_.server_name;
+  if (settings_.tls != nullptr && !settings_.tls->server_name().empty()) {
+    return settings_.tls->server_name();
+  }
+  return endpoint_.host;
+}
+
+bool Connection::start_tls() {
+  if (settings_.tls == nullptr) {
+    drop("TLS is not set up for this connection", true, true, false);
+    return false;
+  }
+  const std::string at = endpoint_.kind == Endpoint::Kind::kTcp ? address_text(socket_->addr)
+                                                                 : endpoint_.where();
+  auto session = TlsSession::create(*settings_.tls, tls_name(), at);
+  if (!session) {
+    drop(session.error().message(), false, true, false);
+    return false;
+  }
+  tls_ = std::move(*session);
+  if (auto failed = tls_->start()) {
+    drop(failed->why, failed->permanent, true, false);
+    return false;
+  }
+  loop_.defer_flush(*this);
+  return true;
+}
+
+void Connection::redis_handshake() {
   // The handshake runs before any other command: credentials first (sent on
   // every connect, so a restarted node or a failover target gets them too),
   // then the database, then what the owner needs to know.
@@ -250,7 +290,29 @@ void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
          false, true, false);
     return;
   }
-  if (auto fed = parser_->feed(buf->base, static_cast<std::size_t>(nread)); !fed) {
+  if (!tls_) {
+    on_plaintext(buf->base, static_cast<std::size_t>(nread));
+    return;
+  }
+  Socket* const current = socket_;
+  const bool was_established = tls_->established();
+  plain_.clear();
+  auto failed = tls_->receive(buf->base, static_cast<std::size_t>(nread), plain_);
+  if (failed) {
+    drop(failed->why, failed->permanent, true, false);
+    return;
+  }
+  // Handshake messages, or a reply to the server's key update.
+  if (tls_->has_output()) loop_.defer_flush(*this);
+  if (!was_established && tls_->established()) {
+    redis_handshake();
+    if (socket_ != current) return;  // the owner dropped it from on_ready
+  }
+  if (!plain_.empty()) on_plaintext(plain_.data(), plain_.size());
+}
+
+void Connection::on_plaintext(const char* data, std::size_t size) {
+  if (auto fed = parser_->feed(data, size); !fed) {
     drop(fed.error().message(), false, true, false);
     return;
   }
@@ -321,12 +383,23 @@ void Connection::write(std::string_view bytes) {
 
 void Connection::flush() {
   if (state_ != State::kHandshake && state_ != State::kReady) return;
-  if (socket_ == nullptr || out_.empty() || socket_->write_in_flight) return;
+  if (socket_ == nullptr || socket_->write_in_flight) return;
+  // Plain text goes to the socket as it is; over TLS it is encrypted first
+  // (and waits in out_ until the TLS handshake is done).
+  std::string* bytes = &out_;
+  if (tls_) {
+    if (auto failed = tls_->encrypt(out_)) {
+      drop(failed->why, failed->permanent, true, false);
+      return;
+    }
+    bytes = &tls_->output();
+  }
+  if (bytes->empty()) return;
   auto* stream = socket_->stream();
-  uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+  uv_buf_t buf = uv_buf_init(bytes->data(), static_cast<unsigned>(bytes->size()));
   const int n = uv_try_write(stream, &buf, 1);
-  if (n >= 0 && static_cast<std::size_t>(n) == out_.size()) {
-    out_.clear();
+  if (n >= 0 && static_cast<std::size_t>(n) == bytes->size()) {
+    bytes->clear();
     return;
   }
   if (n < 0 && n != UV_EAGAIN) {
@@ -335,8 +408,8 @@ void Connection::flush() {
   }
   // The socket took part of it (or none): hand the rest to an async write.
   const std::size_t written = n > 0 ? static_cast<std::size_t>(n) : 0;
-  socket_->writing.assign(out_, written, std::string::npos);
-  out_.clear();
+  socket_->writing.assign(*bytes, written, std::string::npos);
+  bytes->clear();
   buf = uv_buf_init(socket_->writing.data(), static_cast<unsigned>(socket_->writing.size()));
   socket_->write_req.data = socket_;
   const auto on_write = [](uv_write_t* req, int status) {
@@ -355,7 +428,7 @@ void Connection::flush() {
 void Connection::on_write_done(int status) {
   if (status != 0) {
     drop(std::string("write failed: ") + uv_strerror(status), false, true, false);
-  } else if (!out_.empty()) {
+  } else if (!out_.empty() || (tls_ && tls_->has_output())) {
     flush();
   }
 }
@@ -363,7 +436,11 @@ void Connection::on_write_done(int status) {
 std::optional<Endpoint> Connection::peer() const {
   if (state_ != State::kHandshake && state_ != State::kReady) return std::nullopt;
   Endpoint e = endpoint_;
-  if (e.kind == Endpoint::Kind::kTcp && socket_ != nullptr) e.host = ip_text(socket_->addr);
+  if (e.kind == Endpoint::Kind::kTcp && socket_ != nullptr) {
+    // The address stands for the name: TLS still verifies the name.
+    if (e.tls) e.server_name = tls_name();
+    e.host = ip_text(socket_->addr);
+  }
   return e;
 }
 
@@ -444,6 +521,8 @@ void Connection::close() {
   parser_.reset();
   Socket* s = socket_;
   socket_ = nullptr;
+  // The TLS session goes with the connection, whatever the socket does.
+  const std::unique_ptr<TlsSession> tls = std::move(tls_);
   if (s == nullptr) return;
   s->conn = nullptr;
   if (!was_ready) {
@@ -451,10 +530,17 @@ void Connection::close() {
     return;
   }
   // Let what was written last (releases during shutdown) reach the server:
-  // write what is queued, then a graceful shutdown, then close.
+  // write what is queued (over TLS, encrypted, and a close_notify), then a
+  // graceful shutdown, then close.
   auto* stream = s->stream();
-  if (!out_.empty() && !s->write_in_flight) {
-    s->writing = std::move(out_);
+  std::string* bytes = &out_;
+  if (tls) {
+    (void)tls->encrypt(out_);
+    tls->close_notify();
+    bytes = &tls->output();
+  }
+  if (!bytes->empty() && !s->write_in_flight) {
+    s->writing = std::move(*bytes);
     uv_buf_t buf = uv_buf_init(s->writing.data(), static_cast<unsigned>(s->writing.size()));
     s->write_req.data = s;
     const auto on_write = [](uv_write_t* req, int) {
@@ -502,6 +588,7 @@ void Connection::cancel_timer() {
 }
 
 void Connection::detach_socket() {
+  tls_.reset();
   if (socket_ != nullptr) {
     socket_->close();
     socket_ = nullptr;

@@ -11,6 +11,12 @@
 // exponential backoff (the slowest pace for refusals that will not go away by
 // themselves, like a wrong password).
 //
+// An endpoint that says TLS gets a TLS handshake right after the TCP connect
+// (a TlsSession between the socket and everything else, tls.hpp): the Redis
+// handshake and every byte after it go through it, and a certificate that
+// does not verify is a refusal like a wrong password. There is no plain-text
+// fallback.
+//
 // Threading: the loop thread only. Ownership: the owner owns the Connection
 // and outlives it; the Connection owns one socket at a time, and a socket
 // frees itself in its close callback (once detached, its callbacks do
@@ -32,6 +38,7 @@
 #include "loop.hpp"
 #include "protocol.hpp"
 #include "redlock/result.hpp"
+#include "tls.hpp"
 
 namespace redlock::detail {
 
@@ -88,6 +95,9 @@ class Connection final : public Flushable {
     milliseconds reconnect_min{50};
     milliseconds reconnect_max{2000};
     std::size_t read_buffer = 16 * 1024;
+    // For endpoints that say TLS; it outlives the connection. Without one
+    // such an endpoint is refused.
+    TlsContext* tls = nullptr;
   };
 
   Connection(Loop& loop, Owner& owner, Settings settings);
@@ -126,6 +136,11 @@ class Connection final : public Flushable {
   [[nodiscard]] std::optional<Endpoint> peer() const;
   // The endpoint of the current or last attempt, as the owner gave it.
   [[nodiscard]] const Endpoint& target() const noexcept { return endpoint_; }
+  // What the TLS handshake of the current connection established; null
+  // unless it is a TLS connection past its TLS handshake.
+  [[nodiscard]] const TlsPeer* tls_peer() const noexcept {
+    return tls_ && tls_->established() ? &tls_->peer() : nullptr;
+  }
 
  private:
   struct Socket;
@@ -136,6 +151,10 @@ class Connection final : public Flushable {
   void try_address();
   void on_connected(int status);
   void on_read(ssize_t nread, const uv_buf_t* buf);
+  void on_plaintext(const char* data, std::size_t size);
+  bool start_tls();
+  [[nodiscard]] const std::string& tls_name() const noexcept;
+  void redis_handshake();
   void on_handshake_reply(Reply& reply);
   void on_write_done(int status);
   void drop(const std::string& why, bool permanent, bool tell_owner, bool retry_now);
@@ -156,7 +175,9 @@ class Connection final : public Flushable {
   Scheduler::TimerId timer_ = 0;  // the stage's deadline, or the backoff
   std::unique_ptr<ReplyParser> parser_;
   std::vector<char> read_buf_;
-  std::string out_;          // bytes not yet handed to the socket
+  std::string out_;          // bytes not yet handed to the socket (or to TLS)
+  std::unique_ptr<TlsSession> tls_;  // TLS endpoints: the current attempt's
+  std::string plain_;                // TLS endpoints: what a read decrypted
   std::vector<Step> steps_;  // handshake replies still awaited, in order
   std::size_t owner_step_ = 0;
   int failures_ = 0;

@@ -3,6 +3,8 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "acquire_op.hpp"
 #include "cluster_node.hpp"
 #include "extend_op.hpp"
@@ -32,14 +34,38 @@ Result<std::shared_ptr<Engine>> Engine::start(ClientOptions options) {
   auto parsed = validate_client_options(options);
   if (!parsed) return Unexpected(parsed.error());
 
+  // TLS: every file is read now, on the caller's thread, and a bad one fails
+  // connect() rather than every node later.
+  const bool any_tls = std::any_of(parsed->begin(), parsed->end(),
+                                   [](const NodeAddress& a) { return a.tls; });
+  const TlsOptions& t = options.tls;
+  const bool tls_set = !t.ca_file.empty() || !t.ca_dir.empty() || !t.cert_file.empty() ||
+                       !t.key_file.empty() || !t.server_name.empty() || !t.verify_peer;
+  std::unique_ptr<TlsContext> tls;
+  if (any_tls || tls_set) {
+    auto created = TlsContext::create(t);
+    if (!created) return Unexpected(created.error());
+    tls = std::move(*created);
+  }
+
   std::shared_ptr<Engine> engine(new Engine(std::move(options)));
   Engine& e = *engine;
+  e.tls_ = std::move(tls);
+  if (any_tls && !e.tls_->verify_peer()) {
+    e.logger_->warn(
+        "TLS peer verification is off (tls.verify_peer = false): the nodes' certificates are "
+        "not checked, so anyone on the network path can pose as a node");
+  } else if (!any_tls && tls_set) {
+    e.logger_->warn(
+        "TLS options are set, but no node is a rediss:// or sentinels:// node: every node is "
+        "reached in plain text");
+  }
   e.metrics_ = std::make_unique<Metrics>(parsed->size(), e.options_.metrics_sink);
   auto loop = Loop::create(e.options_.busy_poll);
   if (!loop) return Unexpected(loop.error());
   e.loop_ = std::move(*loop);
   e.node_ctx_ = std::make_unique<NodeContext>(
-      NodeContext{*e.loop_, e.options_, e.restart_grace_, *e.logger_, *e.metrics_, e});
+      NodeContext{*e.loop_, e.options_, e.restart_grace_, *e.logger_, *e.metrics_, e, e.tls_.get()});
   for (std::size_t i = 0; i < parsed->size(); ++i) {
     auto& address = (*parsed)[i];
     e.node_names_.push_back(address.display);

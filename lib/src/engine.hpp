@@ -131,6 +131,7 @@ class Engine final : public std::enable_shared_from_this<Engine>, public NodeSet
   milliseconds restart_grace_{0};
   std::shared_ptr<spdlog::logger> logger_;
   std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<TlsContext> tls_;  // outlives the connections
   std::unique_ptr<Loop> loop_;
   std::unique_ptr<NodeContext> node_ctx_;
   std::vector<std::string> node_names_;

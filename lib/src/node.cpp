@@ -27,8 +27,9 @@ bool starts_with_any(const std::string& s, std::initializer_list<std::string_vie
                      [&](std::string_view p) { return s.starts_with(p); });
 }
 
-Connection::Settings data_settings(const ClientOptions& o) {
-  return {o.connect_timeout, o.reconnect_min, o.reconnect_max, kReadBufferSize};
+Connection::Settings data_settings(const NodeContext& ctx) {
+  const ClientOptions& o = ctx.options;
+  return {o.connect_timeout, o.reconnect_min, o.reconnect_max, kReadBufferSize, ctx.tls};
 }
 
 Clock::rep ticks(Clock::time_point t) { return t.time_since_epoch().count(); }
@@ -53,7 +54,7 @@ Node::Node(const NodeContext& ctx, std::size_t index, NodeAddress address, Role 
       address_(std::move(address)),
       role_(role),
       vitals_(ctx, index, address_.display),
-      conn_(ctx.loop, *this, data_settings(ctx.options)) {
+      conn_(ctx.loop, *this, data_settings(ctx)) {
   if (address_.kind == NodeAddress::Kind::kSentinel) {
     sentinel_ = std::make_unique<SentinelFollower>(ctx_, address_, address_.display, *this);
   }
@@ -76,6 +77,7 @@ std::optional<Endpoint> Node::endpoint() {
     e.password = ctx_.options.password;
   }
   e.db = address_.db;
+  e.tls = address_.tls;
   switch (address_.kind) {
     case NodeAddress::Kind::kTcp:
       e.host = address_.host;
@@ -345,6 +347,14 @@ NodeHealth Node::health(Clock::time_point now) const {
   h.clock_suspect = clock.suspect();
   h.clock_reason = clock.suspect() ? clock.reason() : std::string();
   h.clock_rate = clock.rate();
+  h.tls = address_.tls;
+  if (const TlsPeer* tls = conn_.tls_peer()) {
+    h.tls_protocol = tls->protocol;
+    h.tls_cipher = tls->cipher;
+    h.tls_peer_subject = tls->subject;
+    h.tls_peer_not_after = tls->not_after;
+    h.tls_resumed = tls->resumed;
+  }
   if (!h.reachable) {
     h.not_voting_reason =
         h.error.empty() ? std::string("not connected") : "not connected: " + h.error;

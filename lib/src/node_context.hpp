@@ -10,6 +10,7 @@
 #include "loop.hpp"
 #include "metrics.hpp"
 #include "redlock/options.hpp"
+#include "tls.hpp"
 
 namespace spdlog {
 class logger;
@@ -47,6 +48,7 @@ struct NodeContext {
   spdlog::logger& log;
   Metrics& metrics;
   NodeEvents& events;
+  TlsContext* tls = nullptr;  // set when a node uses TLS
 };
 
 }  // namespace redlock::detail

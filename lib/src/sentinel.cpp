@@ -9,8 +9,9 @@
 namespace redlock::detail {
 namespace {
 
-Connection::Settings sentinel_settings(const ClientOptions& o) {
-  return {o.connect_timeout, o.reconnect_min, o.reconnect_max, 4 * 1024};
+Connection::Settings sentinel_settings(const NodeContext& ctx) {
+  const ClientOptions& o = ctx.options;
+  return {o.connect_timeout, o.reconnect_min, o.reconnect_max, 4 * 1024, ctx.tls};
 }
 
 std::optional<std::uint16_t> parse_port(std::string_view text) {
@@ -52,8 +53,8 @@ SentinelFollower::SentinelFollower(const NodeContext& ctx, const NodeAddress& ad
       address_(address),
       name_(name),
       listener_(listener),
-      query_(*this, sentinel_settings(ctx.options)),
-      watch_(*this, sentinel_settings(ctx.options)) {}
+      query_(*this, sentinel_settings(ctx)),
+      watch_(*this, sentinel_settings(ctx)) {}
 
 void SentinelFollower::start() { watch_.conn.start(); }
 
@@ -73,6 +74,7 @@ Endpoint SentinelFollower::sentinel(std::size_t i) const {
   Endpoint e;
   e.host = s.host;
   e.port = s.port;
+  e.tls = address_.tls;  // sentinels:// speaks TLS to the sentinels too
   return e;
 }
 

@@ -11,14 +11,15 @@ namespace {
 // Subscribed-mode traffic is small: channel names and empty payloads.
 constexpr std::size_t kReadBufferSize = 16 * 1024;
 
-Connection::Settings subscriber_settings(const ClientOptions& o) {
-  return {o.connect_timeout, o.reconnect_min, o.reconnect_max, kReadBufferSize};
+Connection::Settings subscriber_settings(const NodeContext& ctx) {
+  const ClientOptions& o = ctx.options;
+  return {o.connect_timeout, o.reconnect_min, o.reconnect_max, kReadBufferSize, ctx.tls};
 }
 
 }  // namespace
 
 Subscriber::Subscriber(const NodeContext& ctx, WakeHub& hub, LockNode& node)
-    : ctx_(ctx), hub_(hub), node_(node), conn_(ctx.loop, *this, subscriber_settings(ctx.options)) {}
+    : ctx_(ctx), hub_(hub), node_(node), conn_(ctx.loop, *this, subscriber_settings(ctx)) {}
 
 void Subscriber::subscribe(const std::string& channel) {
   switch (conn_.state()) {
@@ -111,7 +112,7 @@ class ShardedSubscriber::Shard final : Connection::Owner {
   Shard(ShardedSubscriber& owner, Endpoint target)
       : owner_(owner),
         target_(std::move(target)),
-        conn_(owner.ctx_.loop, *this, subscriber_settings(owner.ctx_.options)) {}
+        conn_(owner.ctx_.loop, *this, subscriber_settings(owner.ctx_)) {}
 
   [[nodiscard]] const Endpoint& target() const noexcept { return target_; }
   [[nodiscard]] Connection& conn() noexcept { return conn_; }

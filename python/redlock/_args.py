@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime
 import math
-from typing import Any, Iterable, List, Optional, Union
+import os
+from typing import Any, Iterable, List, Mapping, Optional, Union
 
 # The engine refuses longer resource names.
 MAX_NAME_BYTES = 1024
@@ -137,4 +138,31 @@ def node_list(value: Any) -> List[str]:
         out.append(node)
     if not out:
         raise ValueError("nodes is empty: a lock needs at least one Redis node")
+    return out
+
+
+TLS_KEYS = ("ca_file", "ca_dir", "cert_file", "key_file", "server_name", "verify")
+
+
+def tls(value: Any) -> dict:
+    """The tls option: None, or a mapping with some of TLS_KEYS (paths as
+    str or os.PathLike, verify a bool). Returns every key, with defaults."""
+    out: dict = {k: "" for k in TLS_KEYS}
+    out["verify"] = True
+    if value is None:
+        return out
+    if not isinstance(value, Mapping):
+        raise TypeError(f"tls must be a dict such as dict(ca_file='ca.crt'), not {_describe(value)}")
+    for key, item in value.items():
+        if key not in TLS_KEYS:
+            raise TypeError(f"tls has no option {key!r} (it takes {', '.join(TLS_KEYS)})")
+        if key == "verify":
+            out[key] = flag("tls['verify']", item)
+        elif key == "server_name":
+            out[key] = text("tls['server_name']", item)
+        elif item is not None:
+            if not isinstance(item, (str, os.PathLike)):
+                raise TypeError(f"tls[{key!r}] must be a path (str or os.PathLike), "
+                                f"not {_describe(item)}")
+            out[key] = os.fspath(item)
     return out

@@ -10,7 +10,7 @@ import threading
 import time
 import weakref
 from types import TracebackType
-from typing import Any, Dict, Iterable, List, Optional, Type, TypeVar, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Type, TypeVar, Union
 
 from . import _args, _native
 from ._lock import AsyncLock, Lock, checked
@@ -29,7 +29,8 @@ class Client:
 
     ``nodes`` lists them (``"host:port"``, ``"[::1]:port"``,
     ``"unix:/path"``, ``"redis://user:password@host:port/db"``,
-    ``"sentinel://h1:26379,h2:26379/master"``); a majority must agree for a
+    ``"sentinel://h1:26379,h2:26379/master"``, and over TLS ``"rediss://..."``,
+    ``"sentinels://..."``); a majority must agree for a
     lock to be granted. The options are the library's ``ClientOptions``,
     under the same names, durations in seconds:
 
@@ -46,7 +47,13 @@ class Client:
     - ``drift_factor`` (0.01), ``clock_check_interval`` (1.0; 0 off),
       ``exclude_suspect_clocks`` (True: a node whose clock is suspect, or
       not yet timed, does not vote), ``fencing`` (True);
-    - ``username``/``password``: credentials for nodes whose address has none.
+    - ``username``/``password``: credentials for nodes whose address has none;
+    - ``tls``: for ``rediss://`` and ``sentinels://`` nodes, a dict with
+      ``ca_file``/``ca_dir`` (the CAs to trust; neither: the system's),
+      ``cert_file``/``key_file`` (a client certificate, for mutual TLS),
+      ``server_name`` (the name the certificates must be issued for; default:
+      each node's host) and ``verify`` (True; False is for tests only and
+      logs a warning).
 
     Connecting waits up to ``connect_timeout`` for the first connections;
     nodes that are down are retried in the background. The engine's log
@@ -76,6 +83,7 @@ class Client:
         clock_check_interval: float = 1.0,
         exclude_suspect_clocks: bool = True,
         fencing: bool = True,
+        tls: Optional[Mapping[str, Any]] = None,
     ) -> None:
         node_list = _args.node_list(nodes)
         self._max_ttl_ms = _args.ms("max_ttl", max_ttl, allow_zero=False)
@@ -96,6 +104,7 @@ class Client:
             clock_check_interval_ms=_args.ms("clock_check_interval", clock_check_interval),
             exclude_suspect_clocks=_args.flag("exclude_suspect_clocks", exclude_suspect_clocks),
             fencing=_args.flag("fencing", fencing),
+            tls=_native.tls_options(**_args.tls(tls)),
             log_level=logging.getLogger("redlock").getEffectiveLevel(),
         ))
         _clients.add(self)

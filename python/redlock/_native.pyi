@@ -31,8 +31,19 @@ def connect(
     clock_check_interval_ms: int,
     exclude_suspect_clocks: bool,
     fencing: bool,
+    tls: "TlsOptions",
     log_level: int,
 ) -> Union["NativeClient", EngineError]: ...
+class TlsOptions: ...
+def tls_options(
+    *,
+    ca_file: str,
+    ca_dir: str,
+    cert_file: str,
+    key_file: str,
+    server_name: str,
+    verify: bool,
+) -> TlsOptions: ...
 def set_main_thread(ident: int) -> None: ...
 def blocking_calls() -> int: ...
 def version() -> str: ...

@@ -114,6 +114,19 @@ AcquireSpec make_spec(std::int64_t ttl_ms, std::int64_t retry_delay_ms,
   return s;
 }
 
+// ClientOptions::tls from the Python tls dict's checked values.
+redlock::TlsOptions tls_options(std::string ca_file, std::string ca_dir, std::string cert_file,
+                                std::string key_file, std::string server_name, bool verify) {
+  redlock::TlsOptions t;
+  t.ca_file = std::move(ca_file);
+  t.ca_dir = std::move(ca_dir);
+  t.cert_file = std::move(cert_file);
+  t.key_file = std::move(key_file);
+  t.server_name = std::move(server_name);
+  t.verify_peer = verify;
+  return t;
+}
+
 py::object connect(std::vector<std::string> nodes, std::string username, std::string password,
                    double drift_factor, std::int64_t node_timeout_ms,
                    std::int64_t release_timeout_ms, std::int64_t busy_poll_us,
@@ -121,7 +134,7 @@ py::object connect(std::vector<std::string> nodes, std::string username, std::st
                    std::int64_t reconnect_max_ms, std::int64_t max_ttl_ms,
                    std::optional<std::int64_t> restart_grace_ms,
                    std::int64_t clock_check_interval_ms, bool exclude_suspect_clocks, bool fencing,
-                   int log_level) {
+                   redlock::TlsOptions tls, int log_level) {
   check_ms("node_timeout", node_timeout_ms, 0);
   check_ms("release_timeout", release_timeout_ms, 0);
   check_ms("connect_timeout", connect_timeout_ms, 0);
@@ -148,6 +161,7 @@ py::object connect(std::vector<std::string> nodes, std::string username, std::st
   o.clock_check_interval = milliseconds(clock_check_interval_ms);
   o.exclude_suspect_clocks = exclude_suspect_clocks;
   o.fencing = fencing;
+  o.tls = std::move(tls);
   return NativeClient::connect(std::move(o), log_level);
 }
 
@@ -180,8 +194,13 @@ PYBIND11_MODULE(_native, m) {
         py::arg("release_timeout_ms"), py::arg("busy_poll_us"), py::arg("connect_timeout_ms"),
         py::arg("reconnect_min_ms"), py::arg("reconnect_max_ms"), py::arg("max_ttl_ms"),
         py::arg("restart_grace_ms"), py::arg("clock_check_interval_ms"),
-        py::arg("exclude_suspect_clocks"), py::arg("fencing"), py::arg("log_level"),
+        py::arg("exclude_suspect_clocks"), py::arg("fencing"), py::arg("tls"), py::arg("log_level"),
         "A NativeClient, or an EngineError (the options, or the engine could not start)");
+  py::class_<redlock::TlsOptions>(m, "TlsOptions",
+                                  "ClientOptions::tls (build it with tls_options)");
+  m.def("tls_options", &tls_options, py::kw_only(), py::arg("ca_file"), py::arg("ca_dir"),
+        py::arg("cert_file"), py::arg("key_file"), py::arg("server_name"), py::arg("verify"),
+        "ClientOptions::tls; the files are read by connect()");
   m.def("set_main_thread", &redlock::python::set_main_thread,
         "The ident of the thread whose waits run signal handlers");
   m.def("blocking_calls", &redlock::python::blocking_calls,

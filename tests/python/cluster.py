@@ -109,11 +109,15 @@ def _free_port() -> int:
 
 
 class Node:
-    def __init__(self, index: int, root: str) -> None:
+    def __init__(self, index: int, root: str, tls_args: Sequence[str] = ()) -> None:
         self.index = index
         self.dir = os.path.join(root, f"node{index + 1}")
         os.makedirs(self.dir, exist_ok=True)
         self.port = 0
+        # With tls_args (the certificate options): a TLS port next to the
+        # plain one, which the checks keep using.
+        self.tls_args = list(tls_args)
+        self.tls_port = 0
         self.proc: Optional[subprocess.Popen] = None
         self.paused = False
 
@@ -129,6 +133,9 @@ class Node:
                     "--save", "", "--appendonly", "no", "--daemonize", "no",
                     "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log"),
                     "--enable-debug-command", "yes"]
+            if self.tls_args:
+                self.tls_port = _free_port()
+                argv += ["--tls-port", str(self.tls_port)] + self.tls_args
             if SETPRIV:
                 argv = [SETPRIV, "--pdeathsig", "KILL", "--"] + argv
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=_server_env(),
@@ -177,9 +184,9 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, n: int = 5) -> None:
+    def __init__(self, n: int = 5, tls_args: Sequence[str] = ()) -> None:
         self.root = tempfile.mkdtemp(prefix="redlock-py-")
-        self.nodes_: List[Node] = [Node(i, self.root) for i in range(n)]
+        self.nodes_: List[Node] = [Node(i, self.root, tls_args) for i in range(n)]
         try:
             for node in self.nodes_:
                 node.start(scaled(10))
@@ -190,6 +197,11 @@ class Cluster:
     @property
     def nodes(self) -> List[str]:
         return [n.address for n in self.nodes_]
+
+    @property
+    def tls_nodes(self) -> List[str]:
+        """The nodes' TLS ports, as rediss:// addresses."""
+        return [f"rediss://127.0.0.1:{n.tls_port}" for n in self.nodes_]
 
     def pause(self, i: int) -> None:
         self.nodes_[i].pause()

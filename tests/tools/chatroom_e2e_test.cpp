@@ -21,6 +21,7 @@
 #include "redlock/redlock.hpp"
 #include "redlock/tools/text.hpp"
 #include "store.hpp"
+#include "tls_servers.hpp"
 #include "tool_process.hpp"
 
 namespace redlock::testing {
@@ -557,6 +558,60 @@ TEST_F(ChatroomApi, SigtermFinishesRequestsInFlight) {
   auto audit = store_->audit("slow");
   ASSERT_TRUE(audit.has_value());
   EXPECT_EQ(audit->rooms, 1);
+}
+
+// A lock node whose name does not resolve is a node that is down: the
+// replica starts, is ready with the four others, and creates rooms.
+TEST_F(ChatroomApi, AnUnresolvableLockNodeIsADownNode) {
+  auto options = replica_options();
+  options.nodes.resize(4);
+  options.nodes.push_back("nosuchhost.invalid:6379");
+  auto replicas = Replicas::start(1, options);
+  ASSERT_TRUE(replicas.has_value()) << replicas.error();
+  auto http = client(**replicas);
+  ASSERT_TRUE(wait_until(
+      [&]() -> bool {
+        auto ready = http->Get("/readyz");
+        return ready && ready->status == 200;
+      },
+      scaled(5000ms)));
+  auto ready = http->Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(body_of(ready).at("lock_nodes").at("voting"), 4) << ready->body;
+  auto created = http->Post("/chatrooms", R"({"name": "unresolved"})", "application/json");
+  ASSERT_TRUE(created);
+  EXPECT_EQ(created->status, 201) << created->body;
+  expect_clean_stop(**replicas);
+  EXPECT_EQ(nodes_with_lock(cluster(), "chatroom:"), 0U);
+}
+
+// TLS lock nodes (TLS only, mutual TLS): the --lock-tls-* flags and their
+// environment variables reach the lock client.
+TEST_F(ChatroomApi, LockNodesOverTls) {
+  auto files = tls_files();
+  ASSERT_TRUE(files) << files.error();
+  auto servers = TlsOnlyServers::start(5, **files, /*auth_clients=*/true);
+  ASSERT_TRUE(servers) << servers.error();
+  auto options = replica_options({"--lock-tls-ca", (*files)->ca_cert.string(), "--lock-tls-cert",
+                                  (*files)->client_cert.string(), "--lock-tls-key",
+                                  (*files)->client_key.string()});
+  options.nodes.clear();
+  for (int port : (*servers)->ports()) {
+    options.nodes.push_back("rediss://localhost:" + std::to_string(port));
+  }
+  auto replicas = Replicas::start(1, options);
+  ASSERT_TRUE(replicas.has_value()) << replicas.error();
+  auto http = client(**replicas);
+  ASSERT_TRUE(wait_until(
+      [&]() -> bool {
+        auto ready = http->Get("/readyz");
+        return ready && ready->status == 200;
+      },
+      scaled(5000ms)));
+  auto created = http->Post("/chatrooms", R"({"name": "encrypted"})", "application/json");
+  ASSERT_TRUE(created);
+  EXPECT_EQ(created->status, 201) << created->body;
+  expect_clean_stop(**replicas);
 }
 
 }  // namespace

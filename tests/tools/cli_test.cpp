@@ -14,6 +14,7 @@
 #include "cluster_fixture.hpp"
 #include "fake_clock.hpp"
 #include "lock_keys.hpp"
+#include "tls_servers.hpp"
 #include "tool_process.hpp"
 
 namespace redlock::testing {
@@ -937,6 +938,170 @@ TEST_F(RedlockCli, ARedisClusterFromTheLauncherIsOneNode) {
   EXPECT_EQ(released.code, kOk) << released;
   auto stopped = cli_without_nodes({"cluster", "--dir", dir, "down"});
   EXPECT_EQ(stopped.code, kOk) << stopped;
+}
+
+// ---------------------------------------------------------------------------
+// Names that do not resolve
+
+// A node whose name does not resolve is a node that is down: four good nodes
+// still make a quorum, and the fifth says why it did not vote.
+TEST_F(RedlockCli, AnUnresolvableNodeIsADownNode) {
+  const auto good = addresses();
+  std::string list;
+  for (std::size_t i = 0; i < 4; ++i) list += good[i] + ",";
+  list += "nosuchhost.invalid:6379";
+  const auto tool = [&](std::vector<std::string> args) {
+    std::vector<std::string> all = {REDLOCK_CLI_PATH, "--node-timeout",
+                                    std::to_string(scaled(100ms).count()) + "ms", "--nodes", list};
+    all.insert(all.end(), args.begin(), args.end());
+    return run_tool(scratch_.path(), all, isolated_env());
+  };
+  auto acquired = tool({"--json", "acquire", "cli:names"});
+  ASSERT_EQ(acquired.code, kOk) << acquired;
+  const auto json = nlohmann::json::parse(acquired.out);
+  ASSERT_EQ(json.at("nodes").size(), 5U) << acquired;
+  EXPECT_EQ(json.at("nodes").at(4).at("status"), "disconnected") << acquired;
+  EXPECT_NE(
+      json.at("nodes").at(4).value("detail", "").find("cannot resolve \"nosuchhost.invalid\""),
+      std::string::npos)
+      << acquired;
+  const auto token = json.at("token").get<std::string>();
+  // Granted once three said yes; the fourth good node's SET may still be on
+  // its way.
+  EXPECT_TRUE(wait_until([&]() -> bool { return nodes_holding("cli:names", token) == 4U; },
+                         scaled(5000ms)));
+  auto released = tool({"release", "cli:names", token});
+  EXPECT_EQ(released.code, kOk) << released;
+  EXPECT_EQ(nodes_with_lock(cluster(), "cli:names"), 0U);
+  auto status = tool({"status"});
+  EXPECT_EQ(status.code, kOk) << status;
+  EXPECT_NE(status.out.find("4 of 5 nodes vote"), std::string::npos) << status;
+}
+
+// ---------------------------------------------------------------------------
+// TLS: five servers that speak TLS only and require a client certificate
+
+class RedlockCliTls : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(scratch_.path().empty()) << "mkdtemp failed";
+    auto files = tls_files();
+    ASSERT_TRUE(files) << files.error();
+    files_ = *files;
+    auto servers = TlsOnlyServers::start(5, *files_, /*auth_clients=*/true);
+    ASSERT_TRUE(servers) << servers.error();
+    servers_ = std::move(*servers);
+  }
+
+  ToolResult cli(std::vector<std::string> args, std::vector<std::string> env = {}) {
+    std::vector<std::string> all = {REDLOCK_CLI_PATH, "--node-timeout",
+                                    std::to_string(scaled(250ms).count()) + "ms", "--nodes",
+                                    servers_->node_list()};
+    all.insert(all.end(), args.begin(), args.end());
+    env.insert(env.end(), {"REDLOCK_NODES", "XDG_CONFIG_HOME", "HOME=" + scratch_.path().string(),
+                           "REDLOCK_RESTART_GRACE=0s"});
+    return run_tool(scratch_.path(), std::move(all), std::move(env));
+  }
+
+  // The client certificate every server asks for.
+  std::vector<std::string> client_cert() const {
+    return {"--tls-cert", files_->client_cert.string(), "--tls-key", files_->client_key.string()};
+  }
+
+  ScratchDir scratch_;
+  const TlsFiles* files_ = nullptr;
+  std::unique_ptr<TlsOnlyServers> servers_;
+};
+
+TEST_F(RedlockCliTls, AcquireStatusAndReleaseOverTls) {
+  std::vector<std::string> args = {"--tls-ca", files_->ca_cert.string()};
+  auto with_cert = client_cert();
+  args.insert(args.end(), with_cert.begin(), with_cert.end());
+  args.insert(args.end(), {"acquire", "x", "--json"});
+  auto acquired = cli(args);
+  ASSERT_EQ(acquired.code, kOk) << acquired;
+  const auto json = nlohmann::json::parse(acquired.out);
+  ASSERT_EQ(json.at("nodes").size(), 5U) << acquired;
+  // A grant is returned once a majority said yes; the others may still be
+  // answering ("pending"), but none refused.
+  std::size_t ok = 0;
+  for (const auto& n : json.at("nodes")) {
+    ok += n.at("status") == "ok" ? 1U : 0U;
+    EXPECT_TRUE(n.at("status") == "ok" || n.at("status") == "pending") << n;
+  }
+  EXPECT_GE(ok, 3U) << acquired;
+  const auto token = json.at("token").get<std::string>();
+
+  // The same from the environment; status shows each node's TLS.
+  const std::vector<std::string> env = {"REDLOCK_TLS_CA=" + files_->ca_cert.string(),
+                                        "REDLOCK_TLS_CERT=" + files_->client_cert.string(),
+                                        "REDLOCK_TLS_KEY=" + files_->client_key.string()};
+  auto status = cli({"status", "--json"}, env);
+  ASSERT_EQ(status.code, kOk) << status;
+  const auto report = nlohmann::json::parse(status.out);
+  ASSERT_EQ(report.at("nodes").size(), 5U) << status;
+  for (const auto& n : report.at("nodes")) {
+    ASSERT_TRUE(n.at("tls").is_object()) << n;
+    EXPECT_EQ(n.at("tls").at("protocol"), "TLSv1.3") << n;
+    EXPECT_EQ(n.at("tls").at("peer_subject"), "CN=localhost,O=redlock tests") << n;
+    EXPECT_TRUE(n.at("tls").at("peer_not_after").is_string()) << n;
+  }
+  auto human = cli({"status"}, env);
+  ASSERT_EQ(human.code, kOk) << human;
+  EXPECT_NE(human.out.find("tls: TLSv1.3"), std::string::npos) << human;
+  EXPECT_NE(human.out.find("peer CN=localhost,O=redlock tests, valid until "), std::string::npos)
+      << human;
+
+  auto released = cli({"release", "x", token}, env);
+  EXPECT_EQ(released.code, kOk) << released;
+}
+
+TEST_F(RedlockCliTls, AnotherCaExits3AndEachNodeSaysWhy) {
+  std::vector<std::string> args = {"--tls-ca", files_->other_ca_cert.string()};
+  auto with_cert = client_cert();
+  args.insert(args.end(), with_cert.begin(), with_cert.end());
+  args.insert(args.end(), {"acquire", "x", "--json"});
+  auto refused = cli(args);
+  EXPECT_EQ(refused.code, kUnreachable) << refused;
+  const auto json = nlohmann::json::parse(refused.out);
+  EXPECT_EQ(json.at("error"), "no quorum") << refused;
+  ASSERT_EQ(json.at("nodes").size(), 5U) << refused;
+  for (const auto& n : json.at("nodes")) {
+    // The server sends its CA along (redis-server does, from
+    // tls-ca-cert-file): OpenSSL then finds a self-signed certificate it does
+    // not trust; without it, no issuer at all.
+    const auto detail = n.value("detail", "");
+    EXPECT_TRUE(
+        detail.find("certificate verify failed: self-signed certificate in certificate chain") !=
+            std::string::npos ||
+        detail.find("certificate verify failed: unable to get local issuer certificate") !=
+            std::string::npos)
+        << n;
+  }
+
+  // A server name the certificates are not for.
+  auto mismatch = cli({"--tls-ca", files_->ca_cert.string(), "--tls-cert",
+                       files_->client_cert.string(), "--tls-key", files_->client_key.string(),
+                       "--tls-server-name", "redis.example.org", "acquire", "x"});
+  EXPECT_EQ(mismatch.code, kUnreachable) << mismatch;
+  EXPECT_NE(mismatch.err.find("hostname mismatch"), std::string::npos) << mismatch;
+
+  // Verification off, explicitly (the environment's way too): the other CA
+  // no longer matters.
+  auto insecure =
+      cli({"--tls-ca", files_->other_ca_cert.string(), "--tls-cert", files_->client_cert.string(),
+           "--tls-key", files_->client_key.string(), "acquire", "x", "--json"},
+          {"REDLOCK_TLS_INSECURE=1"});
+  ASSERT_EQ(insecure.code, kOk) << insecure;
+  auto released = cli({"--tls-insecure", "--tls-cert", files_->client_cert.string(), "--tls-key",
+                       files_->client_key.string(), "release", "x",
+                       nlohmann::json::parse(insecure.out).at("token").get<std::string>()});
+  EXPECT_EQ(released.code, kOk) << released;
+
+  // A file that cannot be used is a usage error naming the option.
+  auto missing = cli({"--tls-ca", "/nonexistent/ca.pem", "acquire", "x"});
+  EXPECT_EQ(missing.code, kUsage) << missing;
+  EXPECT_NE(missing.err.find("tls.ca_file \"/nonexistent/ca.pem\""), std::string::npos) << missing;
 }
 
 }  // namespace

@@ -86,6 +86,8 @@ TEST(SplitNodeList, ASentinelOrClusterNodeKeepsItsHostList) {
             (V{"sentinel://s1:26379,s2:26379/mymaster", "d:4"}));
   EXPECT_EQ(split_node_list("cluster://u:p@a:1,b:2, cluster://c:3,d:4"),
             (V{"cluster://u:p@a:1,b:2", "cluster://c:3,d:4"}));
+  EXPECT_EQ(split_node_list("sentinels://s1:26379,s2:26379/m,rediss://c:3"),
+            (V{"sentinels://s1:26379,s2:26379/m", "rediss://c:3"}));
 }
 
 TEST(Signals, ByNameOrNumber) {

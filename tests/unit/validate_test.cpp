@@ -120,6 +120,41 @@ TEST(ParseNode, PortOutOfRangeSaysTheRange) {
   }
 }
 
+TEST(ParseNode, RedissAndSentinelsAreTheTlsFormsOfRedisAndSentinel) {
+  const auto plain = parse_node("redis://u:p@host.example:7000/2");
+  ASSERT_TRUE(plain) << plain.error();
+  EXPECT_FALSE(plain->tls);
+
+  const auto tls = parse_node("rediss://u:p%40ss@host.example:7000/2");
+  ASSERT_TRUE(tls) << tls.error();
+  EXPECT_TRUE(tls->tls);
+  EXPECT_EQ(tls->kind, NodeAddress::Kind::kTcp);
+  EXPECT_EQ(tls->host, "host.example");
+  EXPECT_EQ(tls->port, 7000);
+  EXPECT_EQ(tls->db, 2);
+  EXPECT_EQ(tls->password, "p@ss");
+  EXPECT_EQ(tls->display, "rediss://u:***@host.example:7000/2");
+
+  const auto default_port = parse_node("rediss://[::1]");
+  ASSERT_TRUE(default_port) << default_port.error();
+  EXPECT_TRUE(default_port->tls);
+  EXPECT_EQ(default_port->host, "::1");
+  EXPECT_EQ(default_port->port, 6379);
+
+  const auto sentinels = parse_node("sentinels://s1:26380,s2/mymaster/1");
+  ASSERT_TRUE(sentinels) << sentinels.error();
+  EXPECT_TRUE(sentinels->tls);
+  EXPECT_EQ(sentinels->kind, NodeAddress::Kind::kSentinel);
+  EXPECT_EQ(sentinels->master, "mymaster");
+  EXPECT_EQ(sentinels->db, 1);
+  ASSERT_EQ(sentinels->sentinels.size(), 2u);
+  EXPECT_EQ(sentinels->sentinels[1].port, 26379);
+
+  EXPECT_THAT(invalid_message(parse_node("sentinels://s1:26380")),
+              HasSubstr("sentinels://host:port,.../name"));
+  EXPECT_THAT(invalid_message(parse_node("redisss://h:1")), HasSubstr("rediss://"));
+}
+
 // ------------------------------------------------ validate_client_options
 
 TEST(ValidateClientOptions, DefaultsWithValidNodesPass) {

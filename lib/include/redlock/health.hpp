@@ -71,12 +71,16 @@ struct NodeHealth {
   std::string clock_reason;
   std::optional<double> clock_rate;
 
-  // Transport security (rediss:// nodes). `tls` false: plain text.
+  // Transport security (rediss:// and sentinels:// nodes). `tls` false:
+  // plain text. The rest describes the current connection (empty while the
+  // node is not connected).
   bool tls = false;
   std::string tls_protocol;      // "TLSv1.3"
   std::string tls_cipher;        // "TLS_AES_256_GCM_SHA384"
-  std::string tls_peer_subject;  // the server certificate's subject
+  std::string tls_peer_subject;  // the server certificate's subject, "CN=...,O=..."
   std::optional<std::chrono::system_clock::time_point> tls_peer_not_after;
+  // The connection resumed an earlier TLS session (no full handshake).
+  bool tls_resumed = false;
 
   // cluster:// nodes: the shards the client routes to, in slot order. The
   // node as a whole is reachable, answering and voting when every slot's

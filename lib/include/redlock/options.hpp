@@ -23,6 +23,37 @@ namespace redlock {
 class Error;
 class MetricsSink;
 
+// TLS to the nodes that ask for it: rediss:// nodes, and sentinels:// nodes
+// (both the sentinels and the masters they name). Every other node is plain
+// text, whatever is set here; a TLS node is never reached in plain text.
+// Client::connect reads every file named here and refuses what it cannot use
+// with ErrorCode::kInvalidArgument naming the field and the file. TLS 1.2 is
+// the oldest version spoken; a reconnect to the same server resumes the
+// session it had.
+struct TlsOptions {
+  // The certificate authorities the servers' certificates must chain to (PEM):
+  // a file and/or a directory whose files are read at connect(). Neither: the
+  // system's trust store (OpenSSL's default file and directory, or the
+  // SSL_CERT_FILE and SSL_CERT_DIR environment variables).
+  std::string ca_file;
+  std::string ca_dir;
+  // A client certificate (PEM, with its chain) and its private key (PEM, not
+  // encrypted), for servers that require one (tls-auth-clients yes). The key
+  // may be in cert_file itself; a key without a certificate is refused.
+  std::string cert_file;
+  std::string key_file;
+  // The name every server certificate must be issued for, also sent as SNI.
+  // Empty: each node's own host as written (the name, not the address it
+  // resolves to); an IP address must be among the certificate's IP
+  // addresses. A sentinels:// node's masters are the addresses the sentinels
+  // name.
+  std::string server_name;
+  // Check the servers' certificates: the chain, the dates and the name.
+  // false lets anyone on the path pose as a node and read tokens and
+  // passwords: for tests only. The client then logs a warning once.
+  bool verify_peer = true;
+};
+
 struct ClientOptions {
   // The independent Redis masters. One to kMaxNodes of them, no duplicates; a
   // majority (size / 2 + 1) must agree for a lock to be granted. Each is one
@@ -36,6 +67,7 @@ struct ClientOptions {
   //     (a Redis Cluster, named by some of its nodes: one vote; each lock's
   //     commands go to the master of its hash slot, so the resources of one
   //     lock must share a slot, see Client::acquire_all)
+  //   rediss://... and sentinels://...: the same over TLS (see `tls`)
   // Passwords never appear in logs, errors or Client::nodes().
   std::vector<std::string> nodes;
 
@@ -43,6 +75,9 @@ struct ClientOptions {
   // none: a password (AUTH password), or an ACL user and password.
   std::string username;
   std::string password;
+
+  // Certificates and names for the rediss:// and sentinels:// nodes.
+  TlsOptions tls;
 
   // Clock drift allowance as a share of the ttl, in [0, 0.5). Every grant
   // subtracts ttl * drift_factor + 2 ms from the validity.

@@ -65,6 +65,8 @@ struct Settings {
   std::string retry_delay = "100ms";
   std::string retry_jitter = "50ms";
   std::string restart_grace;  // "": the library's default
+  redlock::TlsOptions tls;    // rediss:// and sentinels:// lock nodes
+  bool tls_insecure = false;
   int create_delay_ms = 0;
   int threads = 16;
   bool unsafe_no_lock = false;
@@ -129,6 +131,25 @@ int main(int argc, char** argv) {
                  "How long a restarted lock node sits out the vote (default: --lock-max-ttl plus "
                  "its drift allowance; 0s only for lock nodes just started empty)")
       ->envname("CHATROOMD_LOCK_RESTART_GRACE");
+  app.add_option("--lock-tls-ca", s.tls.ca_file,
+                 "CA certificates (PEM) the lock nodes' certificates must chain to (default: the "
+                 "system's trust store)")
+      ->envname("CHATROOMD_LOCK_TLS_CA");
+  app.add_option("--lock-tls-ca-dir", s.tls.ca_dir, "A directory of CA certificates (PEM)")
+      ->envname("CHATROOMD_LOCK_TLS_CA_DIR");
+  app.add_option("--lock-tls-cert", s.tls.cert_file,
+                 "Client certificate (PEM) for lock nodes that require one (mutual TLS)")
+      ->envname("CHATROOMD_LOCK_TLS_CERT");
+  app.add_option("--lock-tls-key", s.tls.key_file,
+                 "The client certificate's private key (PEM, not encrypted)")
+      ->envname("CHATROOMD_LOCK_TLS_KEY");
+  app.add_option("--lock-tls-server-name", s.tls.server_name,
+                 "The name every lock node's certificate must be issued for (default: each "
+                 "node's host)")
+      ->envname("CHATROOMD_LOCK_TLS_SERVER_NAME");
+  app.add_flag("--lock-tls-insecure", s.tls_insecure,
+               "Do not verify the lock nodes' certificates (tests only)")
+      ->envname("CHATROOMD_LOCK_TLS_INSECURE");
   app.add_option("--create-delay-ms", s.create_delay_ms,
                  "Pause between look-up and insert when creating a room (tests and demos)")
       ->envname("CHATROOMD_CREATE_DELAY_MS")
@@ -235,6 +256,8 @@ int main(int argc, char** argv) {
     redlock::ClientOptions client_options;
     client_options.nodes = nodes;
     client_options.max_ttl = lock_max_ttl;
+    client_options.tls = s.tls;
+    client_options.tls.verify_peer = !s.tls_insecure;
     auto engine_log = std::make_shared<spdlog::logger>(
         "redlock", std::make_shared<spdlog::sinks::stderr_sink_mt>());
     engine_log->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ chatroomd[%P] redlock: %v");

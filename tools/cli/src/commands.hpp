@@ -26,6 +26,7 @@ struct Globals {
   std::optional<std::chrono::milliseconds> restart_grace;  // unset: the library's default
   std::optional<std::chrono::milliseconds> node_timeout;   // unset: the library's default
   bool fencing = true;
+  TlsOptions tls;              // for rediss:// and sentinels:// nodes
   int conflict_exit_code = 4;  // -E: exit status for "held by another"
 };
 

@@ -114,6 +114,7 @@ Result<std::unique_ptr<Client>> connect_client(const Globals& globals,
   options.max_ttl = globals.max_ttl;
   options.restart_grace = globals.restart_grace;
   options.fencing = globals.fencing;
+  options.tls = globals.tls;
   if (globals.node_timeout) options.node_timeout = *globals.node_timeout;
   auto logger = std::make_shared<spdlog::logger>("redlock",
                                                  std::make_shared<spdlog::sinks::stderr_sink_mt>());

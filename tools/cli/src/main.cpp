@@ -110,7 +110,8 @@ int run_main(int argc, char** argv) {
   app.add_option("--nodes", nodes_flag,
                  "Lock nodes, comma-separated: host:port, [ipv6]:port, unix:/path, "
                  "redis://[user:pass@]host:port[/db], sentinel://host:port,.../master, "
-                 "cluster://host:port,host:port (a Redis Cluster, one node)");
+                 "cluster://host:port,host:port (a Redis Cluster, one node); rediss:// and "
+                 "sentinels:// for TLS");
   app.add_option("--config", config_flag, "Config file: {\"nodes\": [\"host:port\", ...]}");
   app.add_flag("--json", globals.json,
                "Print one JSON object on stdout (acquire, release, extend, status), errors "
@@ -133,6 +134,28 @@ int run_main(int argc, char** argv) {
   app.add_option("--node-timeout", node_timeout_flag,
                  "How long each node may take to answer before its vote counts as no "
                  "(default: ttl/200, within 10ms..250ms; raise it for distant nodes)");
+  // TLS for rediss:// and sentinels:// nodes (ClientOptions::tls).
+  app.add_option("--tls-ca", globals.tls.ca_file,
+                 "CA certificates (PEM) the nodes' certificates must chain to (default: the "
+                 "system's trust store)")
+      ->envname("REDLOCK_TLS_CA");
+  app.add_option("--tls-ca-dir", globals.tls.ca_dir, "A directory of CA certificates (PEM)")
+      ->envname("REDLOCK_TLS_CA_DIR");
+  app.add_option("--tls-cert", globals.tls.cert_file,
+                 "Client certificate (PEM) for nodes that require one (mutual TLS)")
+      ->envname("REDLOCK_TLS_CERT");
+  app.add_option("--tls-key", globals.tls.key_file,
+                 "The client certificate's private key (PEM, not encrypted)")
+      ->envname("REDLOCK_TLS_KEY");
+  app.add_option("--tls-server-name", globals.tls.server_name,
+                 "The name every node's certificate must be issued for, also sent as SNI "
+                 "(default: each node's host)")
+      ->envname("REDLOCK_TLS_SERVER_NAME");
+  bool tls_insecure = false;
+  app.add_flag("--tls-insecure", tls_insecure,
+               "Do not verify the nodes' certificates (tests only: anyone on the path could pose "
+               "as a node)")
+      ->envname("REDLOCK_TLS_INSECURE");
   bool no_fencing = false;
   app.add_flag("--no-fencing", no_fencing, "Skip fencing tokens (one round trip less, sometimes)");
   app.add_option("-E,--conflict-exit-code", globals.conflict_exit_code,
@@ -346,6 +369,7 @@ int run_main(int argc, char** argv) {
       globals.node_timeout = *timeout;
     }
     globals.fencing = !no_fencing;
+    globals.tls.verify_peer = !tls_insecure;
   }
   if (ttl.count() > 0) {
     if (auto problem = redlock::tools::ttl_problem(ttl, globals.max_ttl, globals.node_timeout)) {

@@ -219,6 +219,10 @@ tl::expected<int, std::string> launch_server(const ClusterOptions& options, std:
   };
   // clang-format on
   spawn.argv.insert(spawn.argv.end(), options.extra_args.begin(), options.extra_args.end());
+  if (index < options.node_args.size()) {
+    spawn.argv.insert(spawn.argv.end(), options.node_args[index].begin(),
+                      options.node_args[index].end());
+  }
   if (index < options.node_env.size()) spawn.env = options.node_env[index];
   spawn.stdout_path = node_dir / kLogFile;
   spawn.stderr_path = spawn.stdout_path;
@@ -447,6 +451,9 @@ tl::expected<std::unique_ptr<LocalCluster>, std::string> LocalCluster::attach(
     options.extra_args = json.at("extra_args").get<std::vector<std::string>>();
     if (json.contains("node_env")) {
       options.node_env = json.at("node_env").get<std::vector<std::vector<std::string>>>();
+    }
+    if (json.contains("node_args")) {
+      options.node_args = json.at("node_args").get<std::vector<std::vector<std::string>>>();
     }
     for (const auto& entry : json.at("nodes")) {
       Node node;
@@ -684,11 +691,10 @@ void LocalCluster::save_state() const noexcept {
                        {"pid", nodes_[i].pid},
                        {"dir", nodes_[i].dir.string()}});
     }
-    const nlohmann::json state = {{"version", kStateVersion},
-                                  {"redis_server", options_.redis_server},
-                                  {"extra_args", options_.extra_args},
-                                  {"node_env", options_.node_env},
-                                  {"nodes", nodes}};
+    const nlohmann::json state = {
+        {"version", kStateVersion},          {"redis_server", options_.redis_server},
+        {"extra_args", options_.extra_args}, {"node_env", options_.node_env},
+        {"node_args", options_.node_args},   {"nodes", nodes}};
     // Write then rename, so that a reader never sees half a file.
     const fs::path tmp = dir_ / (std::string(kStateFile) + ".tmp");
     {

@@ -102,7 +102,8 @@ std::vector<std::string> split_node_list(std::string_view text) {
       if (item.find('/') != std::string::npos) open_list = false;
       continue;
     }
-    open_list = (item.starts_with("cluster://") || item.starts_with("sentinel://")) &&
+    open_list = (item.starts_with("cluster://") || item.starts_with("sentinel://") ||
+                 item.starts_with("sentinels://")) &&
                 item.find('/', item.find("://") + 3) == std::string::npos;
     out.push_back(std::move(item));
   }

@@ -49,6 +49,9 @@ struct ClusterOptions {
   bool detach = false;
   // Appended to every redis-server command line.
   std::vector<std::string> extra_args;
+  // Appended to node i's command line only (node_args[i]), after extra_args;
+  // kept across restart(). For example each node's own --tls-port.
+  std::vector<std::vector<std::string>> node_args;
   // Environment entries ("NAME=value") for node i's server (node_env[i]), on
   // top of this process's environment, which every server inherits; nodes
   // past the end get none. Kept across restart(); for example an LD_PRELOAD
