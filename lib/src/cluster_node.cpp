@@ -1,3 +1,8 @@
+// cluster_node.cpp: longer than most files here (about 650 lines) because
+// a Redis Cluster node is a small client of its own: the slot map and its
+// refreshes, one connection per shard master, MOVED/ASK/TRYAGAIN, and the
+// shard-level vote and health. The pure part (slot map parsing) is in
+// slot_map.cpp.
 #include "cluster_node.hpp"
 
 #include <spdlog/spdlog.h>

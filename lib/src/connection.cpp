@@ -1,3 +1,8 @@
+// connection.cpp: longer than most files here (about 600 lines) because it
+// is the whole transport in one place: resolve, connect with a deadline, the
+// TLS handshake, the AUTH/SELECT/owner steps, reads into the reply parser,
+// the write queue, backoff and a close that frees in its close callback.
+// Split, each part would need the others' state.
 #include "connection.hpp"
 
 #include <algorithm>
