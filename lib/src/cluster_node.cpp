@@ -12,16 +12,6 @@
 namespace redlock::detail {
 namespace {
 
-constexpr std::size_t kMaxCleanup = 10000;
-
-std::shared_ptr<Operation> discard_op() {
-  struct Discard final : Operation {
-    void on_reply(std::size_t, std::uint32_t, const Reply*, std::string_view) override {}
-  };
-  static const auto op = std::make_shared<Discard>();
-  return op;
-}
-
 std::string ms_text(Clock::duration d) {
   return std::to_string(std::chrono::ceil<milliseconds>(d).count()) + " ms";
 }

@@ -12,15 +12,6 @@ constexpr std::size_t kReadBufferSize = 64 * 1024;
 // make the client buffer without bound: past this many unanswered commands
 // new commands fail at once as that node's "no".
 constexpr std::size_t kMaxPending = 100000;
-constexpr std::size_t kMaxCleanup = 10000;
-
-std::shared_ptr<Operation> discard_op() {
-  struct Discard final : Operation {
-    void on_reply(std::size_t, std::uint32_t, const Reply*, std::string_view) override {}
-  };
-  static const auto op = std::make_shared<Discard>();
-  return op;
-}
 
 bool starts_with_any(const std::string& s, std::initializer_list<std::string_view> prefixes) {
   return std::any_of(prefixes.begin(), prefixes.end(),

@@ -24,6 +24,14 @@ void log_callback_exception(spdlog::logger& log, const char* what) {
   }
 }
 
+std::shared_ptr<Operation> discard_op() {
+  struct Discard final : Operation {
+    void on_reply(std::size_t, std::uint32_t, const Reply*, std::string_view) override {}
+  };
+  static const auto op = std::make_shared<Discard>();
+  return op;
+}
+
 std::string describe(const std::vector<std::string>& resources) {
   if (resources.size() == 1) return "resource " + quote_bytes(resources.front());
   std::string out = "resources {";

@@ -168,6 +168,12 @@ void invoke_user(spdlog::logger& log, Callback& callback, Value&& value) {
 }
 
 // "resource \"a\"" or "resources {\"a\", \"b\"}", for messages.
+// An operation that ignores its replies: for commands whose answer nobody
+// waits for (SCRIPT LOAD, cleanup of keys left while a node was away).
+[[nodiscard]] std::shared_ptr<Operation> discard_op();
+// Keys left on an unreachable node that a node remembers to delete, at most.
+inline constexpr std::size_t kMaxCleanup = 10000;
+
 [[nodiscard]] std::string describe(const std::vector<std::string>& resources);
 
 // "12.3 ms".

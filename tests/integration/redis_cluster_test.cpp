@@ -295,6 +295,9 @@ TEST_F(RedisClusterTest, ANodeTheWakeUpComesFromIsTheSlotsShard) {
 TEST_F(RedisClusterTest, ASlotReshardedWhileLocksAreTakenFollowsAskAndMoved) {
   auto& rc = make_cluster(shards(3));
   auto options = client_options({rc.url()});
+  // Room for the TRYAGAIN answers below (sent again 8 times, 25 ms apart)
+  // on a loaded machine, so that the "no" says TRYAGAIN, not a timeout.
+  options.node_timeout = scaled(2000ms);
   auto logs = capture_logs(options);
   auto& client = connect(options);
   auto& contender = connect(client_options({rc.url()}));
