@@ -43,7 +43,7 @@
 #include "load.hpp"
 #include "redlock/cluster/local_cluster.hpp"
 #include "silent_node.hpp"
-#include "tls_certs.hpp"
+#include "redlock/cluster/tls_certs.hpp"
 
 namespace redlock::bench {
 namespace {

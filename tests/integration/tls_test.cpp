@@ -12,7 +12,7 @@
 #include "keys.hpp"
 #include "redlock/tools/subprocess.hpp"
 #include "test_util.hpp"
-#include "tls_certs.hpp"
+#include "redlock/cluster/tls_certs.hpp"
 
 namespace redlock::testing {
 namespace {

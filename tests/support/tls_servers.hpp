@@ -23,7 +23,7 @@
 
 #include "redlock/cluster/local_cluster.hpp"
 #include "redlock/tools/subprocess.hpp"
-#include "tls_certs.hpp"
+#include "redlock/cluster/tls_certs.hpp"
 
 namespace redlock::testing {
 

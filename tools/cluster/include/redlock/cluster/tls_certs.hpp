@@ -1,6 +1,7 @@
-// tls_certs.hpp: certificates for the TLS tests, made with the openssl
-// command once per test binary (tls_files()), in a temporary directory that
-// is removed when the binary exits.
+// redlock/cluster/tls_certs.hpp: certificates for local TLS nodes (the
+// tests and redlock-bench --tls), made with the openssl command once per
+// process (tls_files()), in a temporary directory that is removed when the
+// process exits.
 //
 //   ca        the CA every server and client certificate chains to
 //   server    CN=localhost; SAN DNS:localhost, IP:127.0.0.1, IP:::1; for
