@@ -42,8 +42,8 @@
 
 #include "load.hpp"
 #include "redlock/cluster/local_cluster.hpp"
-#include "silent_node.hpp"
 #include "redlock/cluster/tls_certs.hpp"
+#include "silent_node.hpp"
 
 namespace redlock::bench {
 namespace {

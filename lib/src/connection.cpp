@@ -236,8 +236,8 @@ bool Connection::start_tls() {
     drop("TLS is not set up for this connection", true, true, false);
     return false;
   }
-  const std::string at = endpoint_.kind == Endpoint::Kind::kTcp ? address_text(socket_->addr)
-                                                                 : endpoint_.where();
+  const std::string at =
+      endpoint_.kind == Endpoint::Kind::kTcp ? address_text(socket_->addr) : endpoint_.where();
   auto session = TlsSession::create(*settings_.tls, tls_name(), at);
   if (!session) {
     drop(session.error().message(), false, true, false);

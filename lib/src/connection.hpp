@@ -175,10 +175,10 @@ class Connection final : public Flushable {
   Scheduler::TimerId timer_ = 0;  // the stage's deadline, or the backoff
   std::unique_ptr<ReplyParser> parser_;
   std::vector<char> read_buf_;
-  std::string out_;          // bytes not yet handed to the socket (or to TLS)
+  std::string out_;                  // bytes not yet handed to the socket (or to TLS)
   std::unique_ptr<TlsSession> tls_;  // TLS endpoints: the current attempt's
   std::string plain_;                // TLS endpoints: what a read decrypted
-  std::vector<Step> steps_;  // handshake replies still awaited, in order
+  std::vector<Step> steps_;          // handshake replies still awaited, in order
   std::size_t owner_step_ = 0;
   int failures_ = 0;
   std::string last_error_;

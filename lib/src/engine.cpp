@@ -36,8 +36,8 @@ Result<std::shared_ptr<Engine>> Engine::start(ClientOptions options) {
 
   // TLS: every file is read now, on the caller's thread, and a bad one fails
   // connect() rather than every node later.
-  const bool any_tls = std::any_of(parsed->begin(), parsed->end(),
-                                   [](const NodeAddress& a) { return a.tls; });
+  const bool any_tls =
+      std::any_of(parsed->begin(), parsed->end(), [](const NodeAddress& a) { return a.tls; });
   const TlsOptions& t = options.tls;
   const bool tls_set = !t.ca_file.empty() || !t.ca_dir.empty() || !t.cert_file.empty() ||
                        !t.key_file.empty() || !t.server_name.empty() || !t.verify_peer;
@@ -64,8 +64,8 @@ Result<std::shared_ptr<Engine>> Engine::start(ClientOptions options) {
   auto loop = Loop::create(e.options_.busy_poll);
   if (!loop) return Unexpected(loop.error());
   e.loop_ = std::move(*loop);
-  e.node_ctx_ = std::make_unique<NodeContext>(
-      NodeContext{*e.loop_, e.options_, e.restart_grace_, *e.logger_, *e.metrics_, e, e.tls_.get()});
+  e.node_ctx_ = std::make_unique<NodeContext>(NodeContext{
+      *e.loop_, e.options_, e.restart_grace_, *e.logger_, *e.metrics_, e, e.tls_.get()});
   for (std::size_t i = 0; i < parsed->size(); ++i) {
     auto& address = (*parsed)[i];
     e.node_names_.push_back(address.display);

@@ -76,7 +76,8 @@ void NodeVitals::on_connected() {
   clock_run_id_ = run_id_;
   time_refused_ = false;
   time_outstanding_ = false;
-  clock_excluded_.store(clock_pending() || (ctx_.options.exclude_suspect_clocks && clock_.suspect()));
+  clock_excluded_.store(clock_pending() ||
+                        (ctx_.options.exclude_suspect_clocks && clock_.suspect()));
 }
 
 bool NodeVitals::want_time_sample(Clock::time_point now) {
@@ -112,7 +113,8 @@ void NodeVitals::on_time_reply(const Reply* reply, Clock::time_point now) {
   const bool was_suspect = clock_.suspect();
   const bool changed = clock_.add({time_sent_, now, *node_us});
   if (!clock_checked_ && clock_.would_catch(kFirstClockRateError)) clock_checked_ = true;
-  clock_excluded_.store(clock_pending() || (ctx_.options.exclude_suspect_clocks && clock_.suspect()));
+  clock_excluded_.store(clock_pending() ||
+                        (ctx_.options.exclude_suspect_clocks && clock_.suspect()));
   ctx_.metrics.clock_state(index_, clock_.rate(), clock_.suspect(), clock_.reason());
   if (!changed) return;
   if (clock_.suspect()) {

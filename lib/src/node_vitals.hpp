@@ -43,8 +43,7 @@ class NodeVitals {
   // Set while the node must not vote at `now`: why, and for how long. A
   // node that is not `connected` is not held back for a clock it could not
   // time (it votes "no" as disconnected anyway).
-  [[nodiscard]] std::optional<std::string> vote_block(Clock::time_point now,
-                                                      bool connected) const;
+  [[nodiscard]] std::optional<std::string> vote_block(Clock::time_point now, bool connected) const;
   // The same as !vote_block(now), from any thread.
   [[nodiscard]] bool votes(Clock::time_point now) const noexcept;
   // From when the node may vote again after a restart.

@@ -91,8 +91,8 @@ class TlsSession {
   // SNI sent. `endpoint`: which saved session to offer and to update (the
   // address connected to). Error: kInternal (OpenSSL could not allocate).
   [[nodiscard]] static Result<std::unique_ptr<TlsSession>> create(TlsContext& context,
-                                                                   const std::string& name,
-                                                                   const std::string& endpoint);
+                                                                  const std::string& name,
+                                                                  const std::string& endpoint);
   ~TlsSession();
   TlsSession(const TlsSession&) = delete;
   TlsSession& operator=(const TlsSession&) = delete;

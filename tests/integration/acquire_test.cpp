@@ -4,8 +4,8 @@
 
 #include <future>
 
-#include "protocol.hpp"
 #include "keys.hpp"
+#include "protocol.hpp"
 #include "test_util.hpp"
 
 namespace redlock::testing {

@@ -8,6 +8,8 @@
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -15,9 +17,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "fake_clock.hpp"
 #include "redlock/delayproxy/delay_proxy.hpp"
@@ -378,7 +377,6 @@ TEST_F(PlainClusterTest, AnAclWithoutTimeOnlyLosesTheClockCheck) {
   for (const auto& n : client->metrics().nodes) EXPECT_FALSE(n.clock_rate.has_value());
 }
 
-
 // ---------------------------------------------------------------------------
 // The safe default: suspect clocks do not vote.
 
@@ -475,7 +473,8 @@ TEST_F(PlainClusterTest, DistantHealthyNodesVote) {
   auto proxy = redlock::delayproxy::DelayProxy::start(routes);
   ASSERT_TRUE(proxy) << proxy.error();
   std::vector<std::string> nodes;
-  for (std::size_t i = 0; i < 5; ++i) nodes.push_back("127.0.0.1:" + std::to_string((*proxy)->port(i)));
+  for (std::size_t i = 0; i < 5; ++i)
+    nodes.push_back("127.0.0.1:" + std::to_string((*proxy)->port(i)));
   auto o = client_options(nodes);
   o.clock_check_interval = 200ms;
   o.node_timeout = scaled(1000ms);

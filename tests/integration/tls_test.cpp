@@ -10,9 +10,9 @@
 #include <sstream>
 
 #include "keys.hpp"
+#include "redlock/cluster/tls_certs.hpp"
 #include "redlock/tools/subprocess.hpp"
 #include "test_util.hpp"
-#include "redlock/cluster/tls_certs.hpp"
 
 namespace redlock::testing {
 namespace {

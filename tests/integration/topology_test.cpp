@@ -29,12 +29,9 @@ using ::testing::Not;
 
 // The commands redlock needs, and nothing else (docs/deployment.md shows this ACL).
 const std::vector<std::string> kMinimalAcl = {
-    "ACL",          "SETUSER",  "redlock",       "on",
-    ">s3cret-pass", "~redlock:*", "resetchannels", "&redlock:*",
-    "-@all",        "+set",     "+get",          "+del",
-    "+exists",      "+evalsha", "+eval",         "+script|load",
-    "+info",        "+time",    "+publish",      "+subscribe",
-    "+unsubscribe"};
+    "ACL",        "SETUSER",      "redlock", "on",    ">s3cret-pass", "~redlock:*", "resetchannels",
+    "&redlock:*", "-@all",        "+set",    "+get",  "+del",         "+exists",    "+evalsha",
+    "+eval",      "+script|load", "+info",   "+time", "+publish",     "+subscribe", "+unsubscribe"};
 
 int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -353,10 +353,10 @@ TEST_F(WakeTest, EverySubscriptionDeniedTheWaiterStillGetsTheLockByItsRetry) {
 
 // The minimal ACL of docs/deployment.md, with and without the wake-on-release part.
 std::vector<std::string> acl_user(const std::string& name, bool channels) {
-  std::vector<std::string> argv = {"ACL",   "SETUSER",       name,       "on",    ">pw-" + name,
-                                   "~redlock:*", "resetchannels", "-@all",    "+set",  "+get",
-                                   "+del",  "+exists",       "+evalsha", "+eval", "+script|load",
-                                   "+info", "+time"};
+  std::vector<std::string> argv = {
+      "ACL",           "SETUSER", name,           "on",    ">pw-" + name, "~redlock:*",
+      "resetchannels", "-@all",   "+set",         "+get",  "+del",        "+exists",
+      "+evalsha",      "+eval",   "+script|load", "+info", "+time"};
   if (channels) {
     for (const char* a : {"&redlock:*", "+publish", "+subscribe", "+unsubscribe"}) {
       argv.emplace_back(a);
@@ -561,16 +561,16 @@ TEST_F(WakeTest, TheReleaseScriptAnnouncesOnlyDeletionsAndOnlyWhenAsked) {
       sub, timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)});
   for (const char* resource : {"k1", "k2", "k3"}) {
     const auto channel = detail::release_channel(resource);
-    auto* r = static_cast<redisReply*>(
-        redisCommand(sub, "SUBSCRIBE %b", channel.data(), channel.size()));
+    auto* r =
+        static_cast<redisReply*>(redisCommand(sub, "SUBSCRIBE %b", channel.data(), channel.size()));
     ASSERT_NE(r, nullptr);
     freeReplyObject(r);
   }
   const auto release = [&](const std::string& resource, const std::string& token,
                            const std::string& announce) {
-    return cluster().command(0, {"EVAL", std::string(detail::kReleaseScript.body), "1",
-                                 detail::lock_key(resource), token, announce,
-                                 detail::release_channel(resource)});
+    return cluster().command(
+        0, {"EVAL", std::string(detail::kReleaseScript.body), "1", detail::lock_key(resource),
+            token, announce, detail::release_channel(resource)});
   };
   for (const char* resource : {"k1", "k2", "k3"}) {
     ASSERT_TRUE(cluster().command(0, {"SET", detail::lock_key(resource), "tok"}));

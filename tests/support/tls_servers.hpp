@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "redlock/cluster/local_cluster.hpp"
-#include "redlock/tools/subprocess.hpp"
 #include "redlock/cluster/tls_certs.hpp"
+#include "redlock/tools/subprocess.hpp"
 
 namespace redlock::testing {
 
