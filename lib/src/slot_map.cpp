@@ -265,7 +265,7 @@ std::string ranges_text(const std::vector<SlotRange>& ranges) {
   for (const auto& r : ranges) {
     if (!out.empty()) out += ',';
     out += std::to_string(r.first);
-    if (r.last != r.first) out += "-" + std::to_string(r.last);
+    if (r.last != r.first) out.append("-").append(std::to_string(r.last));
   }
   return out;
 }

@@ -106,7 +106,8 @@ class RedisCluster {
   [[nodiscard]] std::string url(std::size_t seeds = 2) const {
     std::string out = "cluster://";
     for (std::size_t i = 0; i < std::min(seeds, size()); ++i) {
-      out += (i > 0 ? "," : "") + servers_->address(i);
+      if (i > 0) out += ',';
+      out += servers_->address(i);
     }
     return out;
   }

@@ -94,8 +94,8 @@ class TlsOnlyServers {
   [[nodiscard]] std::string node_list(const std::string& host = "127.0.0.1") const {
     std::string out;
     for (int port : ports_) {
-      out +=
-          (out.empty() ? "" : ",") + std::string("rediss://") + host + ":" + std::to_string(port);
+      if (!out.empty()) out += ',';
+      out.append("rediss://").append(host).append(":").append(std::to_string(port));
     }
     return out;
   }
