@@ -585,6 +585,9 @@ void ClusterNode::apply(SlotMap next) {
   }
 
   // Keep the Node of every master still there; connect to the new ones.
+  // Under the lock from here: taking the Nodes out of shards_ changes what
+  // voting() and answering() read from other threads.
+  std::unique_lock shards_lock(shards_mutex_);
   std::vector<Shard> shards;
   std::vector<Node*> started;
   shards.reserve(next.shards().size());
@@ -612,12 +615,10 @@ void ClusterNode::apply(SlotMap next) {
   for (auto& old : shards_) {
     if (old.node) gone.push_back(std::move(old.node));
   }
-  {
-    std::lock_guard lk(shards_mutex_);
-    shards_ = std::move(shards);
-    map_ = std::move(next);
-    moved_.clear();
-  }
+  shards_ = std::move(shards);
+  map_ = std::move(next);
+  moved_.clear();
+  shards_lock.unlock();
   ++map_version_;
   if (!have_map_) {
     have_map_ = true;
