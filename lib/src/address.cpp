@@ -264,6 +264,19 @@ std::string Endpoint::where() const {
   return host + ":" + std::to_string(port);
 }
 
+Endpoint credentials_endpoint(const NodeAddress& address, std::string_view username,
+                              std::string_view password) {
+  Endpoint e;
+  if (address.has_credentials) {
+    e.username = address.username;
+    e.password = address.password;
+  } else {
+    e.username = username;
+    e.password = password;
+  }
+  return e;
+}
+
 bool same_place(const Endpoint& a, const Endpoint& b) {
   if (a.kind != b.kind) return false;
   if (a.kind == Endpoint::Kind::kUnix) return a.path == b.path;

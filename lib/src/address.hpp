@@ -82,6 +82,11 @@ struct Endpoint {
 // The same server address (host or path, port, and TLS); credentials aside.
 [[nodiscard]] bool same_place(const Endpoint& a, const Endpoint& b);
 
+// An endpoint with only the credentials set: the address's own, or the
+// client's (`username`, `password`) when the address has none.
+[[nodiscard]] Endpoint credentials_endpoint(const NodeAddress& address, std::string_view username,
+                                            std::string_view password);
+
 // Resolves a host name to its addresses, in the resolver's order. Runs on a
 // thread of libuv's pool, never on the loop thread.
 using Resolver = std::function<Result<std::vector<sockaddr_storage>>(const std::string& host,

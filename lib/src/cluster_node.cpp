@@ -118,15 +118,7 @@ ClusterNode::ClusterNode(const NodeContext& ctx, std::size_t index, NodeAddress 
 ClusterNode::~ClusterNode() = default;
 
 Endpoint ClusterNode::shard_endpoint_base() const {
-  Endpoint e;
-  if (address_.has_credentials) {
-    e.username = address_.username;
-    e.password = address_.password;
-  } else {
-    e.username = ctx_.options.username;
-    e.password = ctx_.options.password;
-  }
-  return e;
+  return credentials_endpoint(address_, ctx_.options.username, ctx_.options.password);
 }
 
 NodeAddress ClusterNode::shard_address(const ClusterPeer& master) const {

@@ -59,14 +59,7 @@ void Node::start() {
 }
 
 std::optional<Endpoint> Node::endpoint() {
-  Endpoint e;
-  if (address_.has_credentials) {
-    e.username = address_.username;
-    e.password = address_.password;
-  } else {
-    e.username = ctx_.options.username;
-    e.password = ctx_.options.password;
-  }
+  Endpoint e = credentials_endpoint(address_, ctx_.options.username, ctx_.options.password);
   e.db = address_.db;
   e.tls = address_.tls;
   switch (address_.kind) {
