@@ -33,6 +33,7 @@
 #include "http_api.hpp"
 #include "redlock/redlock.hpp"
 #include "redlock/tools/duration.hpp"
+#include "redlock/tools/tls_flags.hpp"
 #include "redlock/tools/ttl_check.hpp"
 #include "service_metrics.hpp"
 #include "store.hpp"
@@ -131,25 +132,9 @@ int main(int argc, char** argv) {
                  "How long a restarted lock node sits out the vote (default: --lock-max-ttl plus "
                  "its drift allowance; 0s only for lock nodes just started empty)")
       ->envname("CHATROOMD_LOCK_RESTART_GRACE");
-  app.add_option("--lock-tls-ca", s.tls.ca_file,
-                 "CA certificates (PEM) the lock nodes' certificates must chain to (default: the "
-                 "system's trust store)")
-      ->envname("CHATROOMD_LOCK_TLS_CA");
-  app.add_option("--lock-tls-ca-dir", s.tls.ca_dir, "A directory of CA certificates (PEM)")
-      ->envname("CHATROOMD_LOCK_TLS_CA_DIR");
-  app.add_option("--lock-tls-cert", s.tls.cert_file,
-                 "Client certificate (PEM) for lock nodes that require one (mutual TLS)")
-      ->envname("CHATROOMD_LOCK_TLS_CERT");
-  app.add_option("--lock-tls-key", s.tls.key_file,
-                 "The client certificate's private key (PEM, not encrypted)")
-      ->envname("CHATROOMD_LOCK_TLS_KEY");
-  app.add_option("--lock-tls-server-name", s.tls.server_name,
-                 "The name every lock node's certificate must be issued for (default: each "
-                 "node's host)")
-      ->envname("CHATROOMD_LOCK_TLS_SERVER_NAME");
-  app.add_flag("--lock-tls-insecure", s.tls_insecure,
-               "Do not verify the lock nodes' certificates (tests only)")
-      ->envname("CHATROOMD_LOCK_TLS_INSECURE");
+  redlock::tools::add_tls_flags(
+      app, s.tls, s.tls_insecure,
+      {.flag_prefix = "--lock-", .env_prefix = "CHATROOMD_LOCK_", .nodes = "lock nodes"});
   app.add_option("--create-delay-ms", s.create_delay_ms,
                  "Pause between look-up and insert when creating a room (tests and demos)")
       ->envname("CHATROOMD_CREATE_DELAY_MS")

@@ -29,6 +29,7 @@
 #include "redlock/cluster/cluster_commands.hpp"
 #include "redlock/tools/duration.hpp"
 #include "redlock/tools/subprocess.hpp"
+#include "redlock/tools/tls_flags.hpp"
 #include "redlock/tools/ttl_check.hpp"
 #include "redlock/version.hpp"
 
@@ -135,27 +136,8 @@ int run_main(int argc, char** argv) {
                  "How long each node may take to answer before its vote counts as no "
                  "(default: ttl/200, within 10ms..250ms; raise it for distant nodes)");
   // TLS for rediss:// and sentinels:// nodes (ClientOptions::tls).
-  app.add_option("--tls-ca", globals.tls.ca_file,
-                 "CA certificates (PEM) the nodes' certificates must chain to (default: the "
-                 "system's trust store)")
-      ->envname("REDLOCK_TLS_CA");
-  app.add_option("--tls-ca-dir", globals.tls.ca_dir, "A directory of CA certificates (PEM)")
-      ->envname("REDLOCK_TLS_CA_DIR");
-  app.add_option("--tls-cert", globals.tls.cert_file,
-                 "Client certificate (PEM) for nodes that require one (mutual TLS)")
-      ->envname("REDLOCK_TLS_CERT");
-  app.add_option("--tls-key", globals.tls.key_file,
-                 "The client certificate's private key (PEM, not encrypted)")
-      ->envname("REDLOCK_TLS_KEY");
-  app.add_option("--tls-server-name", globals.tls.server_name,
-                 "The name every node's certificate must be issued for, also sent as SNI "
-                 "(default: each node's host)")
-      ->envname("REDLOCK_TLS_SERVER_NAME");
   bool tls_insecure = false;
-  app.add_flag("--tls-insecure", tls_insecure,
-               "Do not verify the nodes' certificates (tests only: anyone on the path could pose "
-               "as a node)")
-      ->envname("REDLOCK_TLS_INSECURE");
+  redlock::tools::add_tls_flags(app, globals.tls, tls_insecure);
   bool no_fencing = false;
   app.add_flag("--no-fencing", no_fencing, "Skip fencing tokens (one round trip less, sometimes)");
   app.add_option("-E,--conflict-exit-code", globals.conflict_exit_code,
