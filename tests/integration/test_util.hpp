@@ -11,6 +11,7 @@
 
 #include "cluster_fixture.hpp"
 #include "redlock/redlock.hpp"
+#include "redlock/tools/redis_connection.hpp"
 
 namespace redlock::testing {
 
@@ -103,6 +104,16 @@ inline ::testing::AssertionResult stall(redlock::cluster::LocalCluster& cluster,
     if (!answered) return ::testing::AssertionSuccess();  // it no longer answers
   }
   return ::testing::AssertionFailure() << "node " << i + 1 << " never stalled";
+}
+
+// One command to the server on 127.0.0.1:port (a sentinel's plain port,
+// say), its reply as text, every element of an array on a line; empty when
+// the server cannot be reached or does not answer within 2 s.
+inline std::string command_text(int port, const std::vector<std::string>& argv) {
+  auto conn = redlock::tools::RedisConnection::open("127.0.0.1", port, std::chrono::seconds(2));
+  if (!conn) return {};
+  auto reply = conn->run(argv);
+  return reply ? redlock::tools::reply_text(*reply) : std::string{};
 }
 
 }  // namespace redlock::testing

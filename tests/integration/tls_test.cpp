@@ -525,7 +525,7 @@ class TlsSentinelTest : public TlsTest {
     ASSERT_TRUE(eventually(
         [&]() -> bool {
           for (int port : sentinel_plain_) {
-            auto r = sentinel_command(port, {"SENTINEL", "replicas", "mymaster"});
+            auto r = command_text(port, {"SENTINEL", "replicas", "mymaster"});
             if (r.find(std::to_string(replica_tls_)) == std::string::npos) return false;
           }
           return true;
@@ -537,39 +537,6 @@ class TlsSentinelTest : public TlsTest {
   void TearDown() override {
     sentinels_.clear();
     TlsTest::TearDown();
-  }
-
-  // A command to a sentinel's plain port; every reply element on a line.
-  static std::string sentinel_command(int port, const std::vector<std::string>& argv) {
-    redisContext* c = redisConnectWithTimeout("127.0.0.1", port, timeval{1, 0});
-    if (c == nullptr || c->err != 0) {
-      if (c != nullptr) redisFree(c);
-      return {};
-    }
-    redisSetTimeout(c, timeval{2, 0});
-    std::vector<const char*> args;
-    std::vector<std::size_t> lens;
-    for (const auto& a : argv) {
-      args.push_back(a.c_str());
-      lens.push_back(a.size());
-    }
-    auto* r = static_cast<redisReply*>(
-        redisCommandArgv(c, static_cast<int>(args.size()), args.data(), lens.data()));
-    std::string out;
-    const auto render = [&](const redisReply* e, const auto& self) -> void {
-      if (e->type == REDIS_REPLY_ARRAY) {
-        for (std::size_t i = 0; i < e->elements; ++i) self(e->element[i], self);
-      } else if (e->str != nullptr) {
-        out.append(e->str, e->len);
-        out += '\n';
-      }
-    };
-    if (r != nullptr) {
-      render(r, render);
-      freeReplyObject(r);
-    }
-    redisFree(c);
-    return out;
   }
 
   std::string sentinels_url() const {
@@ -617,8 +584,8 @@ TEST_F(TlsSentinelTest, SentinelsAndTheirMastersAreReachedOverTlsAcrossAFailover
   // NOGOODSLAVE; keep asking, within a bound.
   ASSERT_TRUE(eventually(
       [&]() -> bool {
-        return sentinel_command(sentinel_plain_[0], {"SENTINEL", "failover", "mymaster"})
-                   .find("OK") != std::string::npos;
+        return command_text(sentinel_plain_[0], {"SENTINEL", "failover", "mymaster"}).find("OK") !=
+               std::string::npos;
       },
       scaled(30s)))
       << "the sentinels never accepted a failover";

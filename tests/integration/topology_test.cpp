@@ -268,7 +268,7 @@ class SentinelTest : public ClusterTest {
     ASSERT_TRUE(eventually(
         [&]() -> bool {
           for (int port : sentinel_ports_) {
-            if (sentinel_command(port, "SENTINEL replicas mymaster").find("slave") ==
+            if (command_text(port, {"SENTINEL", "replicas", "mymaster"}).find("slave") ==
                 std::string::npos) {
               return false;
             }
@@ -282,31 +282,6 @@ class SentinelTest : public ClusterTest {
   void TearDown() override {
     sentinels_.clear();
     ClusterTest::TearDown();
-  }
-
-  static std::string sentinel_command(int port, const std::string& command) {
-    redisContext* c = redisConnectWithTimeout("127.0.0.1", port, timeval{1, 0});
-    if (c == nullptr || c->err != 0) {
-      if (c != nullptr) redisFree(c);
-      return {};
-    }
-    redisSetTimeout(c, timeval{2, 0});
-    auto* r = static_cast<redisReply*>(redisCommand(c, command.c_str()));
-    std::string out;
-    const auto render = [&](const redisReply* e, const auto& self) -> void {
-      if (e->type == REDIS_REPLY_ARRAY) {
-        for (std::size_t i = 0; i < e->elements; ++i) self(e->element[i], self);
-      } else if (e->str != nullptr) {
-        out.append(e->str, e->len);
-        out += '\n';
-      }
-    };
-    if (r != nullptr) {
-      render(r, render);
-      freeReplyObject(r);
-    }
-    redisFree(c);
-    return out;
   }
 
   std::string sentinel_url() const {
@@ -343,7 +318,7 @@ TEST_F(SentinelTest, ASentinelManagedMasterVotesAndIsFollowedAcrossAFailover) {
   // NOGOODSLAVE; keep asking, within a bound.
   ASSERT_TRUE(eventually(
       [&]() -> bool {
-        return sentinel_command(sentinel_ports_[0], "SENTINEL failover mymaster").find("OK") !=
+        return command_text(sentinel_ports_[0], {"SENTINEL", "failover", "mymaster"}).find("OK") !=
                std::string::npos;
       },
       scaled(30s)))
@@ -405,7 +380,7 @@ TEST_F(SentinelTest, AWaitersReleaseSubscriptionFollowsTheMasterAcrossAFailover)
 
   ASSERT_TRUE(eventually(
       [&]() -> bool {
-        return sentinel_command(sentinel_ports_[0], "SENTINEL failover mymaster").find("OK") !=
+        return command_text(sentinel_ports_[0], {"SENTINEL", "failover", "mymaster"}).find("OK") !=
                std::string::npos;
       },
       scaled(30s)))
