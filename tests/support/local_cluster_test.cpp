@@ -559,7 +559,7 @@ TEST(LocalClusterTest, AttachForgetsAPidThatIsNotOurServer) {
 
 // Redis Clusters made of a LocalCluster's servers (redis_cluster.hpp).
 
-TEST(RedisClusterTest, SplitsTheSlotsLikeRedisCli) {
+TEST(StartRedisClusterTest, SplitsTheSlotsLikeRedisCli) {
   using redlock::cluster::kClusterSlots;
   using redlock::cluster::shard_of_slot;
   using redlock::cluster::shard_slot_range;
@@ -587,7 +587,7 @@ TEST(RedisClusterTest, SplitsTheSlotsLikeRedisCli) {
 
 // One and two masters (below redis-cli's minimum of three), on free ports,
 // answer for every slot; stop() leaves nothing behind.
-TEST(RedisClusterTest, StartsOneAndTwoShardClustersAndStopsThem) {
+TEST(StartRedisClusterTest, StartsOneAndTwoShardClustersAndStopsThem) {
   for (std::size_t shards : {1U, 2U}) {
     redlock::cluster::RedisClusterOptions options;
     options.shards = shards;
