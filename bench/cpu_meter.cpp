@@ -125,7 +125,11 @@ CpuMeter::Snapshot CpuMeter::take() const {
   CpuTimes unused;
   add_process("/proc/self", unused, &s.main, main_tid_, &s.other);
   for (int pid : server_pids_) {
-    if (pid > 0) add_process("/proc/" + std::to_string(pid), s.servers, nullptr, 0, nullptr);
+    CpuTimes& one = s.each_server.emplace_back();
+    if (pid > 0) add_process("/proc/" + std::to_string(pid), one, nullptr, 0, nullptr);
+    s.servers.on_cpu_us += one.on_cpu_us;
+    s.servers.runq_us += one.runq_us;
+    s.servers.ctx_switches += one.ctx_switches;
   }
   s.machine = machine_times();
   rusage ru{};
@@ -155,6 +159,10 @@ CpuReport CpuMeter::stop() const {
     r.steal_cores = cores(end.machine.steal_s, start_.machine.steal_s);
     r.kthread_cores = cores(end.machine.kthreads_s, start_.machine.kthreads_s);
     r.other_busy_cores = std::max(0.0, r.tasks_busy_cores - ours_s / r.elapsed_s - r.kthread_cores);
+    for (std::size_t i = 0; i < end.each_server.size() && i < start_.each_server.size(); ++i) {
+      const double used_us = end.each_server[i].on_cpu_us - start_.each_server[i].on_cpu_us;
+      r.busiest_server_cores = std::max(r.busiest_server_cores, used_us / 1e6 / r.elapsed_s);
+    }
   }
   return r;
 }

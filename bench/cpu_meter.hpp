@@ -26,9 +26,12 @@ struct CpuTimes {
 };
 
 struct CpuReport {
-  CpuTimes client_main;    // the thread that called start()
-  CpuTimes client_other;   // the client's loop thread and any other thread of ours
-  CpuTimes servers;        // all threads of the server processes
+  CpuTimes client_main;   // the thread that called start()
+  CpuTimes client_other;  // the client's loop thread and any other thread of ours
+  CpuTimes servers;       // all threads of the server processes
+  // The server process that used the most CPU, in cores (its CPU time over
+  // the elapsed time): near 1, a single-threaded redis-server is the limit.
+  double busiest_server_cores = 0;
   double children_us = 0;  // child processes reaped meanwhile (redis-benchmark)
   // Average cores busy over the run (/proc/stat), all processes: running
   // tasks (user + system), interrupts and softirqs outside any task, time
@@ -67,6 +70,7 @@ class CpuMeter {
     CpuTimes main;
     CpuTimes other;
     CpuTimes servers;
+    std::vector<CpuTimes> each_server;  // as server_pids_
     MachineTimes machine;
     double children_us = 0;
     std::chrono::steady_clock::time_point at;

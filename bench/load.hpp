@@ -64,6 +64,10 @@ struct Config {
   double max_noise_cores = 0.2;  // a run with more busy elsewhere is run again
   int noise_retries = 2;
   std::vector<int> base_clients = {1, 64};
+  // For each S: the scenarios again against a local Redis Cluster of S
+  // masters (no replicas) as the only node (cluster://), labelled
+  // ".../clusterS"; the cluster is started for the rep and stopped after it.
+  std::vector<int> cluster_shards;
   std::string samples_path;
   // TLS: "off", "on" (every run over TLS) or "both" (each run in plain text,
   // then over TLS, labelled "/tls"). A local cluster gets a TLS port per
@@ -88,6 +92,9 @@ struct Nodes {
   std::vector<int> pids;
   std::vector<std::string> hosts;
   bool tls = false;  // rediss://
+  // Not empty: the one node is this cluster:// address, and `pids` are the
+  // servers behind it (ports and hosts are unused).
+  std::string url;
 };
 
 struct Run {
@@ -102,6 +109,8 @@ struct Run {
   std::string key;
   // handoff: the waiter's AcquireOptions::wake_on_release.
   bool wake = true;
+  // > 0: the one node is a local Redis Cluster of this many masters.
+  int cluster_shards = 0;
 };
 
 [[nodiscard]] double round1(double v);
@@ -136,13 +145,20 @@ class Output {
   std::string pending_;
 };
 
-// {"impl":"redlock","scenario",...,"label","rep","nodes"}: a line to complete.
+// {"impl":"redlock","scenario",...,"label","rep","nodes"}: a line to complete
+// (and "cluster_shards" when the node is a Redis Cluster).
 [[nodiscard]] json redlock_line(const Run& run);
+// How the resources' keys spread over the hash slots and over the masters of
+// a Redis Cluster of `shards` masters (slots split as start_redis_cluster
+// splits them): slots_used, shards_used, resources_per_shard_min / _max.
+void put_slot_spread(json& j, const std::vector<std::string>& resources, std::size_t shards);
 // p50_us/p99_us (cycle), acq_*, rel_* (when the release was timed). Sorts s.
 void put_latency(json& j, Samples& s);
-// cpu_* fields: CPU time per operation of the client's threads and of the
-// servers, time spent runnable but waiting for a core, context switches, and
-// how busy the rest of the machine was (see cpu_meter.hpp).
+// cpu_* fields: CPU time per operation of the client's threads (each, and
+// cpu_client_us_per_op for all of them) and of the servers (all of them,
+// and the busiest one's cores), time spent runnable but waiting for a core,
+// context switches, and how busy the rest of the machine was (see
+// cpu_meter.hpp).
 void put_cpu(json& j, const CpuReport& cpu, long ops, bool servers_known);
 // `pids` if all are known (> 0), else none.
 [[nodiscard]] std::vector<int> known_pids(const std::vector<int>& pids);

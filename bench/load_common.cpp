@@ -2,11 +2,14 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <set>
 #include <sstream>
 #include <thread>
 
+#include "keys.hpp"  // redlock::detail::resource_slot (the library's key layout)
 #include "load.hpp"
 #include "redis_benchmark.hpp"
+#include "redlock/cluster/redis_cluster.hpp"
 
 namespace redlock::bench {
 
@@ -63,6 +66,7 @@ std::vector<std::string> addresses(const std::vector<int>& ports) {
 }
 
 std::vector<std::string> addresses(const Nodes& nodes) {
+  if (!nodes.url.empty()) return {nodes.url};
   std::vector<std::string> out;
   for (std::size_t i = 0; i < nodes.ports.size(); ++i) {
     out.push_back((nodes.tls ? "rediss://" : "") + nodes.hosts[i] + ":" +
@@ -115,11 +119,29 @@ void Output::write_samples(const Run& run, const Samples& s) {
 }
 
 json redlock_line(const Run& run) {
-  return {{"impl", "redlock"},
-          {"scenario", run.scenario},
-          {"label", run.label},
-          {"rep", run.rep},
-          {"nodes", run.nodes}};
+  json j = {{"impl", "redlock"},
+            {"scenario", run.scenario},
+            {"label", run.label},
+            {"rep", run.rep},
+            {"nodes", run.nodes}};
+  if (run.cluster_shards > 0) j["cluster_shards"] = run.cluster_shards;
+  return j;
+}
+
+void put_slot_spread(json& j, const std::vector<std::string>& resources, std::size_t shards) {
+  if (shards == 0) return;
+  std::set<unsigned> slots;
+  std::vector<long> per_shard(shards, 0);
+  for (const auto& r : resources) {
+    const unsigned slot = redlock::detail::resource_slot(r);
+    slots.insert(slot);
+    ++per_shard[redlock::cluster::shard_of_slot(slot, shards)];
+  }
+  j["slots_used"] = slots.size();
+  j["shards_used"] =
+      std::count_if(per_shard.begin(), per_shard.end(), [](long n) { return n > 0; });
+  j["resources_per_shard_min"] = *std::min_element(per_shard.begin(), per_shard.end());
+  j["resources_per_shard_max"] = *std::max_element(per_shard.begin(), per_shard.end());
 }
 
 void put_latency(json& j, Samples& s) {
@@ -149,12 +171,14 @@ void put_cpu(json& j, const CpuReport& cpu, long ops, bool servers_known) {
   j["cpu_client_main_us_per_op"] = round1(cpu.client_main.on_cpu_us / n);
   j["cpu_client_other_us_per_op"] = round1(cpu.client_other.on_cpu_us / n);
   j["cpu_client_runq_us_per_op"] = round1((cpu.client_main.runq_us + cpu.client_other.runq_us) / n);
+  j["cpu_client_us_per_op"] = round1((cpu.client_main.on_cpu_us + cpu.client_other.on_cpu_us) / n);
   j["cpu_client_ctxsw_per_op"] =
       round3((cpu.client_main.ctx_switches + cpu.client_other.ctx_switches) / n);
   if (servers_known) {
     j["cpu_servers_us_per_op"] = round1(cpu.servers.on_cpu_us / n);
     j["cpu_servers_runq_us_per_op"] = round1(cpu.servers.runq_us / n);
     j["cpu_servers_ctxsw_per_op"] = round3(cpu.servers.ctx_switches / n);
+    j["cpu_servers_busiest_cores"] = round3(cpu.busiest_server_cores);
   }
   j["cpu_tasks_busy_cores"] = round3(cpu.tasks_busy_cores);
   j["cpu_irq_cores"] = round3(cpu.irq_cores);

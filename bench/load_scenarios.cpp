@@ -66,6 +66,11 @@ class InflightRun : public std::enable_shared_from_this<InflightRun> {
   Samples& samples() { return samples_; }
   long ops() const { return ops_.load(); }
   long errors() const { return errors_.load(); }
+  std::vector<std::string> resources() const {
+    std::vector<std::string> out;
+    for (const auto& s : slots_) out.push_back(s.resource);
+    return out;
+  }
 
  private:
   struct Slot {
@@ -294,6 +299,9 @@ json run_inflight(const Config& cfg, const Run& run, redlock::Client& client,
   j["release"] = "async";
   j["ttl_ms"] = ttl_for(cfg, run.scenario).count();
   j["node_timeout_ms"] = node_timeout_for(cfg, run.scenario).count();
+  if (run.cluster_shards > 0) {
+    put_slot_spread(j, load->resources(), static_cast<std::size_t>(run.cluster_shards));
+  }
   put_cpu(j, cpu, load->ops(), !server_pids.empty());
   return j;
 }

@@ -21,7 +21,10 @@
 // by default), e.g. nodes in other containers. --tls both runs a, b, c, d
 // and handoff in plain text and then over TLS (labels ".../tls"), against
 // the same servers: a local cluster then listens on a TLS port too, with
-// certificates made for the run (the openssl command). Each --rep starts with the base:
+// certificates made for the run (the openssl command). --cluster-shards 1,3,6
+// runs a, b, c and handoff again, each rep, against a local Redis Cluster of
+// 1, 3 and 6 masters as the only node (labels ".../cluster3"), started for
+// the rep and stopped after it. Each --rep starts with the base:
 // redis-benchmark SET against one node (-c 1 -P 1, and the other --base-clients).
 //
 // Every load loop is bounded by time (--warmup-s + --seconds) and by count
@@ -42,6 +45,7 @@
 
 #include "load.hpp"
 #include "redlock/cluster/local_cluster.hpp"
+#include "redlock/cluster/redis_cluster.hpp"
 #include "redlock/cluster/tls_certs.hpp"
 #include "silent_node.hpp"
 
@@ -54,8 +58,11 @@ constexpr int kExitUsage = 2;
 // --wait-idle: how busy (in cores) the machine may be before a rep starts.
 constexpr double kIdleCores = 0.15;
 
-// `wake`: handoff's variant (handoff/wake, handoff/poll).
-std::string label_for(const Config& cfg, const std::string& scenario, int nodes, bool wake) {
+// `wake`: handoff's variant (handoff/wake, handoff/poll). `topology`, when
+// given, names the node instead of the node count ("cluster3": one Redis
+// Cluster of 3 masters).
+std::string label_for(const Config& cfg, const std::string& scenario, int nodes, bool wake,
+                      const std::string& topology = {}) {
   std::string label = scenario;
   if (scenario == "b") label += "/" + std::to_string(cfg.inflight);
   if (scenario == "c") label += "/" + std::to_string(cfg.workers) + "thr";
@@ -65,7 +72,11 @@ std::string label_for(const Config& cfg, const std::string& scenario, int nodes,
     }
   }
   if (scenario == "handoff") label += wake ? "/wake" : "/poll";
-  if (scenario != "geo" && nodes != 5) label += "/" + std::to_string(nodes) + "n";
+  if (!topology.empty()) {
+    label.append("/").append(topology);
+  } else if (scenario != "geo" && nodes != 5) {
+    label += "/" + std::to_string(nodes) + "n";
+  }
   if (cfg.busy_poll_us >= 0) label += "/bp" + std::to_string(cfg.busy_poll_us);
   if (cfg.fencing != "default") label += "/fencing-" + cfg.fencing;
   return label;
@@ -79,6 +90,62 @@ Nodes prefix(const Nodes& nodes, std::size_t n) {
   out.hosts.assign(nodes.hosts.begin(), nodes.hosts.begin() + static_cast<std::ptrdiff_t>(n));
   out.tls = nodes.tls;
   return out;
+}
+
+// The scenarios that also run against a Redis Cluster as the one node: not
+// d (it needs three nodes, one of them silent), not geo (five proxied
+// nodes), not c across processes (they are given plain ports).
+bool runs_on_a_cluster(const Config& cfg, const std::string& scenario) {
+  if (scenario == "c") return cfg.processes == 0;
+  return scenario == "a" || scenario == "b" || scenario == "handoff";
+}
+
+// One run of a rep: a scenario, handoff's wake-on-release or not, over TLS
+// or not.
+struct Variant {
+  std::string scenario;
+  bool wake;
+  bool tls;
+};
+
+// Starts a Redis Cluster of `shards` masters, runs the plain-text variants
+// that can run on it with it as the only node (labels ".../clusterS"),
+// through `measure(run, nodes, tls)`, and stops it. False when the cluster
+// could not be started or a run failed.
+template <typename Measure>
+bool run_on_cluster(const Config& cfg, int rep, int shards, const std::vector<Variant>& variants,
+                    const Measure& measure) {
+  redlock::cluster::RedisClusterOptions options;
+  options.shards = static_cast<std::size_t>(shards);
+  auto started = redlock::cluster::start_redis_cluster(options);
+  if (!started) {
+    std::cerr << "redlock-bench: cannot start a Redis Cluster of " << shards
+              << " masters: " << started.error() << '\n';
+    return false;
+  }
+  auto& cluster = **started;
+  Nodes nodes;
+  nodes.url = redlock::cluster::cluster_url(cluster, 2);
+  std::vector<int> ports;
+  for (std::size_t i = 0; i < cluster.size(); ++i) {
+    nodes.pids.push_back(cluster.info(i).pid);
+    ports.push_back(cluster.port(i));
+  }
+  if (cfg.child < 0) {
+    std::cerr << "redlock-bench: Redis Cluster of " << shards << " masters on ports " << join(ports)
+              << " (" << cluster.dir().string() << ")\n";
+  }
+  std::string topology = "cluster";
+  topology.append(std::to_string(shards));
+  bool ok = true;
+  for (const auto& [scenario, wake, tls] : variants) {
+    if (tls || !runs_on_a_cluster(cfg, scenario)) continue;
+    Run run{scenario, label_for(cfg, scenario, 1, wake, topology), rep, 1, {}, wake};
+    run.cluster_shards = shards;
+    if (!measure(run, nodes, false)) ok = false;
+  }
+  cluster.stop();
+  return ok;
 }
 
 // One scenario (but geo and a --processes c) on its own client.
@@ -207,6 +274,37 @@ int run_all(Config cfg, Output& out) {
   const Nodes used_tls = cfg.tls == "off" ? Nodes{} : all.tls ? used : prefix(all_tls, want);
   const bool only_tls = cfg.tls == "on";
 
+  // Runs one scenario and emits its line. Other processes busy on this
+  // machine make a run noise: it is run again (a bounded number of times),
+  // after waiting for a quiet moment. False when it could not be run.
+  const auto measure = [&](Run run, const Nodes& nodes, bool tls) {
+    const std::string& scenario = run.scenario;
+    std::optional<json> j;
+    for (int attempt = 0; attempt <= cfg.noise_retries; ++attempt) {
+      run.key = cfg.key_prefix + ":" + (scenario == "handoff" ? run.label : scenario) + ":" +
+                std::to_string(run.rep) + "." + std::to_string(attempt);
+      j = scenario == "geo" ? run_geo(cfg, run, prefix(all, geo_n), out)
+                            : run_one(cfg, run, nodes, out);
+      if (!j) break;
+      const double noise = j->value("cpu_other_busy_cores", 0.0);
+      if (cfg.max_noise_cores <= 0 || noise <= cfg.max_noise_cores) break;
+      (*j)["noisy"] = true;
+      if (attempt == cfg.noise_retries) break;
+      out.drop_samples();
+      std::fprintf(stderr,
+                   "redlock-bench: %s rep %d: %.2f cores busy with other processes; "
+                   "running it again\n",
+                   run.label.c_str(), run.rep, noise);
+      if (cfg.wait_idle_s > 0) {
+        (void)wait_until_idle(kIdleCores, std::chrono::seconds(cfg.wait_idle_s));
+      }
+    }
+    if (!j) return false;
+    (*j)["tls"] = tls;
+    out.emit(std::move(*j));
+    return true;
+  };
+
   int status = kExitOk;
   for (int rep = 1; rep <= cfg.rep; ++rep) {
     if (cfg.wait_idle_s > 0) {
@@ -219,11 +317,6 @@ int run_all(Config cfg, Output& out) {
     if (!all.tls) run_base(cfg, rep, all.hosts[0], all.ports[0], all.pids[0], out);
     // handoff runs once per --wake variant; the others once.
     // And with --tls both, each of them over TLS right after.
-    struct Variant {
-      std::string scenario;
-      bool wake;
-      bool tls;
-    };
     std::vector<Variant> variants;
     for (const auto& scenario : cfg.scenarios) {
       std::vector<bool> wakes = {true};
@@ -247,34 +340,12 @@ int run_all(Config cfg, Output& out) {
         if (!run_c_processes(cfg, used, out)) status = kExitFailure;
         continue;
       }
-      // Other processes busy on this machine make a run noise: run it again
-      // (a bounded number of times), after waiting for a quiet moment.
-      std::optional<json> j;
-      for (int attempt = 0; attempt <= cfg.noise_retries; ++attempt) {
-        run.key = cfg.key_prefix + ":" + (scenario == "handoff" ? run.label : scenario) + ":" +
-                  std::to_string(rep) + "." + std::to_string(attempt);
-        j = scenario == "geo" ? run_geo(cfg, run, prefix(all, geo_n), out)
-                              : run_one(cfg, run, nodes, out);
-        if (!j) break;
-        const double noise = j->value("cpu_other_busy_cores", 0.0);
-        if (cfg.max_noise_cores <= 0 || noise <= cfg.max_noise_cores) break;
-        (*j)["noisy"] = true;
-        if (attempt == cfg.noise_retries) break;
-        out.drop_samples();
-        std::fprintf(stderr,
-                     "redlock-bench: %s rep %d: %.2f cores busy with other processes; "
-                     "running it again\n",
-                     run.label.c_str(), rep, noise);
-        if (cfg.wait_idle_s > 0) {
-          (void)wait_until_idle(kIdleCores, std::chrono::seconds(cfg.wait_idle_s));
-        }
-      }
-      if (!j) {
-        status = kExitFailure;
-        continue;
-      }
-      (*j)["tls"] = tls;
-      out.emit(std::move(*j));
+      if (!measure(run, nodes, tls)) status = kExitFailure;
+    }
+    // The same scenarios against one Redis Cluster per --cluster-shards,
+    // each started for this rep and stopped after it.
+    for (const int shards : cfg.cluster_shards) {
+      if (!run_on_cluster(cfg, rep, shards, variants, measure)) status = kExitFailure;
     }
   }
   if (cluster) cluster->stop();
@@ -359,6 +430,11 @@ int tool_main(int argc, char** argv) {
   app.add_option("--base-clients", cfg.base_clients, "redis-benchmark -c values")
       ->delimiter(',')
       ->check(CLI::Range(1, 10000));
+  app.add_option("--cluster-shards", cfg.cluster_shards,
+                 "a, b, c, handoff: also run against a local Redis Cluster of S masters as the "
+                 "only node (cluster://), for each S given (label .../clusterS)")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 16));
   app.add_option("--wait-idle", cfg.wait_idle_s,
                  "before each rep, wait up to S seconds for the machine to be idle "
                  "(other processes make the figures noise)")
@@ -405,6 +481,17 @@ int tool_main(int argc, char** argv) {
   if (remote &&
       std::find(cfg.scenarios.begin(), cfg.scenarios.end(), "geo") != cfg.scenarios.end()) {
     std::cerr << "redlock-bench: geo's delay proxies reach nodes on 127.0.0.1 only\n";
+    return kExitUsage;
+  }
+  if (!cfg.cluster_shards.empty() && cfg.tls != "off") {
+    std::cerr << "redlock-bench: --cluster-shards runs in plain text only: not with --tls\n";
+    return kExitUsage;
+  }
+  if (!cfg.cluster_shards.empty() &&
+      std::none_of(cfg.scenarios.begin(), cfg.scenarios.end(),
+                   [&](const std::string& s) { return runs_on_a_cluster(cfg, s); })) {
+    std::cerr << "redlock-bench: --cluster-shards: none of the scenarios runs on a cluster "
+                 "(a, b, c without --processes, handoff)\n";
     return kExitUsage;
   }
   if (cfg.geo_delays_ms.empty()) {

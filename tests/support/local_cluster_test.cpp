@@ -23,6 +23,7 @@
 
 #include "cluster_fixture.hpp"
 #include "fake_clock.hpp"
+#include "redlock/cluster/redis_cluster.hpp"
 
 namespace {
 
@@ -554,6 +555,72 @@ TEST(LocalClusterTest, AttachForgetsAPidThatIsNotOurServer) {
   EXPECT_TRUE((*attached)->kill(0).has_value());
   (*attached)->stop();
   fs::remove_all(dir);
+}
+
+// Redis Clusters made of a LocalCluster's servers (redis_cluster.hpp).
+
+TEST(StartRedisClusterTest, SplitsTheSlotsLikeRedisCli) {
+  using redlock::cluster::kClusterSlots;
+  using redlock::cluster::shard_of_slot;
+  using redlock::cluster::shard_slot_range;
+  using Range = std::pair<unsigned, unsigned>;
+  EXPECT_EQ(shard_slot_range(0, 1), Range(0, 16383));
+  EXPECT_EQ(shard_slot_range(0, 2), Range(0, 8191));
+  EXPECT_EQ(shard_slot_range(1, 2), Range(8192, 16383));
+  // What redis-cli --cluster create gives three masters.
+  EXPECT_EQ(shard_slot_range(0, 3), Range(0, 5460));
+  EXPECT_EQ(shard_slot_range(1, 3), Range(5461, 10922));
+  EXPECT_EQ(shard_slot_range(2, 3), Range(10923, 16383));
+  for (std::size_t shards = 1; shards <= 16; ++shards) {
+    unsigned next = 0;
+    for (std::size_t m = 0; m < shards; ++m) {
+      const auto [first, last] = shard_slot_range(m, shards);
+      EXPECT_EQ(first, next) << m << " of " << shards;
+      EXPECT_LE(first, last) << m << " of " << shards;
+      EXPECT_EQ(shard_of_slot(first, shards), m);
+      EXPECT_EQ(shard_of_slot(last, shards), m);
+      next = last + 1;
+    }
+    EXPECT_EQ(next, kClusterSlots) << shards << " shards";
+  }
+}
+
+// One and two masters (below redis-cli's minimum of three), on free ports,
+// answer for every slot; stop() leaves nothing behind.
+TEST(StartRedisClusterTest, StartsOneAndTwoShardClustersAndStopsThem) {
+  for (std::size_t shards : {1U, 2U}) {
+    redlock::cluster::RedisClusterOptions options;
+    options.shards = shards;
+    options.form_timeout = scaled(milliseconds(30000));
+    auto started = redlock::cluster::start_redis_cluster(options);
+    ASSERT_TRUE(started.has_value()) << started.error();
+    auto& cluster = **started;
+    ASSERT_EQ(cluster.size(), shards);
+    std::vector<int> pids;
+    for (std::size_t i = 0; i < shards; ++i) {
+      pids.push_back(cluster.info(i).pid);
+      auto info = cluster.command(i, {"CLUSTER", "INFO"});
+      ASSERT_TRUE(info.has_value()) << info.error();
+      EXPECT_NE(info->find("cluster_state:ok"), std::string::npos) << *info;
+      EXPECT_NE(info->find("cluster_size:" + std::to_string(shards)), std::string::npos) << *info;
+    }
+    // The last master takes a key of its own slots and redirects one of the
+    // first master's.
+    auto own = cluster.command(shards - 1, {"SET", "{a}", "1"});  // slot 15495
+    EXPECT_TRUE(own.has_value()) << own.error();
+    auto other = cluster.command(shards - 1, {"SET", "{b}", "1"});  // slot 3300
+    if (shards == 1) {
+      EXPECT_TRUE(other.has_value()) << other.error();
+    } else {
+      ASSERT_FALSE(other.has_value());
+      EXPECT_NE(other.error().find("MOVED 3300"), std::string::npos) << other.error();
+    }
+    EXPECT_EQ(redlock::cluster::cluster_url(cluster, 1), "cluster://" + cluster.address(0));
+    const fs::path dir = cluster.dir();
+    cluster.stop();
+    for (int pid : pids) EXPECT_TRUE(process_gone(pid, milliseconds(0))) << "pid " << pid;
+    EXPECT_FALSE(fs::exists(dir));
+  }
 }
 
 TEST(ScaledTest, MultipliesByTheEnvironment) {

@@ -12,12 +12,11 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "redlock/cluster/local_cluster.hpp"
-#include "redlock/tools/subprocess.hpp"
+#include "redlock/cluster/redis_cluster.hpp"
 
 namespace redlock::cluster {
 namespace {
@@ -74,54 +73,6 @@ std::size_t count_running(const LocalCluster& cluster) {
   return running;
 }
 
-// A Redis Cluster of `shards` masters with `replicas` each over the started
-// servers: redis-cli --cluster create, then every server says
-// cluster_state:ok (within 30 s).
-tl::expected<void, std::string> form_redis_cluster(LocalCluster& cluster, std::size_t replicas) {
-  std::vector<std::string> argv{"redis-cli", "--cluster", "create"};
-  for (std::size_t i = 0; i < cluster.size(); ++i) argv.push_back(cluster.address(i));
-  argv.insert(argv.end(), {"--cluster-replicas", std::to_string(replicas), "--cluster-yes"});
-  tools::SpawnOptions spawn;
-  spawn.argv = argv;
-  spawn.stdout_path = cluster.dir() / "cluster-create.log";
-  spawn.stderr_path = spawn.stdout_path;
-  auto child = tools::Subprocess::spawn(spawn);
-  if (!child) return tl::make_unexpected("cannot run redis-cli: " + child.error().message);
-  const auto status = child->wait_for(std::chrono::seconds(60));
-  if (!status) {
-    (void)child->stop();
-    return tl::make_unexpected("redis-cli --cluster create did not finish within 60 s (see " +
-                               spawn.stdout_path.string() + ")");
-  }
-  if (tools::exit_code(*status) != 0) {
-    return tl::make_unexpected("redis-cli --cluster create failed (see " +
-                               spawn.stdout_path.string() + ")");
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  for (;;) {
-    bool ok = true;
-    for (std::size_t i = 0; i < cluster.size() && ok; ++i) {
-      auto info = cluster.command(i, {"CLUSTER", "INFO"});
-      ok = info && info->find("cluster_state:ok") != std::string::npos;
-    }
-    if (ok) return {};
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return tl::make_unexpected(
-          std::string("the Redis Cluster did not reach cluster_state:ok "
-                      "within 30 s"));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-}
-
-std::string cluster_url(const LocalCluster& cluster, std::size_t seeds) {
-  std::string url = "cluster://";
-  for (std::size_t i = 0; i < seeds && i < cluster.size(); ++i) {
-    url += (i > 0 ? "," : "") + cluster.address(i);
-  }
-  return url;
-}
-
 int cmd_up_redis_cluster(const std::string& program, const fs::path& dir, std::size_t shards,
                          std::size_t replicas, int base_port, const std::string& redis_server) {
   if (has_state(dir)) {
@@ -132,32 +83,19 @@ int cmd_up_redis_cluster(const std::string& program, const fs::path& dir, std::s
                                program + " down` first");
     }
   }
-  if (shards < 3) {
-    return fail(program, "a Redis Cluster needs at least 3 masters (--shards 3 or more)");
-  }
-  if (base_port == 0 || base_port + 10000 + static_cast<int>(shards * (1 + replicas)) > 65535) {
-    return fail(program,
-                "a Redis Cluster needs fixed ports (--base-port) whose bus ports, port + 10000, "
-                "are ports too");
-  }
   ClusterOptions options;
   options.dir = dir;
   options.base_port = base_port;
   options.detach = true;
   options.redis_server = redis_server;
-  // Redis refuses every slot while one has no master, unless told not to:
-  // with this, a shard that is down costs only its own slots.
-  options.extra_args = {
-      "--cluster-enabled",      "yes",  "--cluster-config-file",           "nodes.conf",
-      "--cluster-node-timeout", "2000", "--cluster-require-full-coverage", "no"};
-  const std::size_t n = shards * (1 + replicas);
-  auto started = LocalCluster::start(n, options);
-  if (!started) return fail(program, started.error());
+  RedisClusterOptions rc;
+  rc.shards = shards;
+  rc.replicas = replicas;
+  // With full coverage off, a shard that is down costs only its own slots.
+  rc.require_full_coverage = false;
+  auto started = start_redis_cluster(rc, options);
+  if (!started) return fail(program, started.error() + "; nothing was left running");
   auto& cluster = **started;
-  if (auto formed = form_redis_cluster(cluster, replicas); !formed) {
-    cluster.stop();
-    return fail(program, formed.error() + "; the servers were stopped");
-  }
   std::cout << "started a Redis Cluster of " << shards << " masters with " << replicas
             << " replica(s) each in " << cluster.dir().string() << '\n';
   print_status(cluster, false);
@@ -286,9 +224,9 @@ ClusterCommands::ClusterCommands(CLI::App& app, std::string program)
   auto* up = app.add_subcommand("up", "Start N detached nodes (nothing to do if they already run)");
   up->add_option("N", n_, "Number of nodes (independent masters)")->check(CLI::Range(1, 64));
   up->add_option("--shards", shards_,
-                 "Start one Redis Cluster of this many masters instead (redis-cli --cluster "
-                 "create); name it as one node: cluster://host:port,host:port")
-      ->check(CLI::Range(3, 16));
+                 "Start one Redis Cluster of this many masters instead (the slots split evenly); "
+                 "name it as one node: cluster://host:port,host:port")
+      ->check(CLI::Range(1, 16));
   up->add_option("--replicas", replicas_, "With --shards: replicas per master")
       ->capture_default_str()
       ->check(CLI::Range(0, 3));

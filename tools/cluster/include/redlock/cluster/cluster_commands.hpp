@@ -3,6 +3,7 @@
 // the redlock-cluster executable and `redlock cluster`.
 //
 //   [--dir DIR] up N [--base-port P] [--redis-server PATH]
+//   [--dir DIR] up --shards S [--replicas R] [--base-port P]   a Redis Cluster
 //   [--dir DIR] down | status [--json]
 //   [--dir DIR] pause|resume|kill|restart I      (I from 1)
 //
