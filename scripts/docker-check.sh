@@ -219,7 +219,7 @@ standins_pid=""
 cat "$out/images.log" >&2
 while IFS='=' read -r k v; do export "$k=$v"; done <"$tmp/standins.env"
 pass "images: $REDLOCK_DOCKER_REDIS_IMAGE, $REDLOCK_DOCKER_POSTGRES_IMAGE at $(elapsed) s"
-for tool in chatroomd chatroom-race redlock redlock-cluster redlock-bench redis-server redis-benchmark redis-cli; do
+for tool in chatroomd chatroom-race redlock redlock-cluster redlock-bench redis-server redis-benchmark redis-cli openssl; do
   docker run --rm --entrypoint sh "$REDLOCK_DOCKER_IMAGE" -c "command -v $tool" >/dev/null 2>&1 ||
     fail "the image lacks $tool"
 done
