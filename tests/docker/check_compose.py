@@ -6,7 +6,8 @@ engine needed).
 
 - the file parses as YAML and has services;
 - every service README.md or docker/README.md names ("service `x`",
-  "services `a`, `b` and `c`", "`redis-1` ... `redis-5`") exists;
+  "services `a`, `b` and `c`", "`redis-1` ... `redis-5`", "`redis-c1` ...
+  `redis-c6`") exists;
 - every build context and Dockerfile exists, and the Dockerfile has a build
   and a runtime stage on Debian 12; its runtime stage runs as a user that is
   not root and has redis-server when it ships a tool that starts local nodes;
@@ -16,7 +17,7 @@ engine needed).
 - every depends_on target exists, and waits for service_healthy where the
   target has a health check, and for service_completed_successfully where
   it is a one-shot service; every service has a health check, but for the
-  one-shot services (bench runners, tls-certs), which
+  one-shot services (bench runners, tls-certs, cluster-create), which
   disable it;
 - every published port is "${REDLOCK_DOCKER_BIND:-127.0.0.1}:${VAR:-PORT}:..."
   with today's defaults (7001-7005, 7011-7015, 8081-8083), each variable once;
@@ -43,8 +44,9 @@ except ImportError:
     sys.exit(77)
 
 NAME = r"[a-z][a-z0-9_-]*"
-# "`redis-1` … `redis-5`" (also with "..." or "to"): every number in between.
-RANGE = re.compile(r"`(" + NAME + r"?)-(\d+)`[ \t]*(?:…|\.\.\.|to)[ \t]*`(" + NAME + r"?)-(\d+)`")
+# "`redis-1` … `redis-5`", "`redis-c1` … `redis-c6`" (also with "..." or
+# "to"): every number in between.
+RANGE = re.compile(r"`(" + NAME + r"?)(\d+)`[ \t]*(?:…|\.\.\.|to)[ \t]*`(" + NAME + r"?)(\d+)`")
 # "service `x`", "services `a`, `b` and `c`" (ranges inside are handled above).
 LIST = re.compile(
     r"\bservices?\b((?:[ \t]*(?:,|and|or|…|\.\.\.|to)?[ \t]*`" + NAME + r"`)+)", re.IGNORECASE)
@@ -56,8 +58,8 @@ EXPECTED_PORTS.update({f"redis-tls-{i}": 7010 + i for i in range(1, 6)})
 EXPECTED_PORTS.update({f"chatroomd-{i}": 8080 + i for i in range(1, 4)})
 # One-shot services: no health to report; what needs them waits for their
 # successful end.
-ONE_SHOT = {"bench", "bench-published", "bench-tls", "tls-certs"}
-PROFILES = ("chatroom", "bench", "bench-published", "tls", "bench-tls")
+ONE_SHOT = {"bench", "bench-published", "bench-tls", "tls-certs", "cluster-create"}
+PROFILES = ("chatroom", "bench", "bench-published", "tls", "bench-tls", "cluster")
 # Keys Compose 1.29 does not know (it refuses the file or ignores them).
 V2_ONLY_TOP = {"name", "include", "models"}
 V2_ONLY_SERVICE = {"develop", "post_start", "pre_stop", "models", "provider", "attach", "gpus"}
@@ -75,7 +77,7 @@ def readme_services(text):
     for m in RANGE.finditer(text):
         if m.group(1) == m.group(3):
             for k in range(int(m.group(2)), int(m.group(4)) + 1):
-                names.add(f"{m.group(1)}-{k}")
+                names.add(f"{m.group(1)}{k}")
     for m in LIST.finditer(text):
         names.update(re.findall(r"`(" + NAME + r")`", m.group(1)))
     return names
