@@ -449,7 +449,8 @@ int tool_main(int argc, char** argv) {
                  "off, on (every run over TLS) or both (each run in plain text, then over TLS)")
       ->check(CLI::IsMember({"off", "on", "both"}));
   app.add_option("--tls-ports", cfg.tls_ports,
-                 "the TLS ports of the --ports nodes (default: a local cluster's own)")
+                 "the TLS ports of the --ports nodes (default: a local cluster's own; with "
+                 "--tls on, the --ports themselves: nodes that speak TLS only)")
       ->delimiter(',');
   app.add_option("--tls-ca", cfg.tls_ca, "CA certificates (PEM) the nodes' certificates chain to");
   app.add_option("--tls-cert", cfg.tls_cert, "client certificate (PEM), for mutual TLS");

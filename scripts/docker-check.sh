@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Brings up docker/compose.yaml's stack (5 lock nodes, PostgreSQL, 3 chatroomd
-# replicas) and proves it, on a Debian 12 machine with or without Docker and
-# with or without a registry:
+# replicas; then the TLS nodes and the Redis Cluster) and proves it, on a
+# Debian 12 machine with or without Docker and with or without a registry:
 #
 #   1. Docker from Debian's packages if missing (docker.io, docker-compose,
 #      debootstrap); a Docker engine of its own (data, sockets and pid file in a
@@ -19,12 +19,19 @@
 #      replicas see down);
 #   6. redlock-bench against the 5 containers, in the stack's network (JSON
 #      lines in build/docker-check/bench-stack.jsonl);
-#   7. `down -v`, and the engine stopped if this script started it.
+#   7. profile tls: 5 TLS-only nodes healthy; a lock taken and released
+#      with the demo CA and client certificate, refused (exit 3, certificate
+#      verification) with another CA; bench-tls (bench-tls.jsonl);
+#   8. profile cluster: the Redis Cluster created; a lock with a fence taken
+#      and released on cluster://redis-c1:6379,redis-c2:6379, and `status`
+#      showing its 3 shards;
+#   9. `down -v` of every profile, and the engine stopped if this script
+#      started it.
 #
 #   scripts/docker-check.sh
 #
-# Results and logs: build/docker-check/ (summary.txt, bench-stack.jsonl, the
-# build and engine logs, the containers' logs on failure). Exit status 0 when
+# Results and logs: build/docker-check/ (summary.txt, bench-stack.jsonl,
+# bench-tls.jsonl, the build and engine logs, the containers' logs on failure). Exit status 0 when
 # every check passed, 1 when one failed (each is listed at the end), 2 when
 # the stack could not be set up. Bounded: every wait has a timeout, and the
 # whole run REDLOCK_DOCKER_CHECK_TIMEOUT seconds (1800). Environment:
@@ -101,9 +108,9 @@ cleanup() {
   [[ -z $child ]] || { kill "$child" 2>/dev/null; wait "$child" 2>/dev/null; }
   if [[ $stack_up == 1 ]]; then
     if [[ $rc != 0 ]]; then
-      timeout 60 "${compose[@]}" --profile chatroom logs --no-color >"$out/containers.log" 2>&1
+      timeout 60 "${compose[@]}" "${all_profiles[@]}" logs --no-color >"$out/containers.log" 2>&1
     fi
-    timeout 120 "${compose[@]}" --profile chatroom --profile bench down -v --remove-orphans \
+    timeout 120 "${compose[@]}" "${all_profiles[@]}" down -v --remove-orphans \
       >"$out/down.log" 2>&1 || say "down -v failed: see $out/down.log"
   fi
   [[ $started_engine == 1 ]] && stop_engine
@@ -161,6 +168,8 @@ else
   compose_cmd=(docker compose)
 fi
 compose=("${compose_cmd[@]}" -p "$project" -f "$root/docker/compose.yaml")
+# Every profile: logs and `down -v` must reach every container and volume.
+all_profiles=(--profile chatroom --profile bench --profile tls --profile bench-tls --profile cluster)
 say "docker: $(command -v docker), $(docker --version); compose: $("${compose_cmd[@]}" version --short 2>/dev/null || "${compose_cmd[@]}" version | head -n1)"
 
 # An engine: the one that answers, or one of our own.
@@ -219,7 +228,7 @@ standins_pid=""
 cat "$out/images.log" >&2
 while IFS='=' read -r k v; do export "$k=$v"; done <"$tmp/standins.env"
 pass "images: $REDLOCK_DOCKER_REDIS_IMAGE, $REDLOCK_DOCKER_POSTGRES_IMAGE at $(elapsed) s"
-for tool in chatroomd chatroom-race redlock redlock-cluster redlock-bench redis-server redis-benchmark redis-cli; do
+for tool in chatroomd chatroom-race redlock redlock-cluster redlock-bench redis-server redis-benchmark redis-cli openssl; do
   docker run --rm --entrypoint sh "$REDLOCK_DOCKER_IMAGE" -c "command -v $tool" >/dev/null 2>&1 ||
     fail "the image lacks $tool"
 done
@@ -230,12 +239,12 @@ else
   fail "the image runs as root"
 fi
 
-# Free host ports for the 5 nodes and 3 replicas (another stack or a local
-# cluster may hold the defaults).
+# Free host ports for the 5 nodes, 3 replicas and 5 TLS nodes (another stack
+# or a local cluster may hold the defaults).
 read -r -a ports <<<"$(python3 - <<'EOF'
 import socket
 found, port = [], 17001
-while len(found) < 8:
+while len(found) < 13:
     s = socket.socket()
     try:
         s.bind(("127.0.0.1", port))
@@ -250,11 +259,12 @@ EOF
 )"
 for i in 1 2 3 4 5; do export "REDLOCK_DOCKER_NODE${i}_PORT=${ports[i - 1]}"; done
 for i in 1 2 3; do export "REDLOCK_DOCKER_CHATROOMD${i}_PORT=${ports[i + 4]}"; done
+for i in 1 2 3 4 5; do export "REDLOCK_DOCKER_TLS_NODE${i}_PORT=${ports[i + 7]}"; done
 export REDLOCK_DOCKER_BIND=127.0.0.1 REDLOCK_DOCKER_CREATE_DELAY_MS=20
 urls=("http://127.0.0.1:${ports[5]}" "http://127.0.0.1:${ports[6]}" "http://127.0.0.1:${ports[7]}")
 
 # Leftovers of an interrupted run on a shared engine.
-timeout 120 "${compose[@]}" --profile chatroom --profile bench down -v --remove-orphans >/dev/null 2>&1 || true
+timeout 120 "${compose[@]}" "${all_profiles[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
 stack_up=1
 up_start=$(date +%s)
 bounded 300 "${compose[@]}" --profile chatroom up -d >"$out/up.log" 2>&1 ||
@@ -459,17 +469,14 @@ fi
 
 # --- 6. redlock-bench in the stack's network -----------------------------------
 secs=${REDLOCK_DOCKER_BENCH_SECONDS:-5}
-bench_start=$(date +%s)
-if bounded 300 "${compose[@]}" --profile bench run --rm --no-deps -T bench redlock-bench \
-  --hosts redis-1,redis-2,redis-3,redis-4,redis-5 --ports 6379,6379,6379,6379,6379 \
-  --scenario a,b,c --seconds "$secs" --warmup-s 1 --base-requests 5000 --base-clients 1 \
-  --max-noise 0 --cmd-timeout-ms 250 \
-  >"$out/bench-stack.jsonl" 2>"$out/bench-stack.log"; then
-  summary=$(python3 - "$out/bench-stack.jsonl" <<'EOF'
+# bench_summary JSONL LABEL...: one line on the runs with these labels, or
+# "BAD ..." when one is missing, too many cycles failed or two held at once.
+bench_summary() {
+  python3 - "$@" <<'EOF'
 import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 labels = {r["label"]: r for r in runs}
-need = ["base/c1", "a", "b/64", "c/4thr"]
+need = sys.argv[2:]
 missing = [l for l in need if l not in labels]
 locking = [r for r in runs if r["impl"] == "redlock"]
 ops = sum(r.get("ops", 0) for r in locking)
@@ -484,7 +491,14 @@ else:
     print(", ".join("%s p50 %.0f us %.0f/s" % (l, labels[l]["p50_us"], labels[l]["ops_per_s"]) for l in need)
           + "; %d errors in %d operations, 0 violations" % (errors, ops))
 EOF
-)
+}
+bench_start=$(date +%s)
+if bounded 300 "${compose[@]}" --profile bench run --rm --no-deps -T bench redlock-bench \
+  --hosts redis-1,redis-2,redis-3,redis-4,redis-5 --ports 6379,6379,6379,6379,6379 \
+  --scenario a,b,c --seconds "$secs" --warmup-s 1 --base-requests 5000 --base-clients 1 \
+  --max-noise 0 --cmd-timeout-ms 250 \
+  >"$out/bench-stack.jsonl" 2>"$out/bench-stack.log"; then
+  summary=$(bench_summary "$out/bench-stack.jsonl" base/c1 a b/64 c/4thr)
   if [[ $summary == BAD* ]]; then
     fail "redlock-bench in the stack: ${summary#BAD }"
   else
@@ -495,11 +509,161 @@ else
   fail "redlock-bench in the stack failed (bench-stack.log)"
 fi
 
-# --- 7. down (the EXIT trap) ---------------------------------------------------
-if timeout 120 "${compose[@]}" --profile chatroom --profile bench down -v --remove-orphans >"$out/down.log" 2>&1 &&
+# --- 7. profile tls ------------------------------------------------------------
+# The plain stack stays up: the image and the network are reused, and the
+# final `down -v` takes everything.
+# exited_ok SECONDS SERVICE: the one-shot service has ended, with status 0.
+exited_ok() {
+  local deadline=$(($(date +%s) + $1)) state
+  until state=$(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$(container "$2")" 2>/dev/null) &&
+    [[ $state == exited* ]]; do
+    [[ $(date +%s) -lt $deadline ]] || { echo "$2: ${state:-no container}"; return 1; }
+    sleep 0.5
+  done
+  [[ $state == "exited 0" ]] || { echo "$2 ended with status ${state#exited }"; return 1; }
+}
+# last_json TEXT: the last line of TEXT that is a JSON object.
+last_json() { grep -E '^\{' <<<"$1" | tail -n 1; }
+tls_services=(redis-tls-1 redis-tls-2 redis-tls-3 redis-tls-4 redis-tls-5)
+tls_nodes=rediss://redis-tls-1:6379,rediss://redis-tls-2:6379,rediss://redis-tls-3:6379,rediss://redis-tls-4:6379,rediss://redis-tls-5:6379
+tls_opts=(--tls-ca /certs/ca.crt --tls-cert /certs/client.crt --tls-key /certs/client.key)
+# tls_cli ARGS...: the redlock command with the stack's CA and client
+# certificate (bench-tls mounts them), a new process on the stack's network.
+tls_cli() {
+  timeout 60 "${compose[@]}" --profile bench-tls run --rm --no-deps -T bench-tls \
+    redlock --nodes "$tls_nodes" "${tls_opts[@]}" --restart-grace 0s --json "$@"
+}
+certs_sum() { docker exec "$(container redis-tls-1)" sha256sum /certs/ca.crt /certs/server.crt /certs/client.crt 2>&1; }
+tls_start=$(date +%s)
+msg=""
+tls_ok=0
+if bounded 240 "${compose[@]}" --profile tls up -d >"$out/up-tls.log" 2>&1 &&
+  msg=$(exited_ok 10 tls-certs) && wait_healthy 120 "${tls_services[@]}"; then
+  pass "profile tls up, certificates made, redis-tls-1..5 healthy, in $(($(date +%s) - tls_start)) s (on ${ports[*]:8:5})"
+  tls_ok=1
+else
+  tail -n 20 "$out/up-tls.log" >&2
+  fail "profile tls did not come up: ${msg:-see up-tls.log}"
+fi
+if [[ $tls_ok == 1 ]]; then
+  # TLS only: no plain-text port; and the certificates are kept, not made again.
+  sum=$(certs_sum)
+  again=$(timeout 60 "${compose[@]}" --profile tls run --rm --no-deps -T tls-certs 2>&1) || true
+  if redis redis-tls-1 ping >/dev/null 2>&1; then
+    fail "redis-tls-1 answers in plain text"
+  elif [[ $again != *already* || $(certs_sum) != "$sum" ]]; then
+    fail "tls-certs run again: $(echo "$again" | tail -n 1), certificates $( [[ $(certs_sum) == "$sum" ]] && echo kept || echo changed)"
+  else
+    pass "the TLS nodes refuse plain text, and tls-certs run again keeps the certificates"
+  fi
+
+  # --wait: a new process's first TLS handshakes can outlast one attempt's
+  # node timeout (50 ms at this ttl) on a busy machine; the next attempt
+  # finds them done.
+  got=""
+  if got=$(tls_cli acquire docker-check:tls --ttl 10s --wait 5s 2>&1) && [[ $got == *'"fence":'* ]]; then
+    token=$(echo "$got" | grep -oE '"token":"[0-9a-f]+"' | cut -d'"' -f4)
+    tls_fence=$(echo "$got" | grep -oE '"fence":[0-9]+' | cut -d: -f2)
+    if rel=$(tls_cli release docker-check:tls "$token" 2>&1) && [[ $rel == *'"released":true'* ]]; then
+      pass "redlock over TLS (rediss://redis-tls-1..5, client certificate): acquired with fence $tls_fence, released"
+    else
+      fail "redlock over TLS: acquired, but release failed: $(echo "$rel" | tail -n 2 | tr '\n' ' ')"
+    fi
+  else
+    fail "redlock over TLS could not take a lock: $(echo "$got" | tail -n 3 | tr '\n' ' ')"
+  fi
+
+  # Another CA, made here: no node's certificate verifies, so no quorum (exit 3).
+  rc=0
+  # shellcheck disable=SC2016 # $1 is the inner shell's
+  got=$(timeout 60 "${compose[@]}" --profile bench-tls run --rm --no-deps -T bench-tls sh -c '
+    openssl req -x509 -new -nodes -newkey rsa:2048 -days 1 -subj "/CN=not the stack CA" \
+      -keyout /tmp/other-ca.key -out /tmp/other-ca.crt 2>/dev/null || exit 99
+    exec redlock --nodes "$1" --tls-ca /tmp/other-ca.crt --tls-cert /certs/client.crt \
+      --tls-key /certs/client.key --restart-grace 0s --json acquire docker-check:tls-other-ca' \
+    sh "$tls_nodes" 2>&1) || rc=$?
+  verdict=$(python3 -c '
+import json, sys
+nodes = json.loads(sys.argv[1]).get("nodes") or []
+bad = [n.get("node") for n in nodes if "certificate verify failed" not in (n.get("detail") or "")]
+print("ok" if len(nodes) == 5 and not bad else "nodes %s without a verification failure" % (bad or "missing"))
+print((nodes[0].get("detail") or "") if nodes else "")' "$(last_json "$got")" 2>&1) || verdict="no JSON"
+  if [[ $rc == 3 && $verdict == ok* ]]; then
+    pass "redlock over TLS with another CA: exit 3, every node's detail: $(echo "$verdict" | sed -n 2p)"
+  else
+    fail "redlock over TLS with another CA: exit $rc (not 3), $(echo "$verdict" | head -n 1): $(echo "$got" | tail -n 2 | tr '\n' ' ')"
+  fi
+
+  # bench-tls's own command, with the check's bounds.
+  bench_start=$(date +%s)
+  if bounded 300 "${compose[@]}" --profile bench-tls run --rm --no-deps -T bench-tls redlock-bench \
+    --hosts redis-tls-1,redis-tls-2,redis-tls-3,redis-tls-4,redis-tls-5 --ports 6379,6379,6379,6379,6379 \
+    --tls on "${tls_opts[@]}" --scenario a,b,c --seconds "$secs" --warmup-s 1 \
+    --max-noise 0 --cmd-timeout-ms 250 \
+    >"$out/bench-tls.jsonl" 2>"$out/bench-tls.log"; then
+    summary=$(bench_summary "$out/bench-tls.jsonl" a/tls b/64/tls c/4thr/tls)
+    if [[ $summary == BAD* ]]; then
+      fail "bench-tls: ${summary#BAD }"
+    else
+      pass "bench-tls ($(($(date +%s) - bench_start)) s; build/docker-check/bench-tls.jsonl): $summary"
+    fi
+  else
+    tail -n 20 "$out/bench-tls.log" >&2
+    fail "bench-tls failed (bench-tls.log)"
+  fi
+fi
+
+# --- 8. profile cluster --------------------------------------------------------
+cluster_services=(redis-c1 redis-c2 redis-c3 redis-c4 redis-c5 redis-c6)
+# ccli ARGS...: the redlock command with the cluster as its one node.
+ccli() {
+  timeout 60 "${compose[@]}" run --rm --no-deps -T bench \
+    redlock --nodes cluster://redis-c1:6379,redis-c2:6379 --restart-grace 0s --json "$@"
+}
+cluster_start=$(date +%s)
+msg=""
+if bounded 240 "${compose[@]}" --profile cluster up -d >"$out/up-cluster.log" 2>&1 &&
+  wait_healthy 120 "${cluster_services[@]}" && msg=$(exited_ok 120 cluster-create); then
+  pass "profile cluster up, redis-c1..c6 healthy and joined (cluster-create exit 0) in $(($(date +%s) - cluster_start)) s"
+  got=""
+  cfence=""
+  if got=$(ccli acquire docker-check:cluster --ttl 10s --wait 5s 2>&1) &&
+    cfence=$(echo "$got" | grep -oE '"fence":[0-9]+' | cut -d: -f2) && [[ ${cfence:-0} -gt 0 ]]; then
+    token=$(echo "$got" | grep -oE '"token":"[0-9a-f]+"' | cut -d'"' -f4)
+    if rel=$(ccli release docker-check:cluster "$token" 2>&1) && [[ $rel == *'"released":true'* ]]; then
+      pass "redlock on cluster://redis-c1:6379,redis-c2:6379: acquired with fence $cfence, released"
+    else
+      fail "redlock on the cluster: acquired, but release failed: $(echo "$rel" | tail -n 2 | tr '\n' ' ')"
+    fi
+  else
+    fail "redlock on the cluster could not take a lock with a fence: $(echo "$got" | tail -n 3 | tr '\n' ' ')"
+  fi
+  rc=0
+  got=$(ccli status 2>&1) || rc=$?
+  verdict=$(python3 -c '
+import json, sys
+nodes = json.loads(sys.argv[1])["nodes"]
+shards = nodes[0].get("shards") or []
+ok = len(nodes) == 1 and len(shards) == 3 and all(s["master"].startswith("redis-c") for s in shards) \
+    and all(s.get("reachable") for s in shards)
+print(("ok " if ok else "BAD ") + "; ".join("%s slots %s, %d replica(s)" % (
+    s["master"], s["slots"], s.get("replicas") or 0) for s in shards))' "$(last_json "$got")" 2>&1) ||
+    verdict="BAD no JSON"
+  if [[ $rc == 0 && $verdict == ok* ]]; then
+    pass "redlock status on the cluster: 3 shards, masters by name: ${verdict#ok }"
+  else
+    fail "redlock status on the cluster: exit $rc, ${verdict#BAD }: $(echo "$got" | tail -n 2 | tr '\n' ' ')"
+  fi
+else
+  tail -n 20 "$out/up-cluster.log" >&2
+  fail "profile cluster did not come up: ${msg:-see up-cluster.log}"
+fi
+
+# --- 9. down (the EXIT trap) ---------------------------------------------------
+if timeout 120 "${compose[@]}" "${all_profiles[@]}" down -v --remove-orphans >"$out/down.log" 2>&1 &&
   [[ -z $(docker ps -aq --filter "label=com.docker.compose.project=$project") ]] &&
   [[ -z $(docker volume ls -q --filter "label=com.docker.compose.project=$project") ]]; then
-  pass "down -v: no container or volume left"
+  pass "down -v of every profile: no container or volume left"
 else
   fail "down -v left containers or volumes (down.log)"
 fi

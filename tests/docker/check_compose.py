@@ -6,7 +6,8 @@ engine needed).
 
 - the file parses as YAML and has services;
 - every service README.md or docker/README.md names ("service `x`",
-  "services `a`, `b` and `c`", "`redis-1` ... `redis-5`") exists;
+  "services `a`, `b` and `c`", "`redis-1` ... `redis-5`", "`redis-c1` ...
+  `redis-c6`") exists;
 - every build context and Dockerfile exists, and the Dockerfile has a build
   and a runtime stage on Debian 12; its runtime stage runs as a user that is
   not root and has redis-server when it ships a tool that starts local nodes;
@@ -14,15 +15,18 @@ engine needed).
 - the context's .dockerignore is the root's (read by every builder) and keeps
   .git and build/ out; no <Dockerfile>.dockerignore shadows it under BuildKit;
 - every depends_on target exists, and waits for service_healthy where the
-  target has a health check; every service has a health check, but for the
-  one-shot bench runners, which disable it;
+  target has a health check, and for service_completed_successfully where
+  it is a one-shot service; every service has a health check, but for the
+  one-shot services (bench runners, tls-certs, cluster-create), which
+  disable it;
 - every published port is "${REDLOCK_DOCKER_BIND:-127.0.0.1}:${VAR:-PORT}:..."
-  with today's defaults (7001-7005, 8081-8083), each variable once;
+  with today's defaults (7001-7005, 7011-7015, 8081-8083), each variable once;
 - what Debian's docker-compose 1.29 reads: no top-level `name:` or `include:`,
   no keys only Compose v2 knows, no nested ${...} defaults; and, where
   docker-compose or `docker compose` is installed, their `config -q` accept it;
 - every host in CHATROOMD_NODES and in the CHATROOMD_STORE URL is a service;
-- every named volume a service mounts is declared.
+- every named volume a service mounts is declared;
+- every profile is one of those `config -q` is run with.
 
 Exit status: 0 all good, 1 a check failed (each problem on stderr), 77
 PyYAML is missing (ctest reports the test as skipped).
@@ -40,8 +44,9 @@ except ImportError:
     sys.exit(77)
 
 NAME = r"[a-z][a-z0-9_-]*"
-# "`redis-1` … `redis-5`" (also with "..." or "to"): every number in between.
-RANGE = re.compile(r"`(" + NAME + r"?)-(\d+)`[ \t]*(?:…|\.\.\.|to)[ \t]*`(" + NAME + r"?)-(\d+)`")
+# "`redis-1` … `redis-5`", "`redis-c1` … `redis-c6`" (also with "..." or
+# "to"): every number in between.
+RANGE = re.compile(r"`(" + NAME + r"?)(\d+)`[ \t]*(?:…|\.\.\.|to)[ \t]*`(" + NAME + r"?)(\d+)`")
 # "service `x`", "services `a`, `b` and `c`" (ranges inside are handled above).
 LIST = re.compile(
     r"\bservices?\b((?:[ \t]*(?:,|and|or|…|\.\.\.|to)?[ \t]*`" + NAME + r"`)+)", re.IGNORECASE)
@@ -49,9 +54,12 @@ LIST = re.compile(
 # Published ports: today's defaults, one variable each.
 PORT = re.compile(r"^\$\{REDLOCK_DOCKER_BIND:-127\.0\.0\.1\}:\$\{(REDLOCK_DOCKER_[A-Z0-9_]+_PORT):-(\d+)\}:(\d+)$")
 EXPECTED_PORTS = {f"redis-{i}": 7000 + i for i in range(1, 6)}
+EXPECTED_PORTS.update({f"redis-tls-{i}": 7010 + i for i in range(1, 6)})
 EXPECTED_PORTS.update({f"chatroomd-{i}": 8080 + i for i in range(1, 4)})
-# One-shot runners: no health to report.
-ONE_SHOT = {"bench", "bench-published"}
+# One-shot services: no health to report; what needs them waits for their
+# successful end.
+ONE_SHOT = {"bench", "bench-published", "bench-tls", "tls-certs", "cluster-create"}
+PROFILES = ("chatroom", "bench", "bench-published", "tls", "bench-tls", "cluster")
 # Keys Compose 1.29 does not know (it refuses the file or ignores them).
 V2_ONLY_TOP = {"name", "include", "models"}
 V2_ONLY_SERVICE = {"develop", "post_start", "pre_stop", "models", "provider", "attach", "gpus"}
@@ -69,7 +77,7 @@ def readme_services(text):
     for m in RANGE.finditer(text):
         if m.group(1) == m.group(3):
             for k in range(int(m.group(2)), int(m.group(4)) + 1):
-                names.add(f"{m.group(1)}-{k}")
+                names.add(f"{m.group(1)}{k}")
     for m in LIST.finditer(text):
         names.update(re.findall(r"`(" + NAME + r")`", m.group(1)))
     return names
@@ -157,8 +165,8 @@ def run_config(compose_path, problems, notes):
                                  env=env).returncode == 0:
         candidates.append([docker, "compose"])
     for cmd in candidates:
-        r = subprocess.run(cmd + ["-f", compose_path, "--profile", "chatroom", "--profile", "bench",
-                                  "--profile", "bench-published", "config", "-q"],
+        profiles = [arg for p in PROFILES for arg in ("--profile", p)]
+        r = subprocess.run(cmd + ["-f", compose_path] + profiles + ["config", "-q"],
                            capture_output=True, text=True, env=env)
         if r.returncode != 0:
             problems.append(f"{' '.join(cmd)} config refuses {compose_path}: "
@@ -213,6 +221,11 @@ def main():
                 check_dockerfile(dockerfile, problems)
                 check_dockerignore(context, problems)
 
+        for profile in service.get("profiles") or []:
+            if profile not in PROFILES:
+                problems.append(f"service {name}: profile {profile} is not one of {PROFILES} "
+                                "(which `config -q` checks)")
+
         health = service.get("healthcheck") or {}
         if name in ONE_SHOT:
             if not health.get("disable"):
@@ -227,7 +240,12 @@ def main():
                 problems.append(f"service {name}: depends_on unknown service {target}")
                 continue
             condition = depends[target].get("condition") if isinstance(depends, dict) else None
-            if (services[target].get("healthcheck") or {}).get("test") and \
+            if target in ONE_SHOT:
+                if condition != "service_completed_successfully":
+                    problems.append(f"service {name}: depends on the one-shot {target} without "
+                                    "waiting for its end (condition: "
+                                    "service_completed_successfully)")
+            elif (services[target].get("healthcheck") or {}).get("test") and \
                     condition != "service_healthy":
                 problems.append(f"service {name}: depends on {target} without waiting for it to "
                                 "be healthy (condition: service_healthy)")
