@@ -292,8 +292,10 @@ TEST_F(WakeTest, AfterANodeRestartsTheSubscriptionIsMadeAgain) {
   }
   ASSERT_TRUE(cluster().command(
       0, {"SET", detail::lock_key("res:restart"), holder->token(), "PX", "30000"}));
-  // The holder's release must reach node 1 now, not as a replay later.
+  // The holder's release must reach node 1 now, not as a replay later, and
+  // the waiter's round after the announcement must be able to win node 1.
   ASSERT_TRUE(eventually([&]() -> bool { return holder_client->connected()[0]; }, scaled(5s)));
+  ASSERT_TRUE(eventually([&]() -> bool { return waiter_client->connected()[0]; }, scaled(5s)));
   auto released = holder_client->release(*holder);
   ASSERT_TRUE(released) << released.error();
   EXPECT_EQ(released->deleted, 5);
