@@ -40,6 +40,7 @@ struct Config {
   double seconds = 10;
   double warmup_s = 1;
   int inflight = 64;
+  int mem_locks = 2000;  // mem: locks held, then acquires waiting
   int workers = 4;
   int processes = 0;
   long ttl_ms = 0;  // 0: 10000, or 30000 for geo
@@ -254,6 +255,10 @@ void run_base(const Config& cfg, int rep, const std::string& host, int port, int
 [[nodiscard]] json run_handoff(const Config& cfg, const Run& run, redlock::Client& holder,
                                const std::vector<std::string>& nodes,
                                const std::vector<int>& server_pids, Output& out, bool& ok);
+// mem: heap bytes per held lock (on `holder`) and per waiting acquire (on a
+// second client on `nodes`); ok is false when a step could not be done.
+[[nodiscard]] json run_memory(const Config& cfg, const Run& run, redlock::Client& holder,
+                              const std::vector<std::string>& nodes, bool& ok);
 // nullopt when the proxies or the client could not be set up (logged).
 [[nodiscard]] std::optional<json> run_geo(const Config& cfg, const Run& run, const Nodes& nodes,
                                           Output& out);

@@ -30,6 +30,7 @@
 // Every load loop is bounded by time (--warmup-s + --seconds) and by count
 // (--max-ops). Exit status: 0 when every run completed (whatever the figures),
 // 1 when a run could not be set up, 2 bad usage.
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -182,6 +183,10 @@ std::optional<json> run_one(const Config& cfg, const Run& run, const Nodes& used
   } else if (scenario == "handoff") {
     bool ok = true;
     j = run_handoff(cfg, run, **client, nodes, pids, out, ok);
+    if (!ok) return std::nullopt;
+  } else if (scenario == "mem") {
+    bool ok = true;
+    j = run_memory(cfg, run, **client, nodes, ok);
     if (!ok) return std::nullopt;
   } else if (scenario == "c") {
     Samples raw;
@@ -362,10 +367,10 @@ int tool_main(int argc, char** argv) {
   CLI::App app{"redlock-bench: load scenarios against real Redis nodes; JSON lines on stdout"};
   Config cfg;
   app.add_option("--scenario", cfg.scenarios,
-                 "a, b, c, d, geo, handoff (comma-separated), or all (a, b, c, d, geo)")
+                 "a, b, c, d, geo, handoff, mem (comma-separated), or all (a, b, c, d, geo)")
       ->delimiter(',')
       ->required()
-      ->check(CLI::IsMember({"a", "b", "c", "d", "geo", "handoff", "all"}));
+      ->check(CLI::IsMember({"a", "b", "c", "d", "geo", "handoff", "mem", "all"}));
   app.add_option("--ports", cfg.ports,
                  "existing nodes on 127.0.0.1, or on --hosts (default: start 5 locally)")
       ->delimiter(',')
@@ -379,6 +384,8 @@ int tool_main(int argc, char** argv) {
   app.add_option("--warmup-s", cfg.warmup_s, "unmeasured time before each run")
       ->check(CLI::Range(0.0, 600.0));
   app.add_option("--inflight", cfg.inflight, "b: cycles in flight")->check(CLI::Range(1, 10000));
+  app.add_option("--mem-locks", cfg.mem_locks, "mem: locks held at once, then acquires waiting")
+      ->check(CLI::Range(1, 100000));
   app.add_option("--workers", cfg.workers, "c: threads contending")->check(CLI::Range(1, 256));
   app.add_option("--processes", cfg.processes,
                  "c: run P processes of this tool (each with --workers threads) instead")
@@ -465,6 +472,11 @@ int tool_main(int argc, char** argv) {
   app.add_option("--raw-out", cfg.raw_out)->group("");
   CLI11_PARSE(app, argc, argv);
 
+  // mem reads mallinfo2(), which counts only glibc's main arena: every
+  // thread allocates there, before the client's threads start.
+  if (std::find(cfg.scenarios.begin(), cfg.scenarios.end(), "mem") != cfg.scenarios.end()) {
+    mallopt(M_ARENA_MAX, 1);
+  }
   if (std::find(cfg.scenarios.begin(), cfg.scenarios.end(), "all") != cfg.scenarios.end()) {
     cfg.scenarios = {"a", "b", "c", "d", "geo"};
   }
