@@ -177,6 +177,20 @@ class Client:
         """Whether each node is connected now, in ``nodes`` order."""
         return list(checked(self._native.connected()))
 
+    def health(self, timeout: float = 1.0) -> Dict[str, Any]:
+        """What the client knows of each node, and whether a lock can be
+        granted now: the nodes are asked (``INFO``, ``CONFIG GET``), waiting
+        at most ``timeout`` seconds. A dict: ``quorum`` (votes a grant
+        needs), ``voting`` (nodes that vote now), ``quorum_available``, and
+        ``nodes``, a dict per node in ``nodes`` order (``reachable``,
+        ``answering``, ``voting``, ``not_voting_reason``, ``error``,
+        ``version``, ``rtt_us``, persistence, clock and TLS facts, and
+        ``shards`` for a ``cluster://`` node), as the library's
+        ``NodeHealth``. For a readiness probe, ``quorum_available`` is the
+        answer."""
+        timeout_ms = _args.ms("timeout", timeout, allow_zero=False)
+        return dict(checked(self._native.health(timeout_ms)))
+
     def metrics(self) -> Dict[str, Any]:
         """The engine's counters and histograms (see the library's
         MetricsSnapshot), as a dict."""

@@ -1,7 +1,7 @@
 # Type stubs of redlock._native, the extension module behind the redlock
 # package (private: use redlock.Client, Lock and AsyncLock).
 import asyncio
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 _NodeTuple = Tuple[str, str, str, float]
 
@@ -115,6 +115,7 @@ class NativeClient:
         self, lock: NativeLock, loop: asyncio.AbstractEventLoop, callback: Callable[[Any], None]
     ) -> Optional[EngineError]: ...
     def release_nowait(self, lock: NativeLock) -> None: ...
+    def health(self, timeout_ms: int) -> Union[Dict[str, Any], EngineError]: ...
     def inspect(
         self, resource: Union[str, bytes], timeout_ms: int
     ) -> Union[Tuple[bool, int, int, Optional[int]], EngineError]: ...

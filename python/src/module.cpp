@@ -280,6 +280,7 @@ PYBIND11_MODULE(_native, m) {
            py::arg("callback"))
       .def("release_nowait", &NativeClient::release_nowait, py::arg("lock"))
       .def("inspect", &NativeClient::inspect, py::arg("resource"), py::arg("timeout_ms"))
+      .def("health", &NativeClient::health, py::arg("timeout_ms"))
       .def("inspect_async", &NativeClient::inspect_async, py::arg("resource"),
            py::arg("timeout_ms"), py::arg("loop"), py::arg("callback"))
       .def("extend", &NativeClient::extend, py::arg("lock"), py::arg("ttl_ms"),

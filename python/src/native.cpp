@@ -454,7 +454,85 @@ py::object lock_state(const redlock::LockState& s) {
   return py::make_tuple(s.held, s.holding, s.free, ttl);
 }
 
+template <typename T>
+py::object or_none(const std::optional<T>& v) {
+  return v ? py::cast(*v) : py::none();
+}
+
+template <typename Rep, typename Period>
+py::object count_or_none(const std::optional<std::chrono::duration<Rep, Period>>& v) {
+  return v ? py::cast(v->count()) : py::none();
+}
+
+py::dict shard_health(const redlock::ShardHealth& s) {
+  py::dict d;
+  d["master"] = s.master;
+  d["slots"] = s.slots;
+  d["replicas"] = s.replicas;
+  d["reachable"] = s.reachable;
+  d["error"] = s.error;
+  d["voting"] = s.voting;
+  d["not_voting_reason"] = s.not_voting_reason;
+  return d;
+}
+
+py::dict node_health(const redlock::NodeHealth& n) {
+  py::dict d;
+  d["node"] = n.node;
+  d["reachable"] = n.reachable;
+  d["answering"] = n.answering;
+  d["voting"] = n.voting;
+  d["not_voting_reason"] = n.not_voting_reason;
+  d["votes_again_in_ms"] = count_or_none(n.votes_again_in);
+  d["error"] = n.error;
+  d["version"] = n.version;
+  d["run_id"] = n.run_id;
+  d["uptime_s"] = count_or_none(n.uptime);
+  d["rtt_us"] = count_or_none(n.rtt);
+  d["aof_enabled"] = or_none(n.aof_enabled);
+  d["appendfsync"] = n.appendfsync;
+  d["maxmemory_policy"] = n.maxmemory_policy;
+  d["eviction_can_drop_locks"] = n.eviction_can_drop_locks;
+  d["clock_suspect"] = n.clock_suspect;
+  d["clock_reason"] = n.clock_reason;
+  d["clock_rate"] = or_none(n.clock_rate);
+  d["tls"] = n.tls;
+  d["tls_protocol"] = n.tls_protocol;
+  d["tls_cipher"] = n.tls_cipher;
+  d["tls_peer_subject"] = n.tls_peer_subject;
+  d["tls_peer_not_after"] = n.tls_peer_not_after
+                                ? py::cast(std::chrono::duration_cast<std::chrono::seconds>(
+                                               n.tls_peer_not_after->time_since_epoch())
+                                               .count())
+                                : py::none();
+  d["tls_resumed"] = n.tls_resumed;
+  py::list shards;
+  for (const auto& shard : n.shards) shards.append(shard_health(shard));
+  d["shards"] = shards;
+  return d;
+}
+
 }  // namespace
+
+py::object NativeClient::health(std::int64_t timeout_ms) {
+  Error why;
+  Client* client = usable(&why);
+  if (client == nullptr) return make_error(why);
+  auto pending = std::make_shared<Pending<redlock::HealthReport>>();
+  if (auto posted = client->async_health(milliseconds(timeout_ms), fill(pending)); !posted) {
+    return make_error(posted.error());
+  }
+  Result<redlock::HealthReport> report = wait_plain(*pending);
+  if (!report) return make_error(report.error());
+  py::dict d;
+  d["quorum"] = report->quorum;
+  d["voting"] = report->voting;
+  d["quorum_available"] = report->quorum_available();
+  py::list nodes;
+  for (const auto& n : report->nodes) nodes.append(node_health(n));
+  d["nodes"] = nodes;
+  return d;
+}
 
 py::object NativeClient::inspect(const std::string& resource, std::int64_t timeout_ms) {
   Error why;

@@ -158,6 +158,10 @@ class NativeClient : public std::enable_shared_from_this<NativeClient> {
   // The same, settled on `loop` through `callback`.
   py::object inspect_async(const std::string& resource, std::int64_t timeout_ms, py::object loop,
                            py::object callback);
+  // What the client knows of each node and whether a lock can be granted
+  // (Client::health), with the GIL released: a dict (quorum, voting,
+  // quorum_available, nodes: a dict per node) or an EngineError.
+  py::object health(std::int64_t timeout_ms);
   // Fire and forget; never raises (a closed client lets the key expire).
   void release_nowait(NativeLock& lock) noexcept;
 

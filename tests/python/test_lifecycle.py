@@ -193,3 +193,33 @@ def test_fork(client, name):
     assert lock.owned()
     lock.release()
     assert client.lock(name).acquire(blocking_timeout=scaled(5))
+
+
+def test_health_reports_each_node_and_the_quorum(client, cluster):
+    report = client.health(timeout=scaled(2))
+    assert report["quorum"] == 3
+    assert report["voting"] == 5
+    assert report["quorum_available"] is True
+    assert [n["node"] for n in report["nodes"]] == client.nodes
+    for n in report["nodes"]:
+        assert n["reachable"] and n["answering"] and n["voting"], n
+        assert n["version"] and n["rtt_us"] is not None and n["tls"] is False
+        assert n["shards"] == []
+    # A stalled node answers no more: the report says so, and the quorum
+    # holds with the other four.
+    cluster.pause(4)
+    try:
+        report = client.health(timeout=0.3)
+        stalled = report["nodes"][4]
+        assert stalled["rtt_us"] is None
+        assert report["voting"] >= 3 and report["quorum_available"] is True
+        assert all(n["rtt_us"] is not None for n in report["nodes"][:4])
+    finally:
+        cluster.resume(4)
+
+
+def test_health_refuses_a_timeout_that_is_not_positive(client):
+    with pytest.raises(ValueError, match="timeout must be positive"):
+        client.health(timeout=0)
+    with pytest.raises(TypeError):
+        client.health(timeout="1s")
