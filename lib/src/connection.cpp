@@ -7,6 +7,8 @@
 
 #include <algorithm>
 
+#include "tsan.hpp"
+
 namespace redlock::detail {
 
 // One socket, for one attempt. Detached (conn == nullptr) when its Connection
@@ -95,14 +97,18 @@ void Connection::connect_next() {
   job->port = endpoint_.port;
   resolving_ = job;
   arm_deadline();
+  tsan_release(job);
   const int rc = uv_queue_work(
       loop_.uv(), &job->req,
       [](uv_work_t* req) {
         auto* j = static_cast<ResolveJob*>(req->data);
+        tsan_acquire(j);
         j->result = resolve(j->host, j->port);
+        tsan_release(j);
       },
       [](uv_work_t* req, int status) {
         auto* j = static_cast<ResolveJob*>(req->data);
+        tsan_acquire(j);
         Connection* conn = j->conn;
         if (conn != nullptr && status == 0) {
           conn->resolving_ = nullptr;

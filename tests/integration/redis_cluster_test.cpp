@@ -428,8 +428,11 @@ TEST_P(ClusterFailoverTest, APromotedReplicaSitsOutTheGraceForItsSlotsOnly) {
   options.restart_grace = scaled(5000ms);
   auto& holder = connect(options);
   auto& other = connect(options);
-  // Young servers sit out the grace too (they may have restarted).
-  ASSERT_TRUE(eventually([&]() -> bool { return other.quorum_available(); }, scaled(10s)));
+  // Young servers sit out the grace too (they may have restarted); each
+  // client times it from its own connect.
+  ASSERT_TRUE(
+      eventually([&]() -> bool { return holder.quorum_available() && other.quorum_available(); },
+                 scaled(10s)));
 
   const auto name = resource_on(rc, 0, "res:fo:");
   const auto elsewhere = resource_on(rc, 1, "res:fo-other:");
