@@ -97,18 +97,18 @@ void Connection::connect_next() {
   job->port = endpoint_.port;
   resolving_ = job;
   arm_deadline();
-  tsan_release(job);
+  tsan_release(&job->req);
   const int rc = uv_queue_work(
       loop_.uv(), &job->req,
       [](uv_work_t* req) {
+        tsan_acquire(req);
         auto* j = static_cast<ResolveJob*>(req->data);
-        tsan_acquire(j);
         j->result = resolve(j->host, j->port);
-        tsan_release(j);
+        tsan_release(req);
       },
       [](uv_work_t* req, int status) {
+        tsan_acquire(req);
         auto* j = static_cast<ResolveJob*>(req->data);
-        tsan_acquire(j);
         Connection* conn = j->conn;
         if (conn != nullptr && status == 0) {
           conn->resolving_ = nullptr;
