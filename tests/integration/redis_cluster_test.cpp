@@ -436,9 +436,18 @@ TEST_P(ClusterFailoverTest, APromotedReplicaSitsOutTheGraceForItsSlotsOnly) {
 
   const auto name = resource_on(rc, 0, "res:fo:");
   const auto elsewhere = resource_on(rc, 1, "res:fo-other:");
+  // The replica to be promoted must be past the young-server grace too, so
+  // that what keeps it out of the vote below is the failover alone.
+  const auto replica = rc.replica(0);
+  ASSERT_TRUE(eventually(
+      [&]() -> bool {
+        auto info = rc.servers().command(replica, {"INFO", "server"});
+        auto up = info ? tools::info_field(*info, "uptime_in_seconds") : std::nullopt;
+        return up && std::stoll(*up) * 1000 > options.restart_grace->count() + 1000;
+      },
+      scaled(30s)));
   auto lock = holder.acquire(name, 4s);
   ASSERT_TRUE(lock) << lock.error();
-  const auto replica = rc.replica(0);
   ASSERT_TRUE(rc.failover(replica, force));
   ASSERT_TRUE(rc.is_master(replica));
   // The new master "missed" the lock, as a replica that lagged behind
