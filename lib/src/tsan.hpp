@@ -4,10 +4,10 @@
 // TSan's view (libuv closes sockets with a raw syscall that TSan does not
 // intercept, which made reused descriptors look like races). That also hides
 // the locks and the eventfd through which libuv hands a uv_queue_work item
-// from its thread pool back to the loop thread, so the hand-off is declared
-// here: tsan_release() on the pool thread when the work is done,
-// tsan_acquire() on the loop thread before its result is read. Without TSan
-// both are empty.
+// to its thread pool and back to the loop thread, so both hand-offs are
+// declared here: tsan_release() by the side that gives the item away,
+// tsan_acquire() by the side that takes it, before it reads it. Without
+// TSan both are empty.
 #pragma once
 
 #if defined(__SANITIZE_THREAD__)
