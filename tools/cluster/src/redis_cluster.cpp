@@ -14,6 +14,9 @@
 #include <thread>
 #include <vector>
 
+#include "redlock/cluster/free_ports.hpp"
+#include "redlock/tools/redis_connection.hpp"
+
 namespace redlock::cluster {
 namespace {
 
@@ -25,44 +28,6 @@ constexpr milliseconds kPollInterval{50};
 // Redis's default distance from a server's port to its cluster bus port.
 constexpr int kBusPortOffset = 10000;
 
-// `count` distinct free ports on 127.0.0.1, chosen by the OS (every probe
-// socket is held until all are known); fewer if a socket cannot be made.
-std::vector<int> free_ports(std::size_t count) {
-  std::vector<int> fds;
-  std::vector<int> ports;
-  for (std::size_t i = 0; i < count; ++i) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) break;
-    fds.push_back(fd);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      break;
-    }
-    ports.push_back(ntohs(addr.sin_port));
-  }
-  for (const int fd : fds) ::close(fd);
-  return ports;
-}
-
-// "name:value" of a CLUSTER INFO or INFO reply, or "" when missing.
-std::string_view info_field(std::string_view info, std::string_view name) {
-  std::size_t at = 0;
-  while (at < info.size()) {
-    const std::size_t end = std::min(info.find('\n', at), info.size());
-    std::string_view line = info.substr(at, end - at);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.size() > name.size() && line.starts_with(name) && line[name.size()] == ':') {
-      return line.substr(name.size() + 1);
-    }
-    at = end + 1;
-  }
-  return {};
-}
-
 // "" when every server agrees the cluster is formed, else what is not.
 std::string formed(LocalCluster& cluster, const RedisClusterOptions& options) {
   const std::string known = std::to_string(cluster.size());
@@ -71,19 +36,20 @@ std::string formed(LocalCluster& cluster, const RedisClusterOptions& options) {
     const std::string server = "server " + std::to_string(i + 1);
     auto info = cluster.command(i, {"CLUSTER", "INFO"});
     if (!info) return server + ": " + info.error();
-    if (info_field(*info, "cluster_state") != "ok") return server + " is not cluster_state:ok";
-    if (info_field(*info, "cluster_slots_assigned") != std::to_string(kClusterSlots)) {
+    if (tools::info_field(*info, "cluster_state") != "ok")
+      return server + " is not cluster_state:ok";
+    if (tools::info_field(*info, "cluster_slots_assigned") != std::to_string(kClusterSlots)) {
       return server + " does not see every slot assigned";
     }
-    if (info_field(*info, "cluster_known_nodes") != known) {
+    if (tools::info_field(*info, "cluster_known_nodes") != known) {
       return server + " does not know every server yet";
     }
-    if (info_field(*info, "cluster_size") != masters) {
+    if (tools::info_field(*info, "cluster_size") != masters) {
       return server + " does not see " + masters + " masters with slots";
     }
     if (i >= options.shards) {
       auto repl = cluster.command(i, {"INFO", "replication"});
-      if (!repl || info_field(*repl, "master_link_status") != "up") {
+      if (!repl || tools::info_field(*repl, "master_link_status") != "up") {
         return "replica " + server + " is not in sync with its master";
       }
     }
@@ -205,7 +171,7 @@ tl::expected<std::unique_ptr<LocalCluster>, std::string> start_redis_cluster(
         bus_ports.push_back(servers.base_port + kBusPortOffset + static_cast<int>(i));
       }
     } else {
-      bus_ports = free_ports(n);
+      bus_ports = free_tcp_ports(n);
       if (bus_ports.size() != n) return tl::make_unexpected(std::string("no free ports"));
       these.node_args.resize(std::max(n, node_args.size()));
       for (std::size_t i = 0; i < n; ++i) {

@@ -35,6 +35,8 @@
 #include <tl/expected.hpp>
 #include <vector>
 
+#include "redlock/cluster/free_ports.hpp"
+
 extern char** environ;
 
 namespace redlock::testing {
@@ -180,28 +182,7 @@ inline tl::expected<const TlsFiles*, std::string> tls_files() {
   return holder.get();
 }
 
-// n distinct free TCP ports on 127.0.0.1 (each probe socket is held until
-// all are known). Another process may take one before it is used.
-inline std::vector<int> free_tcp_ports(std::size_t n) {
-  std::vector<int> fds;
-  std::vector<int> ports;
-  for (std::size_t i = 0; i < n; ++i) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) break;
-    fds.push_back(fd);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      break;
-    }
-    ports.push_back(ntohs(addr.sin_port));
-  }
-  for (int fd : fds) ::close(fd);
-  return ports;
-}
+using redlock::cluster::free_tcp_ports;
 
 // redis-server arguments for a TLS port with the test certificates.
 // `auth_clients`: require a client certificate (mutual TLS).
