@@ -106,6 +106,18 @@ inline ::testing::AssertionResult stall(redlock::cluster::LocalCluster& cluster,
   return ::testing::AssertionFailure() << "node " << i + 1 << " never stalled";
 }
 
+// "<scheme>://127.0.0.1:P1,127.0.0.1:P2,.../mymaster": a node of the
+// sentinels on `ports` ("sentinel" or "sentinels", the TLS form).
+inline std::string sentinels_node(const std::string& scheme, const std::vector<int>& ports) {
+  std::string url = scheme + "://";
+  for (std::size_t i = 0; i < ports.size(); ++i) {
+    if (i > 0) url += ',';
+    url += "127.0.0.1:";
+    url += std::to_string(ports[i]);
+  }
+  return url + "/mymaster";
+}
+
 // One command to the server on 127.0.0.1:port (a sentinel's plain port,
 // say), its reply as text, every element of an array on a line; empty when
 // the server cannot be reached or does not answer within 2 s.

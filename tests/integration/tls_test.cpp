@@ -539,13 +539,7 @@ class TlsSentinelTest : public TlsTest {
     TlsTest::TearDown();
   }
 
-  std::string sentinels_url() const {
-    std::string url = "sentinels://";
-    for (std::size_t i = 0; i < sentinel_tls_.size(); ++i) {
-      url += (i > 0 ? ",127.0.0.1:" : "127.0.0.1:") + std::to_string(sentinel_tls_[i]);
-    }
-    return url + "/mymaster";
-  }
+  std::string sentinels_url() const { return sentinels_node("sentinels", sentinel_tls_); }
 
   int master_tls_ = 0;
   int replica_tls_ = 0;

@@ -284,13 +284,7 @@ class SentinelTest : public ClusterTest {
     ClusterTest::TearDown();
   }
 
-  std::string sentinel_url() const {
-    std::string url = "sentinel://";
-    for (std::size_t i = 0; i < sentinel_ports_.size(); ++i) {
-      url += (i > 0 ? ",127.0.0.1:" : "127.0.0.1:") + std::to_string(sentinel_ports_[i]);
-    }
-    return url + "/mymaster";
-  }
+  std::string sentinel_url() const { return sentinels_node("sentinel", sentinel_ports_); }
 
   std::unique_ptr<LocalCluster> master_;
   std::unique_ptr<LocalCluster> replica_;
