@@ -160,9 +160,10 @@ void AcquireOp::seed_fenced_wire() {
   const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
       wall.time_since_epoch() + kFenceSeedLead);
   const std::string seed = std::to_string(std::max<std::int64_t>(micros.count(), 0));
-  wire_ = script_command(kFencedAcquireScript, true, script_keys_, {token_, ttl_ms_, seed});
+  const Script& script = resources_.size() == 1 ? kFencedAcquireOneScript : kFencedAcquireScript;
+  wire_ = script_command(script, true, script_keys_, {token_, ttl_ms_, seed});
   fallback_ = std::make_shared<const std::string>(
-      script_command(kFencedAcquireScript, false, script_keys_, {token_, ttl_ms_, seed}));
+      script_command(script, false, script_keys_, {token_, ttl_ms_, seed}));
 }
 
 // Compare-and-raise of the counters to fence_ on every node, decided within

@@ -122,6 +122,23 @@ inline constexpr Script kFencedAcquireScript{
     "ARGV[2]) end for i = n + 1, #KEYS do redis.call(\"set\", KEYS[i], v) end return f",
     "a37bd94687228264dc94d019389d26a5012b8e77"};
 
+// The fenced acquire of one resource (KEYS: its key, then its counter),
+// with kFencedAcquireScript's reply and counter rule in two commands instead
+// of four: SET NX PX, then INCR of the counter. INCR of a missing counter
+// answers 1 (a counter is never 0: it starts at a clock), and the counter is
+// then seeded as above. A counter INCR cannot raise (not an integer, or at
+// its limit, or not allowed by the user's ACL) undoes the SET and answers
+// "fence counter: INCR " and Redis's reason: no grant from it.
+inline constexpr Script kFencedAcquireOneScript{
+    "if not redis.call(\"set\", KEYS[1], ARGV[1], \"NX\", \"PX\", ARGV[2]) then return 0 end "
+    "local f = redis.pcall(\"incr\", KEYS[2]) if type(f) == \"table\" then "
+    "redis.call(\"del\", KEYS[1]) return redis.error_reply(\"ERR fence counter: INCR \" .. "
+    "string.gsub(f.err, \"^ERR \", \"\")) end if f == 1 then local t = redis.call(\"time\") "
+    "f = tonumber(t[1]) * 1000000 + tonumber(t[2]) local seed = tonumber(ARGV[3]) if seed and "
+    "seed > f then f = seed end redis.call(\"set\", KEYS[2], string.format(\"%d\", f)) end "
+    "return f",
+    "2557b25718bb8b36bea1489ed4d15925127ab580"};
+
 // Compare-and-raise over fencing counters (KEYS): each counter below ARGV[1]
 // (or missing) is set to ARGV[1]. Returns 1.
 inline constexpr Script kRaiseFenceScript{
@@ -130,8 +147,9 @@ inline constexpr Script kRaiseFenceScript{
     "ARGV[1]) end end return 1",
     "b9de2aab3ad9b989ba4437bdea4a30618b484ff4"};
 
-inline constexpr Script kAllScripts[] = {kReleaseScript, kAcquireAllScript, kExtendScript,
-                                         kFencedAcquireScript, kRaiseFenceScript};
+inline constexpr Script kAllScripts[] = {kReleaseScript,          kAcquireAllScript,
+                                         kExtendScript,           kFencedAcquireScript,
+                                         kFencedAcquireOneScript, kRaiseFenceScript};
 
 [[nodiscard]] std::string set_nx_px_command(std::string_view key, std::string_view token,
                                             long long ttl_ms);

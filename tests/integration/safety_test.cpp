@@ -206,6 +206,31 @@ TEST_F(SafetyTest, AFenceHeldByFewerThanAMajorityIsRaisedBeforeTheLockIsHandedOu
   ASSERT_TRUE(client->release(*next));
 }
 
+TEST_F(SafetyTest, ACounterThatCannotCountVotesNoAndKeepsNoKey) {
+  auto client = connect_or_fail(client_options(addresses()));
+  ASSERT_NE(client, nullptr);
+  // Node 1's counter is not a number: it cannot hand out a fence, so it
+  // must not grant either, nor keep the lock key its script had set.
+  ASSERT_TRUE(cluster().command(0, {"SET", detail::fence_key("fence:bad"), "not-a-number"}));
+  auto lock = client->acquire("fence:bad", 2s, patient());
+  ASSERT_TRUE(lock) << lock.error();
+  EXPECT_GT(lock->fence(), 0U);
+  ASSERT_EQ(lock->votes().size(), 5U);
+  EXPECT_EQ(lock->votes()[0].status, NodeStatus::kError);
+  EXPECT_THAT(lock->votes()[0].detail, HasSubstr("fence counter: INCR"));
+  const auto holding = [&] {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < cluster().size(); ++i) {
+      auto v = cluster().get(i, detail::lock_key("fence:bad"));
+      n += v && *v && **v == lock->token() ? 1U : 0U;
+    }
+    return n;
+  };
+  EXPECT_EQ(holding(), 4U) << "node 1 kept the lock key its script had set";
+  ASSERT_TRUE(client->release(*lock));
+  EXPECT_EQ(holding(), 0U);
+}
+
 TEST_F(SafetyTest, WithFencingOffLocksCarryNoFenceAndNoCounterIsWritten) {
   auto options = client_options(addresses());
   options.fencing = false;

@@ -29,9 +29,10 @@ using ::testing::Not;
 
 // The commands redlock needs, and nothing else (docs/deployment.md shows this ACL).
 const std::vector<std::string> kMinimalAcl = {
-    "ACL",        "SETUSER",      "redlock", "on",    ">s3cret-pass", "~redlock:*", "resetchannels",
-    "&redlock:*", "-@all",        "+set",    "+get",  "+del",         "+exists",    "+evalsha",
-    "+eval",      "+script|load", "+info",   "+time", "+publish",     "+subscribe", "+unsubscribe"};
+    "ACL",           "SETUSER",    "redlock",    "on",          ">s3cret-pass", "~redlock:*",
+    "resetchannels", "&redlock:*", "-@all",      "+set",        "+get",         "+del",
+    "+exists",       "+incr",      "+evalsha",   "+eval",       "+script|load", "+info",
+    "+time",         "+publish",   "+subscribe", "+unsubscribe"};
 
 int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -111,6 +112,37 @@ TEST_F(TopologyTest, AnAclUserWithOnlyTheCommandsRedlockNeedsCanDoEverything) {
   EXPECT_EQ(released->deleted, 3);
   // Secrets stay out of what the client reports.
   for (const auto& name : client->nodes()) EXPECT_THAT(name, Not(HasSubstr("s3cret")));
+}
+
+// An ACL written before the fenced acquire counted with INCR: every node
+// refuses with Redis's own reason, and none keeps the key its script set.
+TEST_F(TopologyTest, AnAclWithoutIncrRefusesTheFencedAcquireAndKeepsNoKey) {
+  for (std::size_t i = 0; i < 3; ++i) {
+    ASSERT_TRUE(cluster().command(i, kMinimalAcl));
+    ASSERT_TRUE(cluster().command(i, {"ACL", "SETUSER", "redlock", "-incr"}));
+  }
+  auto o = client_options(addresses());
+  o.username = "redlock";
+  o.password = "s3cret-pass";
+  auto client = connect_or_fail(o);
+  ASSERT_NE(client, nullptr);
+  AcquireOptions once;
+  once.max_attempts = 1;
+  auto lock = client->acquire("res:acl:noincr", 10s, once);
+  ASSERT_FALSE(lock);
+  std::size_t refused = 0;
+  for (const auto& node : lock.error().nodes()) {
+    if (node.status != NodeStatus::kError) continue;  // the third may still be pending
+    ++refused;
+    EXPECT_THAT(node.detail, HasSubstr("fence counter: INCR")) << node.node;
+    EXPECT_THAT(node.detail, HasSubstr("can't run this command")) << node.node;
+  }
+  EXPECT_GE(refused, 2U);
+  for (std::size_t i = 0; i < 3; ++i) {
+    auto keys = cluster().dbsize(i);
+    ASSERT_TRUE(keys) << keys.error();
+    EXPECT_EQ(*keys, 0) << "node " << i + 1;
+  }
 }
 
 TEST_F(TopologyTest, SharedCredentialsApplyToEveryNodeWithoutItsOwn) {

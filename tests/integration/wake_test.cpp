@@ -356,9 +356,9 @@ TEST_F(WakeTest, EverySubscriptionDeniedTheWaiterStillGetsTheLockByItsRetry) {
 // The minimal ACL of docs/deployment.md, with and without the wake-on-release part.
 std::vector<std::string> acl_user(const std::string& name, bool channels) {
   std::vector<std::string> argv = {
-      "ACL",           "SETUSER", name,           "on",    ">pw-" + name, "~redlock:*",
-      "resetchannels", "-@all",   "+set",         "+get",  "+del",        "+exists",
-      "+evalsha",      "+eval",   "+script|load", "+info", "+time"};
+      "ACL",           "SETUSER",  name,    "on",           ">pw-" + name, "~redlock:*",
+      "resetchannels", "-@all",    "+set",  "+get",         "+del",        "+exists",
+      "+incr",         "+evalsha", "+eval", "+script|load", "+info",       "+time"};
   if (channels) {
     for (const char* a : {"&redlock:*", "+publish", "+subscribe", "+unsubscribe"}) {
       argv.emplace_back(a);

@@ -142,7 +142,8 @@ bool is_raise(const std::string& wire) {
   return wire.find(std::string(kRaiseFenceScript.sha)) != std::string::npos;
 }
 bool is_fenced_acquire(const std::string& wire) {
-  return wire.find(std::string(kFencedAcquireScript.sha)) != std::string::npos;
+  return wire.find(std::string(kFencedAcquireScript.sha)) != std::string::npos ||
+         wire.find(std::string(kFencedAcquireOneScript.sha)) != std::string::npos;
 }
 
 class OperationsTest : public ::testing::Test {
