@@ -48,6 +48,7 @@ struct Config {
   long retry_jitter_ms = 10;
   long cmd_timeout_ms = 0;          // 0: 50, or 1000 for geo
   long busy_poll_us = -1;           // ClientOptions::busy_poll; -1: the library's default
+  long blocking_spin_us = -1;       // ClientOptions::blocking_spin; -1: the library's default
   std::string fencing = "default";  // ClientOptions::fencing: default, on or off
   long max_wait_ms = 10000;
   long hold_us = 0;

@@ -205,6 +205,7 @@ tl::expected<std::unique_ptr<redlock::Client>, std::string> connect_client(
   // Benchmarks run on nodes started for them, empty: let them vote at once.
   options.restart_grace = milliseconds(0);
   if (cfg.busy_poll_us >= 0) options.busy_poll = microseconds(cfg.busy_poll_us);
+  if (cfg.blocking_spin_us >= 0) options.blocking_spin = microseconds(cfg.blocking_spin_us);
   if (cfg.fencing != "default") options.fencing = cfg.fencing == "on";
   // The TLS settings for TLS nodes only: a plain-text run of --tls both
   // would otherwise be warned that they go unused.

@@ -206,6 +206,8 @@ std::vector<std::string> child_argv(const Config& cfg, const Nodes& nodes, int i
           std::to_string(cfg.cmd_timeout_ms),
           "--busy-poll-us",
           std::to_string(cfg.busy_poll_us),
+          "--blocking-spin-us",
+          std::to_string(cfg.blocking_spin_us),
           "--fencing",
           cfg.fencing,
           "--max-wait-ms",

@@ -79,6 +79,7 @@ std::string label_for(const Config& cfg, const std::string& scenario, int nodes,
     label += "/" + std::to_string(nodes) + "n";
   }
   if (cfg.busy_poll_us >= 0) label += "/bp" + std::to_string(cfg.busy_poll_us);
+  if (cfg.blocking_spin_us >= 0) label += "/spin" + std::to_string(cfg.blocking_spin_us);
   if (cfg.fencing != "default") label += "/fencing-" + cfg.fencing;
   return label;
 }
@@ -401,6 +402,9 @@ int tool_main(int argc, char** argv) {
       ->check(CLI::Range(0L, 3600000L));
   app.add_option("--busy-poll-us", cfg.busy_poll_us,
                  "ClientOptions::busy_poll in microseconds (-1: the library's default, 100)")
+      ->check(CLI::Range(-1L, 10000L));
+  app.add_option("--blocking-spin-us", cfg.blocking_spin_us,
+                 "ClientOptions::blocking_spin in microseconds (-1: the library's default, 200)")
       ->check(CLI::Range(-1L, 10000L));
   app.add_option("--fencing", cfg.fencing, "ClientOptions::fencing (default: the library's, on)")
       ->check(CLI::IsMember({"default", "on", "off"}));

@@ -18,10 +18,10 @@ Error wrong_thread(std::string_view what) {
 // Runs a callback-style post and blocks until its callback ran; a refused
 // post returns its error (and never calls back).
 template <typename T, typename Post>
-Result<T> wait_for(Post&& post) {
+Result<T> wait_for(const detail::Engine& engine, Post&& post) {
   detail::Handoff<T> handoff;
   if (auto posted = post(handoff.callback()); !posted) return Unexpected(posted.error());
-  return handoff.wait();
+  return handoff.wait(engine.options().blocking_spin);
 }
 
 // Turns a callback-style post into a future; a refused post fills the future
@@ -50,7 +50,7 @@ Client::~Client() { engine_->shutdown(); }
 Result<Lock> Client::acquire(std::string_view resource, std::chrono::milliseconds ttl,
                              const AcquireOptions& options) {
   if (engine_->on_loop_thread()) return Unexpected(wrong_thread("acquire()"));
-  return wait_for<Lock>([&](AcquireCallback cb) {
+  return wait_for<Lock>(*engine_, [&](AcquireCallback cb) {
     return engine_->post_acquire({std::string(resource)}, ttl, options, std::move(cb));
   });
 }
@@ -71,7 +71,7 @@ std::future<Result<Lock>> Client::async_acquire(std::string_view resource,
 Result<Lock> Client::acquire_all(std::vector<std::string> resources, std::chrono::milliseconds ttl,
                                  const AcquireOptions& options) {
   if (engine_->on_loop_thread()) return Unexpected(wrong_thread("acquire_all()"));
-  return wait_for<Lock>([&](AcquireCallback cb) {
+  return wait_for<Lock>(*engine_, [&](AcquireCallback cb) {
     return engine_->post_acquire(std::move(resources), ttl, options, std::move(cb));
   });
 }
@@ -108,8 +108,9 @@ Result<LockGuard> Client::acquire_guard(std::string_view resource, std::chrono::
 Result<Lock> Client::extend(const Lock& lock, std::chrono::milliseconds ttl,
                             const ExtendOptions& options) {
   if (engine_->on_loop_thread()) return Unexpected(wrong_thread("extend()"));
-  return wait_for<Lock>(
-      [&](AcquireCallback cb) { return engine_->post_extend(lock, ttl, options, std::move(cb)); });
+  return wait_for<Lock>(*engine_, [&](AcquireCallback cb) {
+    return engine_->post_extend(lock, ttl, options, std::move(cb));
+  });
 }
 
 Result<void> Client::async_extend(const Lock& lock, std::chrono::milliseconds ttl,
@@ -126,7 +127,7 @@ std::future<Result<Lock>> Client::async_extend(const Lock& lock, std::chrono::mi
 Result<ReleaseReport> Client::release(const Lock& lock) {
   if (engine_->on_loop_thread()) return Unexpected(wrong_thread("release()"));
   return wait_for<ReleaseReport>(
-      [&](ReleaseCallback cb) { return engine_->post_release(lock, std::move(cb)); });
+      *engine_, [&](ReleaseCallback cb) { return engine_->post_release(lock, std::move(cb)); });
 }
 
 Result<void> Client::async_release(const Lock& lock, ReleaseCallback callback) {
@@ -152,7 +153,7 @@ MetricsSnapshot Client::metrics() const { return engine_->metrics_snapshot(); }
 Result<HealthReport> Client::health(std::chrono::milliseconds timeout) {
   if (engine_->on_loop_thread()) return Unexpected(wrong_thread("health()"));
   return wait_for<HealthReport>(
-      [&](HealthCallback cb) { return engine_->post_health(timeout, std::move(cb)); });
+      *engine_, [&](HealthCallback cb) { return engine_->post_health(timeout, std::move(cb)); });
 }
 
 Result<void> Client::async_health(std::chrono::milliseconds timeout, HealthCallback callback) {
@@ -161,7 +162,7 @@ Result<void> Client::async_health(std::chrono::milliseconds timeout, HealthCallb
 
 Result<LockState> Client::inspect(std::string_view resource, std::chrono::milliseconds timeout) {
   if (engine_->on_loop_thread()) return Unexpected(wrong_thread("inspect()"));
-  return wait_for<LockState>([&](InspectCallback cb) {
+  return wait_for<LockState>(*engine_, [&](InspectCallback cb) {
     return engine_->post_inspect(std::string(resource), timeout, std::move(cb));
   });
 }

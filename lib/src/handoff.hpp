@@ -9,9 +9,11 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <thread>
 #include <utility>
 
 #include "redlock/result.hpp"
@@ -28,9 +30,18 @@ class Handoff {
     return [state = state_](Result<T> r) { state->put(std::move(r)); };
   }
 
-  // Blocks until the callback ran; returns what it was given.
-  [[nodiscard]] Result<T> wait() {
+  // Blocks until the callback ran; returns what it was given. For up to
+  // `spin` it checks, yielding between checks, before it sleeps: a result
+  // that comes by then needs no futex wake (ClientOptions::blocking_spin).
+  [[nodiscard]] Result<T> wait(std::chrono::microseconds spin) {
     State& s = *state_;
+    if (spin.count() > 0 && s.ready.load(std::memory_order_acquire) == 0) {
+      const auto until = std::chrono::steady_clock::now() + spin;
+      do {
+        std::this_thread::yield();
+      } while (s.ready.load(std::memory_order_acquire) == 0 &&
+               std::chrono::steady_clock::now() < until);
+    }
     while (s.ready.load(std::memory_order_acquire) == 0) s.ready.wait(0, std::memory_order_acquire);
     return std::move(*s.value);
   }

@@ -91,7 +91,7 @@ Result<ReleaseReport> LockGuard::release() {
   if (auto posted = engine->post_release(lock, handoff.callback()); !posted) {
     return Unexpected(posted.error());
   }
-  return handoff.wait();
+  return handoff.wait(engine->options().blocking_spin);
 }
 
 std::optional<Lock> LockGuard::dismiss() noexcept {

@@ -69,6 +69,10 @@ Result<std::vector<NodeAddress>> validate_client_options(const ClientOptions& o)
   if (o.connect_timeout.count() <= 0) {
     return invalid("connect_timeout " + ms(o.connect_timeout) + " must be positive");
   }
+  if (o.blocking_spin.count() < 0 || o.blocking_spin > std::chrono::milliseconds(10)) {
+    return invalid("blocking_spin " + std::to_string(o.blocking_spin.count()) +
+                   " us is out of range (0 to 10000 us)");
+  }
   if (o.busy_poll.count() < 0 || o.busy_poll > std::chrono::milliseconds(10)) {
     return invalid("busy_poll " + std::to_string(o.busy_poll.count()) +
                    " us is out of range [0, 10000 us]");

@@ -263,6 +263,19 @@ TEST(ValidateClientOptions, BusyPollWithinZeroToTenMilliseconds) {
   }
 }
 
+TEST(ValidateClientOptions, BlockingSpinWithinZeroToTenMilliseconds) {
+  for (const auto t : {-1us, 10001us}) {
+    ClientOptions o = three_nodes();
+    o.blocking_spin = t;
+    EXPECT_THAT(invalid_message(validate_client_options(o)), HasSubstr("blocking_spin"));
+  }
+  for (const auto t : {0us, 200us, 10000us}) {
+    ClientOptions o = three_nodes();
+    o.blocking_spin = t;
+    EXPECT_TRUE(validate_client_options(o)) << t.count();
+  }
+}
+
 TEST(ValidateClientOptions, ReconnectBackoff) {
   ClientOptions zero_min = three_nodes();
   zero_min.reconnect_min = 0ms;
