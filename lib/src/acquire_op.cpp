@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
+#include <iterator>
 
 #include "keys.hpp"
 #include "release_op.hpp"
@@ -25,21 +27,41 @@ AcquireOp::AcquireOp(const OpContext& ctx, std::vector<std::string> resources, s
       callback_(std::move(callback)),
       call_start_(ctx.scheduler.now()),
       fenced_(ctx.options.fencing) {
-  const std::string ttl_ms = std::to_string(ttl.count());
-  auto keys = lock_keys(resources_);
+  // KEYS: the lock keys, then (fenced) their counters. The command itself
+  // is made per round (make_wire) and dropped between rounds: a waiter
+  // keeps only what it needs to make it again.
+  keys_ = lock_keys(resources_);
   if (fenced_) {
-    // KEYS: the lock keys, then the fencing counters. The wire is made
-    // per round (seed_fenced_wire), with a fresh seed.
-    counters_ = fence_keys(resources_);
-    keys.insert(keys.end(), counters_.begin(), counters_.end());
-    script_keys_ = std::move(keys);
-    ttl_ms_ = ttl_ms;
-  } else if (keys.size() == 1) {
-    wire_ = set_nx_px_command(keys.front(), token_, ttl.count());
+    auto counters = fence_keys(resources_);
+    keys_.insert(keys_.end(), std::make_move_iterator(counters.begin()),
+                 std::make_move_iterator(counters.end()));
+  }
+}
+
+void AcquireOp::make_wire() {
+  char ttl_buf[24];
+  const auto ttl_end = std::to_chars(ttl_buf, ttl_buf + sizeof ttl_buf, ttl_.count()).ptr;
+  const std::string_view ttl_ms(ttl_buf, static_cast<std::size_t>(ttl_end - ttl_buf));
+  if (fenced_) {
+    // Seeded with this machine's clock plus the lead (kFencedAcquireScript),
+    // afresh each round so that a long wait does not fall behind the nodes'
+    // clocks and lose the agreement the seed is for.
+    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::system_clock::now().time_since_epoch() + kFenceSeedLead);
+    char seed_buf[24];
+    const auto seed_end = std::to_chars(seed_buf, seed_buf + sizeof seed_buf,
+                                        std::max<std::int64_t>(micros.count(), 0))
+                              .ptr;
+    const std::string_view seed(seed_buf, static_cast<std::size_t>(seed_end - seed_buf));
+    const Script& script = resources_.size() == 1 ? kFencedAcquireOneScript : kFencedAcquireScript;
+    wire_ = std::make_shared<const std::string>(
+        script_command(script, true, keys_, {token_, ttl_ms, seed}));
+  } else if (keys_.size() == 1) {
+    wire_ =
+        std::make_shared<const std::string>(set_nx_px_command(keys_.front(), token_, ttl_.count()));
   } else {
-    wire_ = script_command(kAcquireAllScript, true, keys, {token_, ttl_ms});
-    fallback_ = std::make_shared<const std::string>(
-        script_command(kAcquireAllScript, false, keys, {token_, ttl_ms}));
+    wire_ = std::make_shared<const std::string>(
+        script_command(kAcquireAllScript, true, keys_, {token_, ttl_ms}));
   }
 }
 
@@ -72,9 +94,10 @@ void AcquireOp::next_round() {
     return;
   }
   ++attempts_;
-  if (fenced_) seed_fenced_wire();
-  fences_.assign(ctx_.nodes.size(), 0);
-  start_round(wire_, fallback_, ttl_, options_.min_validity, ErrorCode::kHeldByAnother);
+  make_wire();
+  if (fenced_) fences_.assign(ctx_.nodes.size(), 0);
+  // The command is its own NOSCRIPT fallback (eval_form); SET never needs one.
+  start_round(*wire_, wire_, ttl_, options_.min_validity, ErrorCode::kHeldByAnother);
 }
 
 void AcquireOp::cancel() {
@@ -149,23 +172,6 @@ void AcquireOp::on_decided(Clock::time_point now) {
   fail_round(now, round_error(now));
 }
 
-// The fenced acquire's wire, seeded with this machine's clock plus the lead
-// (see kFencedAcquireScript). Made again when the seed is more than a tenth
-// of the lead old, so that a long wait does not fall behind the nodes'
-// clocks and lose the agreement the seed is for.
-void AcquireOp::seed_fenced_wire() {
-  const auto wall = std::chrono::system_clock::now();
-  if (!wire_.empty() && wall - seeded_at_ < kFenceSeedLead / 10 && wall >= seeded_at_) return;
-  seeded_at_ = wall;
-  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-      wall.time_since_epoch() + kFenceSeedLead);
-  const std::string seed = std::to_string(std::max<std::int64_t>(micros.count(), 0));
-  const Script& script = resources_.size() == 1 ? kFencedAcquireOneScript : kFencedAcquireScript;
-  wire_ = script_command(script, true, script_keys_, {token_, ttl_ms_, seed});
-  fallback_ = std::make_shared<const std::string>(
-      script_command(script, false, script_keys_, {token_, ttl_ms_, seed}));
-}
-
 // Compare-and-raise of the counters to fence_ on every node, decided within
 // the lock's validity.
 void AcquireOp::start_raise() {
@@ -182,12 +188,12 @@ void AcquireOp::start_raise() {
     fail_round(now(), raise_error("no validity left to make the fence durable"));
     return;
   }
-  raise_wire_ = script_command(kRaiseFenceScript, true, counters_, {fence});
-  auto fallback = std::make_shared<const std::string>(
-      script_command(kRaiseFenceScript, false, counters_, {fence}));
+  const std::vector<std::string> counters(
+      keys_.begin() + static_cast<std::ptrdiff_t>(resources_.size()), keys_.end());
+  const auto wire = std::make_shared<const std::string>(
+      script_command(kRaiseFenceScript, true, counters, {fence}));
   // The Round only tallies here: its ttl is what is left of the lock's.
-  start_round(raise_wire_, fallback, remaining, milliseconds(1), ErrorCode::kNoQuorum,
-              valid_until_);
+  start_round(*wire, wire, remaining, milliseconds(1), ErrorCode::kNoQuorum, valid_until_);
   raise_tag_ = tag_;
 }
 
@@ -224,6 +230,7 @@ void AcquireOp::fail_round(Clock::time_point now, Error error) {
   // the release runs after the SET, so our own retry never meets our own
   // key.
   release_round();
+  wire_.reset();  // made again for the next round, if any
   const RetryPolicy policy{options_.max_wait, options_.max_attempts, options_.retry_delay,
                            options_.retry_jitter};
   const auto next = next_retry(policy, attempts_, call_start_, now, ctx_.scheduler.random_unit());

@@ -37,7 +37,7 @@ class AcquireOp final : public QuorumOp {
   void on_answer(std::size_t node, const Reply& reply, NodeStatus status) override;
   void on_late_reply(std::size_t node, std::uint32_t tag, const Reply& reply) override;
   void on_decided(Clock::time_point now) override;
-  void seed_fenced_wire();
+  void make_wire();
   void start_raise();
   void on_raise_decided(Clock::time_point now);
   [[nodiscard]] Error raise_error(std::string_view why) const;
@@ -57,8 +57,8 @@ class AcquireOp final : public QuorumOp {
   milliseconds ttl_;
   AcquireOptions options_;
   AcquireCallback callback_;
-  std::string wire_;
-  std::shared_ptr<const std::string> fallback_;
+  std::vector<std::string> keys_;            // the lock keys, then (fenced) their counters
+  std::shared_ptr<const std::string> wire_;  // the open round's command
   Clock::time_point call_start_;
   int attempts_ = 0;
   std::uint32_t granted_tag_ = 0;
@@ -71,15 +71,10 @@ class AcquireOp final : public QuorumOp {
   std::optional<std::stop_callback<std::function<void()>>> stop_callback_;
   // Fencing (ClientOptions::fencing).
   bool fenced_;
-  std::vector<std::string> counters_;     // the resources' counter keys
-  std::vector<std::string> script_keys_;  // lock keys, then counters
-  std::string ttl_ms_;
-  std::chrono::system_clock::time_point seeded_at_{};  // the wire's fence seed
-  std::vector<std::uint64_t> fences_;                  // per node: the fence its acquire returned
-  std::uint64_t fence_ = 0;                            // the grant's fence: the largest of them
-  bool raising_ = false;                               // the raise round is open
+  std::vector<std::uint64_t> fences_;  // per node: the fence its acquire returned
+  std::uint64_t fence_ = 0;            // the grant's fence: the largest of them
+  bool raising_ = false;               // the raise round is open
   std::uint32_t raise_tag_ = 0;
-  std::string raise_wire_;
   Clock::time_point valid_until_{};      // of the grant being made durable
   std::vector<NodeResult> grant_votes_;  // the granting round's votes
   std::vector<bool> acquire_sent_;       // where the granting round's command went

@@ -21,9 +21,8 @@ class ExtendOp final : public QuorumOp {
     const std::string ttl_ms = std::to_string(ttl.count());
     const std::string_view recreate = options.recreate_missing ? "1" : "0";
     const auto keys = lock_keys(lock_.resources());
-    wire_ = script_command(kExtendScript, true, keys, {lock_.token(), ttl_ms, recreate});
-    fallback_ = std::make_shared<const std::string>(
-        script_command(kExtendScript, false, keys, {lock_.token(), ttl_ms, recreate}));
+    wire_ = std::make_shared<const std::string>(
+        script_command(kExtendScript, true, keys, {lock_.token(), ttl_ms, recreate}));
   }
 
   void start() {
@@ -32,7 +31,7 @@ class ExtendOp final : public QuorumOp {
       complete(Unexpected(expired_error("before the extension started")));
       return;
     }
-    start_round(wire_, fallback_, ttl_, options_.min_validity, ErrorCode::kNotOwner,
+    start_round(*wire_, wire_, ttl_, options_.min_validity, ErrorCode::kNotOwner,
                 lock_.valid_until());
   }
 
@@ -102,8 +101,7 @@ class ExtendOp final : public QuorumOp {
   milliseconds ttl_;
   ExtendOptions options_;
   AcquireCallback callback_;
-  std::string wire_;
-  std::shared_ptr<const std::string> fallback_;
+  std::shared_ptr<const std::string> wire_;  // EVALSHA: also its own NOSCRIPT fallback
 };
 
 }  // namespace

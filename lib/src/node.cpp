@@ -176,8 +176,8 @@ void Node::on_reply(Reply& r) {
     // The script cache was flushed under us: send the script's body. It runs
     // after whatever was pipelined behind the EVALSHA (rare: every
     // connection loads the scripts first).
-    auto body = std::move(p.fallback);
-    if (send(*body, p.op, p.tag, nullptr)) return;
+    const std::string eval = eval_form(*p.fallback);
+    if (!eval.empty() && send(eval, p.op, p.tag, nullptr)) return;
   }
   bool demoted = false;
   if (r.is_error()) {

@@ -62,8 +62,9 @@ class Node final : public LockNode, public Connection::Owner, public SentinelFol
 
   // Queues a command. Returns false, and never calls back, when the node is
   // not connected (and ready) or too far behind: commands are never held
-  // for a later connection. `fallback`, for EVALSHA: the EVAL form, sent
-  // instead of delivering a NOSCRIPT error.
+  // for a later connection. `fallback`, for an EVALSHA of one of
+  // kAllScripts: that command, shared, kept until the reply so that its EVAL
+  // form (eval_form) goes out instead of delivering a NOSCRIPT error.
   [[nodiscard]] bool send(std::string_view wire, const std::shared_ptr<Operation>& op,
                           std::uint32_t tag, const std::shared_ptr<const std::string>& fallback);
   // A release this client may owe the node: run when it is connected again.

@@ -89,8 +89,9 @@ class NodeSet {
   // Queues a command for node i, where `route` leads. Returns false, and
   // never calls back, when the node cannot take it now (not connected, or
   // too far behind): commands are never held for a later connection.
-  // `fallback`, for EVALSHA: the EVAL form, sent instead of delivering a
-  // NOSCRIPT error.
+  // `fallback`, for an EVALSHA of one of kAllScripts: that command, shared,
+  // whose EVAL form (eval_form) is sent instead of delivering a NOSCRIPT
+  // error.
   [[nodiscard]] virtual bool send(std::size_t i, Route route, std::string_view wire,
                                   const std::shared_ptr<Operation>& op, std::uint32_t tag,
                                   const std::shared_ptr<const std::string>& fallback) = 0;

@@ -199,6 +199,30 @@ Result<std::optional<Reply>> ReplyParser::next() {
   return out;
 }
 
+std::string eval_form(std::string_view evalsha) {
+  // "*<n>\r\n$7\r\nEVALSHA\r\n$40\r\n<sha>\r\n" and the rest, as
+  // append_command writes it.
+  const auto header_end = evalsha.find("\r\n");
+  if (evalsha.empty() || evalsha.front() != '*' || header_end == std::string_view::npos) return {};
+  const std::string_view head = evalsha.substr(0, header_end + 2);
+  constexpr std::string_view kVerb = "$7\r\nEVALSHA\r\n$40\r\n";
+  std::string_view rest = evalsha.substr(head.size());
+  if (!rest.starts_with(kVerb)) return {};
+  rest.remove_prefix(kVerb.size());
+  if (rest.size() < 42 || rest.substr(40, 2) != "\r\n") return {};
+  const std::string_view sha = rest.substr(0, 40);
+  rest.remove_prefix(42);
+  for (const auto& script : kAllScripts) {
+    if (script.sha != sha) continue;
+    std::string out;
+    out.reserve(head.size() + 16 + script.body.size() + rest.size());
+    out.append(head).append("$4\r\nEVAL\r\n$").append(std::to_string(script.body.size()));
+    out.append("\r\n").append(script.body).append("\r\n").append(rest);
+    return out;
+  }
+  return {};
+}
+
 std::string set_nx_px_command(std::string_view key, std::string_view token, long long ttl_ms) {
   char buf[24];
   const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, ttl_ms);

@@ -151,6 +151,11 @@ inline constexpr Script kAllScripts[] = {kReleaseScript,          kAcquireAllScr
                                          kExtendScript,           kFencedAcquireScript,
                                          kFencedAcquireOneScript, kRaiseFenceScript};
 
+// The EVAL form of an EVALSHA command of one of kAllScripts (the body in
+// place of the SHA1, every other argument as it was), for a node whose
+// script cache lost it (NOSCRIPT); empty for anything else.
+[[nodiscard]] std::string eval_form(std::string_view evalsha);
+
 [[nodiscard]] std::string set_nx_px_command(std::string_view key, std::string_view token,
                                             long long ttl_ms);
 // EVALSHA (by_sha) or EVAL of `script` over `keys` with `args`.

@@ -40,18 +40,16 @@ class ReleaseOp final : public Operation {
       channels = release_channels(resources_);
       args.insert(args.end(), channels.begin(), channels.end());
     }
-    const std::string cmd = script_command(kReleaseScript, true, keys, args);
-    const auto fallback =
-        std::make_shared<const std::string>(script_command(kReleaseScript, false, keys, args));
-    std::string sharded_cmd;
-    std::shared_ptr<const std::string> sharded_fallback;
+    // EVALSHA commands, each also its own NOSCRIPT fallback (eval_form).
+    const auto cmd =
+        std::make_shared<const std::string>(script_command(kReleaseScript, true, keys, args));
+    std::shared_ptr<const std::string> sharded_cmd;
     const auto sharded = [&](std::size_t i) {
       if (!announce_ || !nodes.announce_sharded(i)) return false;
-      if (sharded_cmd.empty()) {
+      if (!sharded_cmd) {
         args[1] = "2";
-        sharded_cmd = script_command(kReleaseScript, true, keys, args);
-        sharded_fallback =
-            std::make_shared<const std::string>(script_command(kReleaseScript, false, keys, args));
+        sharded_cmd =
+            std::make_shared<const std::string>(script_command(kReleaseScript, true, keys, args));
       }
       return true;
     };
@@ -70,8 +68,8 @@ class ReleaseOp final : public Operation {
         continue;
       }
       const bool by_shard = sharded(i);
-      if (!nodes.send(i, route, by_shard ? sharded_cmd : cmd, self, 0,
-                      by_shard ? sharded_fallback : fallback)) {
+      const auto& wire = by_shard ? sharded_cmd : cmd;
+      if (!nodes.send(i, route, *wire, self, 0, wire)) {
         nodes.remember_cleanup(i, resources_, token_, key_expiry_);
         answer(i, NodeStatus::kDisconnected, "not connected; released when it reconnects");
       }

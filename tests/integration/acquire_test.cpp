@@ -176,6 +176,30 @@ TEST_F(AcquireTest, ReleaseFallsBackToEvalAfterTheScriptCacheIsFlushed) {
   EXPECT_EQ(released->deleted, 5);
 }
 
+TEST_F(AcquireTest, EveryScriptFallsBackToEvalAfterTheScriptCacheIsFlushed) {
+  const auto flush = [&] {
+    for (std::size_t i = 0; i < cluster().size(); ++i) {
+      ASSERT_TRUE(cluster().command(i, {"SCRIPT", "FLUSH"}));
+    }
+  };
+  flush();
+  auto one = client_->acquire("res:noscript:one", 10s);  // the fenced acquire of one
+  ASSERT_TRUE(one) << one.error();
+  EXPECT_EQ(nodes_holding("res:noscript:one", one->token()), 5U);
+  flush();
+  auto set = client_->acquire_all({"res:noscript:a", "res:noscript:b"}, 10s);
+  ASSERT_TRUE(set) << set.error();
+  flush();
+  auto extended = client_->extend(*one, 20s);
+  ASSERT_TRUE(extended) << extended.error();
+  flush();
+  for (const auto* lock : {&*extended, &*set}) {
+    auto released = client_->release(*lock);
+    ASSERT_TRUE(released) << released.error();
+    EXPECT_EQ(released->deleted, 5);
+  }
+}
+
 TEST_F(AcquireTest, ScriptShasMatchWhatRedisComputes) {
   for (const auto& script : detail::kAllScripts) {
     auto sha = cluster().command(0, {"SCRIPT", "LOAD", std::string(script.body)});

@@ -177,6 +177,25 @@ TEST(ScriptCommand, EvalShapeWithSeveralKeysAndArguments) {
                 "\r\n$1\r\n2\r\n$1\r\na\r\n$2\r\nbc\r\n$3\r\ntok\r\n$3\r\n500\r\n$1\r\n0\r\n");
 }
 
+TEST(EvalForm, IsTheEvalOfEveryScriptsEvalsha) {
+  const std::vector<std::string> keys = {"redlock:{a}:lock:a", std::string("b\r\n\0c", 6)};
+  for (const auto& script : kAllScripts) {
+    EXPECT_EQ(eval_form(script_command(script, true, keys, {"tok", "", "123"})),
+              script_command(script, false, keys, {"tok", "", "123"}))
+        << script.sha;
+  }
+}
+
+TEST(EvalForm, IsEmptyForAnythingElse) {
+  EXPECT_EQ(eval_form(""), "");
+  EXPECT_EQ(eval_form(set_nx_px_command("k", "t", 1000)), "");
+  EXPECT_EQ(eval_form(script_command(kReleaseScript, false, {"k"}, {"t"})), "");
+  const Script unknown{"return 1", "e0e1f9fabfc9d4800c877a703b823ac0578ff831"};
+  EXPECT_EQ(eval_form(script_command(unknown, true, {"k"}, {"t"})), "");
+  const std::string cut = script_command(kReleaseScript, true, {"k"}, {"t"});
+  for (std::size_t n = 0; n < 40; ++n) EXPECT_EQ(eval_form(cut.substr(0, n)), "") << n;
+}
+
 TEST(Scripts, ShasAreFortyLowercaseHexCharactersAndDistinct) {
   // That each is the SHA1 of its body is checked against SCRIPT LOAD in the
   // integration tests.
