@@ -404,7 +404,7 @@ int tool_main(int argc, char** argv) {
                  "ClientOptions::busy_poll in microseconds (-1: the library's default, 100)")
       ->check(CLI::Range(-1L, 10000L));
   app.add_option("--blocking-spin-us", cfg.blocking_spin_us,
-                 "ClientOptions::blocking_spin in microseconds (-1: the library's default, 200)")
+                 "ClientOptions::blocking_spin in microseconds (-1: the library's default, 150)")
       ->check(CLI::Range(-1L, 10000L));
   app.add_option("--fencing", cfg.fencing, "ClientOptions::fencing (default: the library's, on)")
       ->check(CLI::IsMember({"default", "on", "off"}));

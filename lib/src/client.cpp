@@ -18,10 +18,13 @@ Error wrong_thread(std::string_view what) {
 // Runs a callback-style post and blocks until its callback ran; a refused
 // post returns its error (and never calls back).
 template <typename T, typename Post>
-Result<T> wait_for(const detail::Engine& engine, Post&& post) {
+Result<T> wait_for(detail::Engine& engine, Post&& post) {
   detail::Handoff<T> handoff;
+  const auto start = std::chrono::steady_clock::now();
   if (auto posted = post(handoff.callback()); !posted) return Unexpected(posted.error());
-  return handoff.wait(engine.options().blocking_spin);
+  auto result = handoff.wait(engine.spin_gate().spin());
+  engine.spin_gate().record(std::chrono::steady_clock::now() - start);
+  return result;
 }
 
 // Turns a callback-style post into a future; a refused post fills the future

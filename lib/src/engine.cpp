@@ -17,7 +17,8 @@
 
 namespace redlock::detail {
 
-Engine::Engine(ClientOptions options) : options_(std::move(options)) {
+Engine::Engine(ClientOptions options)
+    : options_(std::move(options)), spin_gate_(options_.blocking_spin) {
   restart_grace_ = options_.restart_grace.value_or(
       options_.max_ttl +
       std::chrono::ceil<milliseconds>(drift_allowance(options_.max_ttl, options_.drift_factor)));

@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "handoff.hpp"
 #include "lock_node.hpp"
 #include "loop.hpp"
 #include "metrics.hpp"
@@ -72,6 +73,8 @@ class Engine final : public std::enable_shared_from_this<Engine>, public NodeSet
   // Any thread.
   [[nodiscard]] bool on_loop_thread() const noexcept { return loop_->on_loop_thread(); }
   [[nodiscard]] const ClientOptions& options() const noexcept { return options_; }
+  // When the blocking calls spin (ClientOptions::blocking_spin).
+  [[nodiscard]] SpinGate& spin_gate() noexcept { return spin_gate_; }
   // The nodes as ClientOptions::nodes gave them, passwords hidden.
   [[nodiscard]] const std::vector<std::string>& node_names() const noexcept { return node_names_; }
   [[nodiscard]] std::vector<bool> connected() const;
@@ -128,6 +131,7 @@ class Engine final : public std::enable_shared_from_this<Engine>, public NodeSet
   void clock_tick();
 
   ClientOptions options_;
+  SpinGate spin_gate_;
   milliseconds restart_grace_{0};
   std::shared_ptr<spdlog::logger> logger_;
   std::unique_ptr<Metrics> metrics_;

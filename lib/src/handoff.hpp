@@ -8,6 +8,7 @@
 // whichever side finishes last.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -19,6 +20,39 @@
 #include "redlock/result.hpp"
 
 namespace redlock::detail {
+
+// Whether a blocking call spins before it sleeps (ClientOptions::
+// blocking_spin). Spinning pays when the result comes within the budget; when
+// it does not, it only takes the CPU from whoever would produce the result
+// (on a small machine: the servers themselves). So a call spins while the
+// recent blocking waits, as a moving average, took no more than half the
+// budget (most then end within it), and sleeps at once otherwise; every wait, spun or not, is
+// recorded, so the gate follows the nodes as they get nearer or farther.
+//
+// Threading: any thread; the average is updated without a lock (a lost
+// update only delays the gate by one call).
+class SpinGate {
+ public:
+  explicit SpinGate(std::chrono::microseconds budget) noexcept : budget_(budget) {}
+
+  // The spin for the next blocking call: the budget, or 0.
+  [[nodiscard]] std::chrono::microseconds spin() const noexcept {
+    if (budget_.count() <= 0) return std::chrono::microseconds(0);
+    const auto typical = std::chrono::nanoseconds(typical_ns_.load(std::memory_order_relaxed));
+    return 2 * typical <= budget_ ? budget_ : std::chrono::microseconds(0);
+  }
+  // A blocking call waited this long for its result.
+  void record(std::chrono::nanoseconds waited) noexcept {
+    const auto w = std::max<std::int64_t>(waited.count(), 0);
+    const auto old = typical_ns_.load(std::memory_order_relaxed);
+    typical_ns_.store(old + (w - old) / kWeight, std::memory_order_relaxed);
+  }
+
+ private:
+  static constexpr std::int64_t kWeight = 8;  // each wait moves the average by 1/8
+  std::chrono::microseconds budget_;
+  std::atomic<std::int64_t> typical_ns_{0};
+};
 
 template <typename T>
 class Handoff {

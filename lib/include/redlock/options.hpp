@@ -101,12 +101,15 @@ struct ClientOptions {
   std::chrono::microseconds busy_poll{100};
 
   // A blocking call of Client or LockGuard (acquire, release, extend, ...)
-  // checks for its result for this long, yielding the CPU between checks,
-  // before its thread goes to sleep. A result that comes within it costs no
-  // thread wake-up: about a quarter of a cycle on one local node
-  // (bench/README.md). Costs up to this much CPU time per blocking call; 0
-  // turns it off. At most 10 ms. (The Python module waits in its own way.)
-  std::chrono::microseconds blocking_spin{200};
+  // checks for its result for up to this long, yielding the CPU between
+  // checks, before its thread goes to sleep, while the recent blocking calls
+  // (a moving average) took no more than half of this; otherwise it sleeps at
+  // once.
+  // A result that comes within it costs no thread wake-up, which on one
+  // local node is a quarter of a cycle; spinning through a longer wait only
+  // takes the CPU from the servers and the loop (bench/README.md). 0 turns it
+  // off. At most 10 ms. (The Python module waits in its own way.)
+  std::chrono::microseconds blocking_spin{150};
 
   // TCP connect deadline per attempt; connect() waits at most this long for
   // the first connections before returning (nodes that are down are retried
