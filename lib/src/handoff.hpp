@@ -26,8 +26,9 @@ namespace redlock::detail {
 // it does not, it only takes the CPU from whoever would produce the result
 // (on a small machine: the servers themselves). So a call spins while the
 // recent blocking waits, as a moving average, took no more than half the
-// budget (most then end within it), and sleeps at once otherwise; every wait, spun or not, is
-// recorded, so the gate follows the nodes as they get nearer or farther.
+// budget (most then end within it), and sleeps at once otherwise. Every wait,
+// spun or not, is recorded, so the gate follows the nodes as they get nearer
+// or farther.
 //
 // Threading: any thread; the average is updated without a lock (a lost
 // update only delays the gate by one call).
