@@ -65,9 +65,18 @@ class Handoff {
     return [state = state_](Result<T> r) { state->put(std::move(r)); };
   }
 
-  // Blocks until the callback ran; returns what it was given. For up to
-  // `spin` it checks, yielding between checks, before it sleeps: a result
-  // that comes by then needs no futex wake (ClientOptions::blocking_spin).
+  // Blocks until the callback ran; returns what it was given. For as long
+  // as `gate` allows it checks, yielding between checks, before it sleeps: a
+  // result that comes by then needs no futex wake. The wait is recorded in
+  // `gate`.
+  [[nodiscard]] Result<T> wait(SpinGate& gate) {
+    const auto start = std::chrono::steady_clock::now();
+    auto result = wait(gate.spin());
+    gate.record(std::chrono::steady_clock::now() - start);
+    return result;
+  }
+
+  // The same with a fixed spin (ClientOptions::blocking_spin's budget, or 0).
   [[nodiscard]] Result<T> wait(std::chrono::microseconds spin) {
     State& s = *state_;
     if (spin.count() > 0 && s.ready.load(std::memory_order_acquire) == 0) {

@@ -91,10 +91,7 @@ Result<ReleaseReport> LockGuard::release() {
   if (auto posted = engine->post_release(lock, handoff.callback()); !posted) {
     return Unexpected(posted.error());
   }
-  const auto start = std::chrono::steady_clock::now();
-  auto result = handoff.wait(engine->spin_gate().spin());
-  engine->spin_gate().record(std::chrono::steady_clock::now() - start);
-  return result;
+  return handoff.wait(engine->spin_gate());
 }
 
 std::optional<Lock> LockGuard::dismiss() noexcept {
