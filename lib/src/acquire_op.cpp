@@ -96,6 +96,7 @@ void AcquireOp::next_round() {
   ++attempts_;
   make_wire();
   if (fenced_) fences_.assign(ctx_.nodes.size(), 0);
+  foreign_.assign(ctx_.nodes.size(), false);
   // The command is its own NOSCRIPT fallback (eval_form); SET never needs one.
   start_round(*wire_, wire_, ttl_, options_.min_validity, ErrorCode::kHeldByAnother);
 }
@@ -124,13 +125,22 @@ NodeStatus AcquireOp::classify(const Reply& reply, std::string& detail) const {
     detail = "held by another token";
     return NodeStatus::kRefused;
   }
+  if (fenced_ && reply.type == Reply::Type::kInteger && reply.integer == -1) {
+    detail = "held by this acquire's token since an earlier round, whose release did not arrive";
+    return NodeStatus::kRefused;
+  }
   detail = reply.is_error() ? reply.str : "unexpected reply";
   return NodeStatus::kError;
 }
 
 void AcquireOp::on_answer(std::size_t node, const Reply& reply, NodeStatus status) {
-  if (fenced_ && !raising_ && status == NodeStatus::kOk) {
+  if (!fenced_ || raising_) return;
+  if (status == NodeStatus::kOk) {
     fences_[node] = static_cast<std::uint64_t>(reply.integer);
+  } else if (status == NodeStatus::kRefused && resources_.size() == 1) {
+    // Only the fenced acquire of one resource says whose the key is
+    // (kFencedAcquireOneScript): 0 is another token's.
+    foreign_[node] = reply.type == Reply::Type::kInteger && reply.integer == 0;
   }
 }
 
@@ -339,6 +349,12 @@ Error AcquireOp::round_error(Clock::time_point now) const {
 void AcquireOp::release_round() {
   // While the fence is being raised, the keys are where the acquire went.
   auto& targets = raising_ ? acquire_sent_ : sent_;
+  // Where another token holds the key, this acquire set nothing: no release
+  // there. With eight waiters woken by one release, that is most of what
+  // the seven who lose would send.
+  for (std::size_t i = 0; i < targets.size() && i < foreign_.size(); ++i) {
+    if (foreign_[i]) targets[i] = false;
+  }
   if (std::none_of(targets.begin(), targets.end(), [](bool b) { return b; })) return;
   start_release(ctx_, resources_, token_, now() + ttl_, targets, nullptr);
   targets.assign(targets.size(), false);

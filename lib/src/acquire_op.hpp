@@ -78,6 +78,9 @@ class AcquireOp final : public QuorumOp {
   Clock::time_point valid_until_{};      // of the grant being made durable
   std::vector<NodeResult> grant_votes_;  // the granting round's votes
   std::vector<bool> acquire_sent_;       // where the granting round's command went
+  // Per node: the round's acquire found the key held by another token, so
+  // a failed round has nothing of this acquire's to release there.
+  std::vector<bool> foreign_;
 };
 
 }  // namespace redlock::detail

@@ -128,16 +128,20 @@ inline constexpr Script kFencedAcquireScript{
 // answers 1 (a counter is never 0: it starts at a clock), and the counter is
 // then seeded as above. A counter INCR cannot raise (not an integer, or at
 // its limit, or not allowed by the user's ACL) undoes the SET and answers
-// "fence counter: INCR " and Redis's reason: no grant from it.
+// "fence counter: INCR " and Redis's reason: no grant from it. A refusal
+// says whose the key is: 0 another token's, -1 this token's (left by an
+// earlier round whose release did not arrive), so that a failed round need
+// not release where another token holds the key.
 inline constexpr Script kFencedAcquireOneScript{
-    "if not redis.call(\"set\", KEYS[1], ARGV[1], \"NX\", \"PX\", ARGV[2]) then return 0 end "
+    "if not redis.call(\"set\", KEYS[1], ARGV[1], \"NX\", \"PX\", ARGV[2]) then if "
+    "redis.call(\"get\", KEYS[1]) == ARGV[1] then return -1 end return 0 end "
     "local f = redis.pcall(\"incr\", KEYS[2]) if type(f) == \"table\" then "
     "redis.call(\"del\", KEYS[1]) return redis.error_reply(\"ERR fence counter: INCR \" .. "
     "string.gsub(f.err, \"^ERR \", \"\")) end if f == 1 then local t = redis.call(\"time\") "
     "f = tonumber(t[1]) * 1000000 + tonumber(t[2]) local seed = tonumber(ARGV[3]) if seed and "
     "seed > f then f = seed end redis.call(\"set\", KEYS[2], string.format(\"%d\", f)) end "
     "return f",
-    "2557b25718bb8b36bea1489ed4d15925127ab580"};
+    "a2fdb4248e2477c693c637e5f2501c8eff1e83f9"};
 
 // Compare-and-raise over fencing counters (KEYS): each counter below ARGV[1]
 // (or missing) is set to ARGV[1]. Returns 1.

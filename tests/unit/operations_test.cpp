@@ -262,6 +262,40 @@ TEST_F(OperationsTest, AContestedRoundReleasesWhatItGotAndRetriesAfterTheDelay) 
   EXPECT_EQ(m.rounds_per_acquire.sum, 2.0);
 }
 
+TEST_F(OperationsTest, AFailedFencedRoundReleasesOnlyWhereItMayHaveSetTheKey) {
+  AcquireOptions how;
+  how.max_attempts = 1;
+  acquire("res", how);
+  nodes_.answer(0, integer(41));  // granted: released
+  nodes_.answer(1, integer(0));   // another token's key: nothing to release
+  nodes_.answer(2, integer(-1));  // this token's, from a lost earlier release
+  nodes_.answer(3, integer(0));   // the third "no": the round fails
+  ASSERT_TRUE(outcome_.has_value());
+  ASSERT_FALSE(*outcome_);
+  EXPECT_EQ(outcome_->error().code(), ErrorCode::kHeldByAnother) << outcome_->error();
+  EXPECT_EQ(outcome_->error().nodes()[2].status, NodeStatus::kRefused);
+  EXPECT_THAT(outcome_->error().nodes()[2].detail, HasSubstr("this acquire's token"));
+  std::vector<std::size_t> released;
+  for (const auto& [node, wire] : nodes_.log_) {
+    if (is_release(wire)) released.push_back(node);
+  }
+  // Node 5 had not answered: released in case its acquire set the key.
+  EXPECT_EQ(released, (std::vector<std::size_t>{0, 2, 4}));
+}
+
+TEST_F(OperationsTest, AFailedFencedRoundReleasesWhereTheAnswerIsStillOnItsWay) {
+  AcquireOptions how;
+  how.max_attempts = 1;
+  acquire("res", how);
+  for (std::size_t i = 0; i < 3; ++i) nodes_.answer(i, integer(0));
+  ASSERT_TRUE(outcome_.has_value());
+  std::vector<std::size_t> released;
+  for (const auto& [node, wire] : nodes_.log_) {
+    if (is_release(wire)) released.push_back(node);
+  }
+  EXPECT_EQ(released, (std::vector<std::size_t>{3, 4}));
+}
+
 TEST_F(OperationsTest, ALateOkAfterTheRoundFailedIsCoveredByItsCleanup) {
   options_.fencing = false;
   options_.node_timeout = 50ms;
