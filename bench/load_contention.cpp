@@ -255,6 +255,7 @@ json run_contended(const Config& cfg, const Run& run, redlock::Client& client,
   std::atomic<long> progress_ops{0};
   CpuMeter meter(server_pids);
   CpuReport cpu;
+  redlock::MetricsSnapshot before;
   {
     std::vector<std::jthread> threads;
     for (auto& r : results) {
@@ -266,6 +267,7 @@ json run_contended(const Config& cfg, const Run& run, redlock::Client& client,
     while (Clock::now() < w.end) {
       if (!metering && Clock::now() >= w.warm_end) {
         meter.start();
+        before = client.metrics();
         metering = true;
       }
       std::this_thread::sleep_for(
@@ -275,6 +277,13 @@ json run_contended(const Config& cfg, const Run& run, redlock::Client& client,
     if (metering) cpu = meter.stop();  // before the workers end (their threads go away)
   }  // joins: each worker stops at the end of the window (its wait is bounded by it)
   const auto joined = Clock::now();
+  // Rounds as the library counted them, over the measured window (acquires
+  // under way at its edges count where they end).
+  const auto after = client.metrics();
+  const double acquires =
+      static_cast<double>(after.rounds_per_acquire.count - before.rounds_per_acquire.count);
+  const double rounds = after.rounds_per_acquire.sum - before.rounds_per_acquire.sum;
+  const double wakeups = static_cast<double>(after.wakeups - before.wakeups);
 
   Samples all;
   long ops = 0, errors = 0, failed = 0, timeouts = 0, unfinished = 0, min_ops = -1;
@@ -315,6 +324,9 @@ json run_contended(const Config& cfg, const Run& run, redlock::Client& client,
     j["attempts_method"] = "estimated";
     j["round_us"] = round1(round_us);
   }
+  j["acquires"] = acquires;
+  j["rounds_per_acquire"] = round3(acquires > 0 ? rounds / acquires : 0);
+  j["wakeups_per_acquire"] = round3(acquires > 0 ? wakeups / acquires : 0);
   j["retry"] = cfg.c_retry;
   j["retry_delay_ms"] = cfg.retry_delay_ms;
   j["retry_jitter_ms"] = cfg.retry_jitter_ms;
@@ -437,7 +449,7 @@ bool run_c_processes(const Config& cfg, const Nodes& nodes, Output& out) {
                   static_cast<int>(nodes.ports.size()), cfg.key_prefix + ":c"};
     json j = redlock_line(run);
     long ops = 0, errors = 0, violations = 0, min_ops = -1, timeouts = 0;
-    double rate = 0, secs = 0, attempts = 0;
+    double rate = 0, secs = 0, attempts = 0, acquires = 0, rounds = 0, wakeups = 0;
     json process_ops = json::array();
     std::string method = "estimated";
     for (const auto& cl : child_lines) {
@@ -450,6 +462,10 @@ bool run_c_processes(const Config& cfg, const Nodes& nodes, Output& out) {
       violations += cl.value("violations", 0L);
       timeouts += cl.value("wait_timeouts", 0L);
       attempts += cl.value("attempts_per_op", 0.0) * static_cast<double>(o);
+      const double a = cl.value("acquires", 0.0);
+      acquires += a;
+      rounds += cl.value("rounds_per_acquire", 0.0) * a;
+      wakeups += cl.value("wakeups_per_acquire", 0.0) * a;
       method = cl.value("attempts_method", method);
       min_ops = min_ops < 0 ? o : std::min(min_ops, o);
       process_ops.push_back(o);
@@ -477,6 +493,9 @@ bool run_c_processes(const Config& cfg, const Nodes& nodes, Output& out) {
     j["wait_timeouts"] = timeouts;
     j["attempts_per_op"] = round3(ops > 0 ? attempts / static_cast<double>(ops) : 0);
     j["attempts_method"] = method;
+    j["acquires"] = acquires;
+    j["rounds_per_acquire"] = round3(acquires > 0 ? rounds / acquires : 0);
+    j["wakeups_per_acquire"] = round3(acquires > 0 ? wakeups / acquires : 0);
     j["retry"] = cfg.c_retry;
     j["retry_delay_ms"] = cfg.retry_delay_ms;
     j["retry_jitter_ms"] = cfg.retry_jitter_ms;
