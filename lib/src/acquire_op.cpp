@@ -235,17 +235,26 @@ ErrorCode AcquireOp::durable_code() const {
 // or report `error`.
 void AcquireOp::fail_round(Clock::time_point now, Error error) {
   if (round_->refused() > 0) ctx_.metrics.contended_round();
-  // A failed round releases everywhere its command went, answered or not: an
-  // OK still in flight must not leave a key behind, and on each connection
-  // the release runs after the SET, so our own retry never meets our own
-  // key.
+  // A failed round releases everywhere its command went, answered or not
+  // (but where another token holds the key: release_round): an OK still in
+  // flight must not leave a key behind, and on each connection the release
+  // runs after the SET, so our own retry never meets our own key.
   release_round();
   wire_.reset();  // made again for the next round, if any
   const RetryPolicy policy{options_.max_wait, options_.max_attempts, options_.retry_delay,
                            options_.retry_jitter};
   const auto next = next_retry(policy, attempts_, call_start_, now, ctx_.scheduler.random_unit());
   // Held by another and worth waiting for: listen for its release.
-  if (round_->refused() > 0 && (next.delay || next.wait_exhausted)) watch_releases();
+  if (round_->refused() > 0 && (next.delay || next.wait_exhausted)) {
+    watch_releases();
+    // A release announced while this round was open, on a channel this
+    // client was still subscribed to from an earlier wait: it may have come
+    // after a node refused this round. As if it had woken this round.
+    if (watch_ != 0 && ctx_.wake->heard_since(resources_, round_->start())) {
+      if (contest_left_ == 0) contest_left_ = kContestRetries;
+      woken_ = true;
+    }
+  }
   const FailedRound failed{std::exchange(woken_, false), round_->yes() > 0, now - round_->start()};
   const auto plan =
       plan_retry(next, watch_ != 0, contest_left_, failed, options_.retry_delay,

@@ -124,6 +124,11 @@ class ReleaseWatch {
   [[nodiscard]] virtual WatchId watch(const std::vector<std::string>& resources,
                                       std::function<void()> on_release) = 0;
   virtual void unwatch(WatchId id) = 0;
+  // Whether a release of one of `resources` was announced at or after
+  // `since`, as far as this client could hear it (a channel it was not
+  // subscribed to then says nothing).
+  [[nodiscard]] virtual bool heard_since(const std::vector<std::string>& resources,
+                                         Clock::time_point since) const = 0;
 };
 
 // The operations a caller waits for: kept alive until they complete, and

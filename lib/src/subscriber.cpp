@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <utility>
+
 #include "cluster_node.hpp"
 #include "keys.hpp"
 
@@ -233,7 +236,8 @@ void ShardedSubscriber::close() {
 
 // ---------------------------------------------------------------------------
 
-WakeHub::WakeHub(const NodeContext& ctx, const std::vector<std::unique_ptr<LockNode>>& nodes) {
+WakeHub::WakeHub(const NodeContext& ctx, const std::vector<std::unique_ptr<LockNode>>& nodes)
+    : ctx_(ctx) {
   for (const auto& node : nodes) {
     if (auto* cluster = node->cluster()) {
       subscribers_.push_back(std::make_unique<ShardedSubscriber>(ctx, *this, *cluster));
@@ -267,10 +271,38 @@ void WakeHub::unwatch(WatchId id) {
   if (it == watches_.end()) return;
   auto channels = std::move(it->second.channels);
   watches_.erase(it);
+  const auto now = ctx_.loop.now();
   for (const auto& channel : channels) {
-    if (table_.remove(channel, id) && !closed_) {
+    if (table_.remove(channel, id, now, !closed_) && !closed_) {
       for (auto& s : subscribers_) s->unsubscribe(channel);
     }
+  }
+  if (!closed_ && table_.idle() > 0 && sweep_timer_ == 0) {
+    sweep_timer_ = ctx_.loop.schedule(now + kChannelLinger, [this] {
+      sweep_timer_ = 0;
+      sweep();
+    });
+  }
+}
+
+bool WakeHub::heard_since(const std::vector<std::string>& resources,
+                          Clock::time_point since) const {
+  return std::any_of(resources.begin(), resources.end(), [&](const std::string& resource) {
+    return table_.heard_since(release_channel(resource), since);
+  });
+}
+
+void WakeHub::sweep() {
+  if (closed_) return;
+  const auto now = ctx_.loop.now();
+  for (const auto& channel : table_.expire(now - kChannelLinger)) {
+    for (auto& s : subscribers_) s->unsubscribe(channel);
+  }
+  if (table_.idle() > 0) {
+    sweep_timer_ = ctx_.loop.schedule(now + kChannelLinger / 4, [this] {
+      sweep_timer_ = 0;
+      sweep();
+    });
   }
 }
 
@@ -282,11 +314,13 @@ void WakeHub::node_ready(std::size_t node) {
 void WakeHub::close() {
   if (closed_) return;
   closed_ = true;
+  ctx_.loop.cancel(std::exchange(sweep_timer_, 0));
   for (auto& s : subscribers_) s->close();
 }
 
 void WakeHub::on_message(std::size_t, const std::string& channel) {
   if (closed_) return;
+  table_.heard(channel, ctx_.loop.now());
   for (const auto id : table_.listeners(channel)) {
     auto it = watches_.find(id);
     if (it == watches_.end()) continue;  // unwatched by an earlier wake-up

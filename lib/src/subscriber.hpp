@@ -109,6 +109,9 @@ class ShardedSubscriber final : public NodeSubscription {
   bool closed_ = false;
 };
 
+// How long a channel stays subscribed after its last listener went.
+inline constexpr milliseconds kChannelLinger{1000};
+
 class WakeHub final : public ReleaseWatch {
  public:
   WakeHub(const NodeContext& ctx, const std::vector<std::unique_ptr<LockNode>>& nodes);
@@ -121,6 +124,8 @@ class WakeHub final : public ReleaseWatch {
   [[nodiscard]] WatchId watch(const std::vector<std::string>& resources,
                               std::function<void()> on_release) override;
   void unwatch(WatchId id) override;
+  [[nodiscard]] bool heard_since(const std::vector<std::string>& resources,
+                                 Clock::time_point since) const override;
 
   void node_ready(std::size_t node);
   void close();
@@ -135,10 +140,16 @@ class WakeHub final : public ReleaseWatch {
     std::function<void()> on_release;
   };
 
+  // Unsubscribes the channels idle for kChannelLinger, and comes back while
+  // others are idle.
+  void sweep();
+
+  const NodeContext& ctx_;
   ChannelTable table_;
   std::unordered_map<WatchId, Watch> watches_;
   std::vector<std::unique_ptr<NodeSubscription>> subscribers_;
   WatchId next_id_ = 1;
+  Scheduler::TimerId sweep_timer_ = 0;
   bool closed_ = false;
 };
 

@@ -6,22 +6,54 @@ namespace redlock::detail {
 
 bool ChannelTable::add(const std::string& channel, ListenerId listener) {
   auto [it, created] = map_.try_emplace(channel);
-  it->second.insert(listener);
+  if (!created && it->second.listeners.empty()) --idle_;
+  it->second.listeners.insert(listener);
   return created;
 }
 
-bool ChannelTable::remove(const std::string& channel, ListenerId listener) {
+bool ChannelTable::remove(const std::string& channel, ListenerId listener, Clock::time_point now,
+                          bool keep) {
   auto it = map_.find(channel);
-  if (it == map_.end() || it->second.erase(listener) == 0) return false;
-  if (!it->second.empty()) return false;
+  if (it == map_.end() || it->second.listeners.erase(listener) == 0) return false;
+  if (!it->second.listeners.empty()) return false;
+  if (keep) {
+    it->second.idle_since = now;
+    ++idle_;
+    return false;
+  }
   map_.erase(it);
   return true;
+}
+
+std::vector<std::string> ChannelTable::expire(Clock::time_point cutoff) {
+  std::vector<std::string> out;
+  if (idle_ == 0) return out;
+  for (auto it = map_.begin(); it != map_.end();) {
+    if (it->second.listeners.empty() && it->second.idle_since <= cutoff) {
+      out.push_back(it->first);
+      it = map_.erase(it);
+      --idle_;
+    } else {
+      ++it;
+    }
+  }
+  return out;
+}
+
+void ChannelTable::heard(const std::string& channel, Clock::time_point at) {
+  auto it = map_.find(channel);
+  if (it != map_.end()) it->second.heard = at;
+}
+
+bool ChannelTable::heard_since(const std::string& channel, Clock::time_point since) const {
+  auto it = map_.find(channel);
+  return it != map_.end() && it->second.heard && *it->second.heard >= since;
 }
 
 std::vector<ChannelTable::ListenerId> ChannelTable::listeners(const std::string& channel) const {
   auto it = map_.find(channel);
   if (it == map_.end()) return {};
-  return {it->second.begin(), it->second.end()};
+  return {it->second.listeners.begin(), it->second.listeners.end()};
 }
 
 std::vector<std::string> ChannelTable::channels() const {

@@ -19,34 +19,57 @@
 #include <vector>
 
 #include "protocol.hpp"
+#include "rules.hpp"
 
 namespace redlock::detail {
 
 // Which listeners want which channels. A channel is subscribed while it has
 // at least one listener: add() says when the first one comes (SUBSCRIBE),
-// remove() when the last one goes (UNSUBSCRIBE).
+// remove() when the last one goes (UNSUBSCRIBE). A channel whose last
+// listener went may instead be kept subscribed, idle, for a while
+// (remove(..., keep)), so that a client that waits on the same resource
+// again soon neither subscribes again nor misses an announcement made
+// before its SUBSCRIBE would have arrived; expire() drops it later.
 class ChannelTable {
  public:
   using ListenerId = std::uint64_t;
 
-  // True when `channel` had no listener before. Adding a pair twice is a
-  // no-op (false).
+  // True when `channel` was not subscribed before (neither listened to nor
+  // kept). Adding a pair twice is a no-op (false).
   bool add(const std::string& channel, ListenerId listener);
-  // True when `listener` was the channel's last one. Removing a pair that is
-  // not there is a no-op (false).
-  bool remove(const std::string& channel, ListenerId listener);
+  // True when `listener` was the channel's last one and the channel is
+  // dropped. With `keep`, the channel stays subscribed, idle since `now`,
+  // and remove() answers false. Removing a pair that is not there is a
+  // no-op (false).
+  bool remove(const std::string& channel, ListenerId listener, Clock::time_point now = {},
+              bool keep = false);
+  // Drops the channels idle since `cutoff` or earlier, and returns them.
+  std::vector<std::string> expire(Clock::time_point cutoff);
+  // An announcement on `channel` came at `at` (ignored when it is not
+  // subscribed).
+  void heard(const std::string& channel, Clock::time_point at);
+  // Whether one came on `channel` at or after `since`.
+  [[nodiscard]] bool heard_since(const std::string& channel, Clock::time_point since) const;
 
   // The channel's listeners, in id order (a copy: waking one may change the
   // table).
   [[nodiscard]] std::vector<ListenerId> listeners(const std::string& channel) const;
-  // Every channel with a listener, in order (to subscribe after a reconnect).
+  // Every subscribed channel (idle ones included), in order (to subscribe
+  // after a reconnect).
   [[nodiscard]] std::vector<std::string> channels() const;
   [[nodiscard]] bool contains(const std::string& channel) const;
+  [[nodiscard]] std::size_t idle() const noexcept { return idle_; }
   [[nodiscard]] std::size_t size() const noexcept { return map_.size(); }
   [[nodiscard]] bool empty() const noexcept { return map_.empty(); }
 
  private:
-  std::map<std::string, std::set<ListenerId>, std::less<>> map_;
+  struct Entry {
+    std::set<ListenerId> listeners;
+    Clock::time_point idle_since{};  // when listeners became empty
+    std::optional<Clock::time_point> heard;
+  };
+  std::map<std::string, Entry, std::less<>> map_;
+  std::size_t idle_ = 0;  // entries without listeners
 };
 
 // A reply read on a connection in subscribed mode (RESP2).

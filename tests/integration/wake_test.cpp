@@ -101,7 +101,7 @@ TEST_F(WakeTest, AWaiterHoldsTheLockSoonAfterAnEarlyRelease) {
   EXPECT_LT(took, long_delay());
   EXPECT_GE(waiter_client->metrics().wakeups, 1u);
   ASSERT_TRUE(waiter_client->release(*got));
-  // Done waiting: the subscription is gone too.
+  // Done waiting: the subscription goes too, a second later.
   EXPECT_TRUE(subscribed("res:wake", 0));
 }
 
@@ -132,6 +132,64 @@ TEST_F(WakeTest, WithoutWakeOnReleaseTheWaiterSleepsItsRetryDelay) {
     EXPECT_EQ(subscribers(i, detail::release_channel("res:poll")), 0) << "node " << i + 1;
   }
   ASSERT_TRUE(waiter_client->release(*got));
+}
+
+TEST_F(WakeTest, AReleaseAnnouncedDuringTheFirstRoundOfTheNextWaitIsNotMissed) {
+  auto holder_client = client();
+  auto waiter_client = client();
+  ASSERT_NE(holder_client, nullptr);
+  ASSERT_NE(waiter_client, nullptr);
+  const std::string channel = detail::release_channel("res:again");
+  // A first wait: when it ends, the channel stays subscribed for a while.
+  auto holder = holder_client->acquire("res:again", 30s);
+  ASSERT_TRUE(holder) << holder.error();
+  auto first = waiter_client->async_acquire("res:again", 30s, waiting(long_delay()));
+  ASSERT_TRUE(subscribed("res:again", 1));
+  ASSERT_TRUE(holder_client->release(*holder));
+  ASSERT_EQ(first.wait_for(long_delay() / 2), std::future_status::ready);
+  auto got = first.get();
+  ASSERT_TRUE(got) << got.error();
+  ASSERT_TRUE(waiter_client->release(*got));
+  for (std::size_t i = 0; i < cluster().size(); ++i) {
+    EXPECT_EQ(subscribers(i, channel), 1) << "node " << i + 1 << ": not kept after the wait";
+  }
+
+  // Held again. Nodes 3-5 stall, so the next wait's first round stays open
+  // for the node timeout after nodes 1 and 2 refused it.
+  holder = holder_client->acquire("res:again", 30s);
+  ASSERT_TRUE(holder) << holder.error();
+  const auto replies = [&](std::size_t i) {
+    return waiter_client->metrics().nodes[i].rtt_us.count;
+  };
+  const auto before = std::make_pair(replies(0), replies(1));
+  for (std::size_t i = 2; i < 5; ++i) ASSERT_TRUE(cluster().pause(i));
+  auto second = waiter_client->async_acquire("res:again", 30s, waiting(long_delay()));
+  ASSERT_TRUE(
+      eventually([&]() -> bool { return replies(0) > before.first && replies(1) > before.second; },
+                 scaled(5s)));
+  // The holder's release reaches nodes 1 and 2 now, while that round is
+  // open and before it listens: it is announced there, and only there.
+  const std::string key = detail::lock_key("res:again");
+  for (std::size_t i = 0; i < 2; ++i) {
+    ASSERT_TRUE(cluster().command(i, {"DEL", key}));
+    ASSERT_TRUE(cluster().command(i, {"PUBLISH", channel, ""}));
+  }
+  ASSERT_TRUE(eventually([&]() -> bool { return waiter_client->metrics().contended_rounds >= 2; },
+                         scaled(5s)))
+      << "the first round did not fail";
+  // Nodes 3-5 drop the key silently: no announcement will come from them.
+  for (std::size_t i = 2; i < 5; ++i) {
+    ASSERT_TRUE(cluster().resume(i));
+    ASSERT_TRUE(cluster().command(i, {"DEL", key}));
+  }
+  // Heard during the round, so retried at once instead of after its long
+  // retry delay.
+  ASSERT_EQ(second.wait_for(long_delay() / 2), std::future_status::ready);
+  got = second.get();
+  ASSERT_TRUE(got) << got.error();
+  EXPECT_GE(waiter_client->metrics().wakeups, 2u);
+  ASSERT_TRUE(waiter_client->release(*got));
+  EXPECT_TRUE(subscribed("res:again", 0));
 }
 
 TEST_F(WakeTest, SeveralWaitersAreWokenOneHoldsTheOthersWaitForTheNextRelease) {

@@ -55,6 +55,42 @@ TEST(ChannelTable, OneListenerOnSeveralChannels) {
   EXPECT_THAT(t.listeners("a"), ElementsAre(8u));
 }
 
+TEST(ChannelTable, AKeptChannelStaysSubscribedIdleUntilItExpires) {
+  const Clock::time_point t0 = Clock::time_point() + std::chrono::hours(1);
+  ChannelTable t;
+  EXPECT_TRUE(t.add("c", 1));
+  EXPECT_FALSE(t.remove("c", 1, t0, true));  // kept: no UNSUBSCRIBE
+  EXPECT_TRUE(t.contains("c"));
+  EXPECT_EQ(t.idle(), 1u);
+  EXPECT_THAT(t.listeners("c"), IsEmpty());
+  EXPECT_THAT(t.channels(), ElementsAre("c"));  // subscribed again after a reconnect
+  EXPECT_FALSE(t.add("c", 2));                  // a new listener needs no SUBSCRIBE
+  EXPECT_EQ(t.idle(), 0u);
+  EXPECT_THAT(t.expire(t0 + std::chrono::hours(1)), IsEmpty());  // listened to: stays
+  EXPECT_FALSE(t.remove("c", 2, t0 + 10ms, true));
+  EXPECT_THAT(t.expire(t0 + 9ms), IsEmpty());
+  EXPECT_THAT(t.expire(t0 + 10ms), ElementsAre("c"));  // UNSUBSCRIBE now
+  EXPECT_FALSE(t.contains("c"));
+  EXPECT_EQ(t.idle(), 0u);
+  EXPECT_TRUE(t.add("c", 3));
+}
+
+TEST(ChannelTable, AnnouncementsAreRememberedWhileTheChannelIsSubscribed) {
+  const Clock::time_point t0 = Clock::time_point() + std::chrono::hours(1);
+  ChannelTable t;
+  t.heard("c", t0);  // not subscribed: nothing to remember
+  EXPECT_FALSE(t.heard_since("c", t0 - 1s));
+  EXPECT_TRUE(t.add("c", 1));
+  EXPECT_FALSE(t.heard_since("c", t0));
+  EXPECT_FALSE(t.remove("c", 1, t0, true));
+  t.heard("c", t0 + 5ms);  // idle, still subscribed
+  EXPECT_TRUE(t.heard_since("c", t0 + 5ms));
+  EXPECT_TRUE(t.heard_since("c", t0));
+  EXPECT_FALSE(t.heard_since("c", t0 + 6ms));
+  EXPECT_THAT(t.expire(t0), ElementsAre("c"));
+  EXPECT_FALSE(t.heard_since("c", t0));
+}
+
 // ------------------------------------------------------------------ read_push
 
 Reply bulk(std::string s) {
