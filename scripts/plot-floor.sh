@@ -39,6 +39,8 @@ awk -F'\t' 'NR > 1 && NF >= 5 {
   printf "\"%s\\n%s\"\t%s\t%s\t%s\n", $1, arrow, before, $3, $4
 }' "$table" >"$work/data"
 [[ -s $work/data ]] || { echo "plot-floor.sh: no rows in $table" >&2; exit 1; }
+# The log axis reaches at least 20, and past the largest value when one is.
+top=$(awk -F'\t' '{ for (i = 2; i <= 4; i++) if ($i != "NaN" && $i + 0 > m) m = $i + 0 } END { t = m * 1.5; if (t < 20) t = 20; print t }' "$work/data")
 
 gnuplot <<EOF
 set terminal pngcairo size 1400,700 font "sans,10"
@@ -50,7 +52,7 @@ set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set boxwidth 0.9
 set logscale y
-set yrange [0.1:20]
+set yrange [0.1:$top]
 set ylabel "ratio (x floor, or x the a cycle, or on/off)"
 set grid ytics
 set key top left
