@@ -237,7 +237,9 @@ void ShardedSubscriber::close() {
 // ---------------------------------------------------------------------------
 
 WakeHub::WakeHub(const NodeContext& ctx, const std::vector<std::unique_ptr<LockNode>>& nodes)
-    : ctx_(ctx) {
+    : ctx_(ctx),
+      linger_(kChannelLinger + 2 * (ctx.options.node_timeout.count() > 0 ? ctx.options.node_timeout
+                                                                         : kMaxAutoNodeTimeout)) {
   for (const auto& node : nodes) {
     if (auto* cluster = node->cluster()) {
       subscribers_.push_back(std::make_unique<ShardedSubscriber>(ctx, *this, *cluster));
@@ -278,7 +280,7 @@ void WakeHub::unwatch(WatchId id) {
     }
   }
   if (!closed_ && table_.idle() > 0 && sweep_timer_ == 0) {
-    sweep_timer_ = ctx_.loop.schedule(now + kChannelLinger, [this] {
+    sweep_timer_ = ctx_.loop.schedule(now + linger_, [this] {
       sweep_timer_ = 0;
       sweep();
     });
@@ -295,11 +297,11 @@ bool WakeHub::heard_since(const std::vector<std::string>& resources,
 void WakeHub::sweep() {
   if (closed_) return;
   const auto now = ctx_.loop.now();
-  for (const auto& channel : table_.expire(now - kChannelLinger)) {
+  for (const auto& channel : table_.expire(now - linger_)) {
     for (auto& s : subscribers_) s->unsubscribe(channel);
   }
   if (table_.idle() > 0) {
-    sweep_timer_ = ctx_.loop.schedule(now + kChannelLinger / 4, [this] {
+    sweep_timer_ = ctx_.loop.schedule(now + linger_ / 4, [this] {
       sweep_timer_ = 0;
       sweep();
     });

@@ -109,7 +109,11 @@ class ShardedSubscriber final : public NodeSubscription {
   bool closed_ = false;
 };
 
-// How long a channel stays subscribed after its last listener went.
+// How long a channel stays subscribed after its last listener went, on top
+// of two node timeouts (ClientOptions::node_timeout, or its automatic
+// largest): a round that starts within kChannelLinger of the last wait is
+// still subscribed when it ends, and so hears what was announced while it
+// was open.
 inline constexpr milliseconds kChannelLinger{1000};
 
 class WakeHub final : public ReleaseWatch {
@@ -140,11 +144,12 @@ class WakeHub final : public ReleaseWatch {
     std::function<void()> on_release;
   };
 
-  // Unsubscribes the channels idle for kChannelLinger, and comes back while
-  // others are idle.
+  // Unsubscribes the channels idle for linger_, and comes back while others
+  // are idle.
   void sweep();
 
   const NodeContext& ctx_;
+  const milliseconds linger_;  // kChannelLinger + 2 node timeouts
   ChannelTable table_;
   std::unordered_map<WatchId, Watch> watches_;
   std::vector<std::unique_ptr<NodeSubscription>> subscribers_;
