@@ -117,9 +117,12 @@ TEST_F(FaultTest, KilledNodeIsReconnectedAndVotesAgainAfterRestart) {
   ASSERT_TRUE(cluster().restart(2));
   ASSERT_TRUE(eventually([&]() -> bool { return client->connected()[2]; }, scaled(5s)))
       << "the client did not reconnect to the restarted node";
-  // The restarted node is empty and takes part again.
+  // The restarted node is empty and takes part again, once the client has
+  // sampled its clock (a few ms after it connects): bounded in time, not in
+  // acquires, which can all fit into those few ms.
   bool voted = false;
-  for (int i = 0; i < 20 && !voted; ++i) {
+  const auto deadline = std::chrono::steady_clock::now() + scaled(5s);
+  while (!voted && std::chrono::steady_clock::now() < deadline) {
     auto lock = client->acquire("res:restart", 10s);
     ASSERT_TRUE(lock) << lock.error();
     voted = lock->votes()[2].status == NodeStatus::kOk;
