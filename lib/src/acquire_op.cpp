@@ -26,19 +26,23 @@ AcquireOp::AcquireOp(const OpContext& ctx, std::vector<std::string> resources, s
       options_(options),
       callback_(std::move(callback)),
       call_start_(ctx.scheduler.now()),
-      fenced_(ctx.options.fencing) {
-  // KEYS: the lock keys, then (fenced) their counters. The command itself
-  // is made per round (make_wire) and dropped between rounds: a waiter
-  // keeps only what it needs to make it again.
-  keys_ = lock_keys(resources_);
+      fenced_(ctx.options.fencing) {}
+
+// KEYS: the lock keys, then (fenced) their counters. Made per round, like
+// the command (make_wire): a waiter keeps only what it needs to make them
+// again.
+std::vector<std::string> AcquireOp::round_keys() const {
+  auto keys = lock_keys(resources_);
   if (fenced_) {
     auto counters = fence_keys(resources_);
-    keys_.insert(keys_.end(), std::make_move_iterator(counters.begin()),
-                 std::make_move_iterator(counters.end()));
+    keys.insert(keys.end(), std::make_move_iterator(counters.begin()),
+                std::make_move_iterator(counters.end()));
   }
+  return keys;
 }
 
 void AcquireOp::make_wire() {
+  const auto keys = round_keys();
   char ttl_buf[24];
   const auto ttl_end = std::to_chars(ttl_buf, ttl_buf + sizeof ttl_buf, ttl_.count()).ptr;
   const std::string_view ttl_ms(ttl_buf, static_cast<std::size_t>(ttl_end - ttl_buf));
@@ -55,29 +59,28 @@ void AcquireOp::make_wire() {
     const std::string_view seed(seed_buf, static_cast<std::size_t>(seed_end - seed_buf));
     const Script& script = resources_.size() == 1 ? kFencedAcquireOneScript : kFencedAcquireScript;
     wire_ = std::make_shared<const std::string>(
-        script_command(script, true, keys_, {token_, ttl_ms, seed}));
-  } else if (keys_.size() == 1) {
+        script_command(script, true, keys, {token_, ttl_ms, seed}));
+  } else if (keys.size() == 1) {
     wire_ =
-        std::make_shared<const std::string>(set_nx_px_command(keys_.front(), token_, ttl_.count()));
+        std::make_shared<const std::string>(set_nx_px_command(keys.front(), token_, ttl_.count()));
   } else {
     wire_ = std::make_shared<const std::string>(
-        script_command(kAcquireAllScript, true, keys_, {token_, ttl_ms}));
+        script_command(kAcquireAllScript, true, keys, {token_, ttl_ms}));
   }
 }
 
 void AcquireOp::start() {
   ctx_.active.add(shared_from_this());
   if (options_.stop.stop_possible()) {
-    // Runs on whichever thread requests the stop: hand it to the loop.
-    Scheduler* scheduler = &ctx_.scheduler;
-    auto weak = weak_from_this();
-    stop_callback_.emplace(options_.stop, [scheduler, weak] {
-      (void)scheduler->post([weak] {
-        if (auto self = weak.lock()) static_cast<AcquireOp*>(self.get())->cancel();
-      });
-    });
+    stop_callback_.emplace(options_.stop, StopRelay{&ctx_.scheduler, weak_from_this()});
   }
   if (!done_) next_round();
+}
+
+void AcquireOp::StopRelay::operator()() const {
+  (void)scheduler->post([weak = op] {
+    if (auto self = weak.lock()) static_cast<AcquireOp*>(self.get())->cancel();
+  });
 }
 
 void AcquireOp::abort() {
@@ -110,7 +113,7 @@ void AcquireOp::cancel() {
 }
 
 NodeStatus AcquireOp::classify(const Reply& reply, std::string& detail) const {
-  if (raising_) {
+  if (raise_) {
     if (reply.type == Reply::Type::kInteger && reply.integer == 1) return NodeStatus::kOk;
     detail = reply.is_error() ? reply.str : "unexpected reply to the fence raise";
     return NodeStatus::kError;
@@ -134,7 +137,7 @@ NodeStatus AcquireOp::classify(const Reply& reply, std::string& detail) const {
 }
 
 void AcquireOp::on_answer(std::size_t node, const Reply& reply, NodeStatus status) {
-  if (!fenced_ || raising_) return;
+  if (!fenced_ || raise_) return;
   if (status == NodeStatus::kOk) {
     fences_[node] = static_cast<std::uint64_t>(reply.integer);
   } else if (status == NodeStatus::kRefused && resources_.size() == 1) {
@@ -146,21 +149,21 @@ void AcquireOp::on_answer(std::size_t node, const Reply& reply, NodeStatus statu
 
 void AcquireOp::on_late_reply(std::size_t node, std::uint32_t tag, const Reply& reply) {
   std::string ignored;
-  if (raising_ || tag == raise_tag_) return;  // raise replies carry no key
+  if (raise_ || tag == raise_tag_) return;  // raise replies carry no key
   if (tag != granted_tag_ && classify(reply, ignored) == NodeStatus::kOk) {
     ctx_.metrics.late_reply_released(node);  // its round's cleanup covers it
   }
 }
 
 void AcquireOp::on_decided(Clock::time_point now) {
-  if (raising_) {
+  if (raise_) {
     on_raise_decided(now);
     return;
   }
   if (round_->state() == Round::State::kGranted) {
     granted_tag_ = tag_;
     if (!fenced_) {
-      complete(Lock(resources_, token_, round_->valid_until(), results_, ttl_));
+      complete(Lock(resources_, token_, round_->valid_until(), std::move(results_), ttl_));
       return;
     }
     // The fence is the largest counter among the nodes that granted. It is
@@ -173,7 +176,7 @@ void AcquireOp::on_decided(Clock::time_point now) {
       at_fence += round_->votes()[i] == NodeStatus::kOk && fences_[i] == fence_ ? 1U : 0U;
     }
     if (at_fence >= quorum(fences_.size())) {
-      complete(Lock(resources_, token_, round_->valid_until(), results_, ttl_, fence_));
+      complete(Lock(resources_, token_, round_->valid_until(), std::move(results_), ttl_, fence_));
       return;
     }
     start_raise();
@@ -185,34 +188,28 @@ void AcquireOp::on_decided(Clock::time_point now) {
 // Compare-and-raise of the counters to fence_ on every node, decided within
 // the lock's validity.
 void AcquireOp::start_raise() {
-  raising_ = true;
-  valid_until_ = round_->valid_until();
-  grant_votes_ = results_;
-  acquire_sent_ = sent_;
+  const auto valid_until = round_->valid_until();
   ctx_.metrics.fence_raise();
-  const std::string fence = std::to_string(fence_);
-  const auto remaining = std::chrono::floor<milliseconds>(valid_until_ - now());
+  const auto remaining = std::chrono::floor<milliseconds>(valid_until - now());
   if (remaining < options_.min_validity) {
-    raising_ = false;
-    sent_ = acquire_sent_;
     fail_round(now(), raise_error("no validity left to make the fence durable"));
     return;
   }
-  const std::vector<std::string> counters(
-      keys_.begin() + static_cast<std::ptrdiff_t>(resources_.size()), keys_.end());
+  raise_ = std::make_unique<Raise>(Raise{valid_until, std::move(results_), std::move(sent_)});
+  const std::string fence = std::to_string(fence_);
   const auto wire = std::make_shared<const std::string>(
-      script_command(kRaiseFenceScript, true, counters, {fence}));
+      script_command(kRaiseFenceScript, true, fence_keys(resources_), {fence}));
   // The Round only tallies here: its ttl is what is left of the lock's.
-  start_round(*wire, wire, remaining, milliseconds(1), ErrorCode::kNoQuorum, valid_until_);
+  start_round(*wire, wire, remaining, milliseconds(1), ErrorCode::kNoQuorum, valid_until);
   raise_tag_ = tag_;
 }
 
 void AcquireOp::on_raise_decided(Clock::time_point now) {
-  raising_ = false;
+  const auto raise = std::move(raise_);
   const bool durable = round_->state() == Round::State::kGranted;
-  sent_ = acquire_sent_;
-  if (durable && now + options_.min_validity <= valid_until_) {
-    complete(Lock(resources_, token_, valid_until_, std::move(grant_votes_), ttl_, fence_));
+  sent_ = std::move(raise->acquire_sent);
+  if (durable && now + options_.min_validity <= raise->valid_until) {
+    complete(Lock(resources_, token_, raise->valid_until, std::move(raise->votes), ttl_, fence_));
     return;
   }
   fail_round(now, raise_error(durable ? "the fence became durable too late to leave min_validity"
@@ -269,12 +266,14 @@ void AcquireOp::fail_round(Clock::time_point now, Error error) {
                    std::chrono::duration_cast<microseconds>(*plan.retry_at - now).count());
     schedule_retry(*plan.retry_at, &AcquireOp::next_round);
     contest_pause_ = plan.contest;
+    drop_round_state();
     return;
   }
   if (plan.give_up_at) {
     // The jittered retry would start past max_wait: only an announced
     // release starts another round now.
-    last_error_ = std::move(error);
+    last_error_ = std::make_unique<Error>(std::move(error));
+    drop_round_state();
     schedule_retry(*plan.give_up_at, &AcquireOp::give_up);
     return;
   }
@@ -332,7 +331,7 @@ Error AcquireOp::wait_timeout(const Error& last) const {
                last.nodes());
 }
 
-Error AcquireOp::round_error(Clock::time_point now) const {
+Error AcquireOp::round_error(Clock::time_point now) {
   const auto n = results_.size();
   const auto need = quorum(n);
   std::string msg;
@@ -352,12 +351,13 @@ Error AcquireOp::round_error(Clock::time_point now) const {
             std::to_string(n) + " nodes granted, " + std::to_string(need) + " needed";
       break;
   }
-  return Error(round_->failure(), std::move(msg), results_);
+  // The round's answers go with its error: nothing reads them after it.
+  return Error(round_->failure(), std::move(msg), std::move(results_));
 }
 
 void AcquireOp::release_round() {
   // While the fence is being raised, the keys are where the acquire went.
-  auto& targets = raising_ ? acquire_sent_ : sent_;
+  auto& targets = raise_ ? raise_->acquire_sent : sent_;
   // Where another token holds the key, this acquire set nothing: no release
   // there. With eight waiters woken by one release, that is most of what
   // the seven who lose would send.
@@ -367,6 +367,12 @@ void AcquireOp::release_round() {
   if (std::none_of(targets.begin(), targets.end(), [](bool b) { return b; })) return;
   start_release(ctx_, resources_, token_, now() + ttl_, targets, nullptr);
   targets.assign(targets.size(), false);
+}
+
+void AcquireOp::drop_round_state() {
+  drop_round();
+  fences_ = {};
+  foreign_ = {};
 }
 
 void AcquireOp::complete(Result<Lock> result) {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -48,39 +49,51 @@ class AcquireOp final : public QuorumOp {
   void schedule_retry(Clock::time_point when, void (AcquireOp::*fn)());
   void give_up();
   [[nodiscard]] Error wait_timeout(const Error& last) const;
-  [[nodiscard]] Error round_error(Clock::time_point now) const;
+  [[nodiscard]] Error round_error(Clock::time_point now);
   void release_round();
   void complete(Result<Lock> result);
+  // The round failed and the acquire waits: what only a round needs goes.
+  void drop_round_state();
+  [[nodiscard]] std::vector<std::string> round_keys() const;
+
+  // Runs on whichever thread requests the stop: hands the cancel to the loop.
+  struct StopRelay {
+    Scheduler* scheduler;
+    std::weak_ptr<Operation> op;
+    void operator()() const;
+  };
+  // A grant whose fence is being made durable (start_raise).
+  struct Raise {
+    Clock::time_point valid_until;   // of the grant
+    std::vector<NodeResult> votes;   // the granting round's
+    std::vector<bool> acquire_sent;  // where the granting round's command went
+  };
 
   std::vector<std::string> resources_;
   std::string token_;
   milliseconds ttl_;
   AcquireOptions options_;
   AcquireCallback callback_;
-  std::vector<std::string> keys_;            // the lock keys, then (fenced) their counters
   std::shared_ptr<const std::string> wire_;  // the open round's command
   Clock::time_point call_start_;
   int attempts_ = 0;
   std::uint32_t granted_tag_ = 0;
-  Scheduler::TimerId retry_timer_ = 0;
-  ReleaseWatch::WatchId watch_ = 0;  // listening for release announcements
-  bool woken_ = false;               // one came while a round was open
-  int contest_left_ = 0;             // contest retries left since the last announcement
-  bool contest_pause_ = false;       // retry_timer_ is a contest pause
-  std::optional<Error> last_error_;  // while waiting only for an announcement
-  std::optional<std::stop_callback<std::function<void()>>> stop_callback_;
-  // Fencing (ClientOptions::fencing).
-  bool fenced_;
-  std::vector<std::uint64_t> fences_;  // per node: the fence its acquire returned
-  std::uint64_t fence_ = 0;            // the grant's fence: the largest of them
-  bool raising_ = false;               // the raise round is open
   std::uint32_t raise_tag_ = 0;
-  Clock::time_point valid_until_{};      // of the grant being made durable
-  std::vector<NodeResult> grant_votes_;  // the granting round's votes
-  std::vector<bool> acquire_sent_;       // where the granting round's command went
-  // Per node: the round's acquire found the key held by another token, so
-  // a failed round has nothing of this acquire's to release there.
+  Scheduler::TimerId retry_timer_ = 0;
+  ReleaseWatch::WatchId watch_ = 0;    // listening for release announcements
+  int contest_left_ = 0;               // contest retries left since the last announcement
+  bool woken_ = false;                 // one came while a round was open
+  bool contest_pause_ = false;         // retry_timer_ is a contest pause
+  bool fenced_;                        // ClientOptions::fencing
+  std::unique_ptr<Error> last_error_;  // while waiting only for an announcement
+  std::optional<std::stop_callback<StopRelay>> stop_callback_;
+  // Per node, for the open round (fenced): the fence its acquire returned,
+  // and whether it found the key held by another token, so that a failed
+  // round has nothing of this acquire's to release there.
+  std::vector<std::uint64_t> fences_;
   std::vector<bool> foreign_;
+  std::uint64_t fence_ = 0;       // the grant's fence: the largest of them
+  std::unique_ptr<Raise> raise_;  // while the fence is being made durable
 };
 
 }  // namespace redlock::detail

@@ -10,12 +10,13 @@ void QuorumOp::start_round(const std::string& wire,
   auto& nodes = ctx_.nodes;
   const std::size_t n = nodes.size();
   results_.clear();
+  results_.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
     results_.push_back(node_result(nodes.name(i), NodeStatus::kPending));
   }
   sent_.assign(n, false);
   const auto start = now();
-  round_.emplace(n, start, ttl, ctx_.options.drift_factor, min_validity, refused);
+  round_ = std::make_unique<Round>(n, start, ttl, ctx_.options.drift_factor, min_validity, refused);
   const auto self = shared_from_this();
   for (std::size_t i = 0; i < n; ++i) {
     if (auto why = nodes.vote_block(i, route_, start)) {

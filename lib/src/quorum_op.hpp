@@ -41,13 +41,20 @@ class QuorumOp : public Operation {
                    std::optional<Clock::time_point> deadline = std::nullopt);
 
   [[nodiscard]] bool round_open() const noexcept { return round_ && !round_->decided(); }
+  // Frees what only a decided round needs (its votes and answers) while the
+  // operation waits for its next one; a late reply then finds no round.
+  void drop_round() {
+    round_.reset();
+    results_ = {};
+    sent_ = {};
+  }
   [[nodiscard]] Clock::time_point now() const { return ctx_.scheduler.now(); }
 
   OpContext ctx_;
   milliseconds node_timeout_;
   Route route_;
   std::uint32_t tag_ = 0;
-  std::optional<Round> round_;
+  std::unique_ptr<Round> round_;  // the open or last decided round (none while waiting)
   std::vector<NodeResult> results_;
   std::vector<bool> sent_;  // nodes the current round's command went to
   Scheduler::TimerId round_timer_ = 0;
