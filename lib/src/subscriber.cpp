@@ -258,11 +258,14 @@ ReleaseWatch::WatchId WakeHub::watch(const std::vector<std::string>& resources,
   Watch w;
   w.on_release = std::move(on_release);
   for (const auto& resource : resources) {
-    auto channel = release_channel(resource);
+    const auto channel = release_channel(resource);
     if (table_.add(channel, id)) {
       for (auto& s : subscribers_) s->subscribe(channel);
     }
-    w.channels.push_back(std::move(channel));
+    const std::string* key = table_.key(channel);
+    if (std::find(w.channels.begin(), w.channels.end(), key) == w.channels.end()) {
+      w.channels.push_back(key);
+    }
   }
   watches_.emplace(id, std::move(w));
   return id;
@@ -274,7 +277,9 @@ void WakeHub::unwatch(WatchId id) {
   auto channels = std::move(it->second.channels);
   watches_.erase(it);
   const auto now = ctx_.loop.now();
-  for (const auto& channel : channels) {
+  for (const std::string* key : channels) {
+    // A copy: dropping the channel's last listener may drop its entry.
+    const std::string channel = *key;
     if (table_.remove(channel, id, now, !closed_) && !closed_) {
       for (auto& s : subscribers_) s->unsubscribe(channel);
     }

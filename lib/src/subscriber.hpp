@@ -140,7 +140,9 @@ class WakeHub final : public ReleaseWatch {
 
  private:
   struct Watch {
-    std::vector<std::string> channels;
+    // The table's names (ChannelTable::key): the watch is one of their
+    // listeners, so they stay put until unwatch().
+    std::vector<const std::string*> channels;
     std::function<void()> on_release;
   };
 

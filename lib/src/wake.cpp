@@ -4,7 +4,42 @@
 
 namespace redlock::detail {
 
+bool ChannelTable::Listeners::insert(ListenerId id) {
+  if (id == first_ || std::find(more_.begin(), more_.end(), id) != more_.end()) return false;
+  if (first_ == 0) {
+    first_ = id;
+  } else {
+    more_.push_back(id);
+  }
+  return true;
+}
+
+bool ChannelTable::Listeners::erase(ListenerId id) {
+  if (id != 0 && id == first_) {
+    first_ = 0;
+    if (!more_.empty()) {
+      first_ = more_.back();
+      more_.pop_back();
+    }
+    return true;
+  }
+  const auto it = std::find(more_.begin(), more_.end(), id);
+  if (it == more_.end()) return false;
+  more_.erase(it);
+  return true;
+}
+
+std::vector<ChannelTable::ListenerId> ChannelTable::Listeners::ids() const {
+  std::vector<ListenerId> out;
+  out.reserve(more_.size() + 1);
+  if (first_ != 0) out.push_back(first_);
+  out.insert(out.end(), more_.begin(), more_.end());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 bool ChannelTable::add(const std::string& channel, ListenerId listener) {
+  if (listener == 0) return false;
   auto [it, created] = map_.try_emplace(channel);
   if (!created && it->second.listeners.empty()) --idle_;
   it->second.listeners.insert(listener);
@@ -14,7 +49,7 @@ bool ChannelTable::add(const std::string& channel, ListenerId listener) {
 bool ChannelTable::remove(const std::string& channel, ListenerId listener, Clock::time_point now,
                           bool keep) {
   auto it = map_.find(channel);
-  if (it == map_.end() || it->second.listeners.erase(listener) == 0) return false;
+  if (it == map_.end() || !it->second.listeners.erase(listener)) return false;
   if (!it->second.listeners.empty()) return false;
   if (keep) {
     it->second.idle_since = now;
@@ -47,13 +82,13 @@ void ChannelTable::heard(const std::string& channel, Clock::time_point at) {
 
 bool ChannelTable::heard_since(const std::string& channel, Clock::time_point since) const {
   auto it = map_.find(channel);
-  return it != map_.end() && it->second.heard && *it->second.heard >= since;
+  return it != map_.end() && it->second.heard >= since;
 }
 
 std::vector<ChannelTable::ListenerId> ChannelTable::listeners(const std::string& channel) const {
   auto it = map_.find(channel);
   if (it == map_.end()) return {};
-  return {it->second.listeners.begin(), it->second.listeners.end()};
+  return it->second.listeners.ids();
 }
 
 std::vector<std::string> ChannelTable::channels() const {
@@ -64,6 +99,11 @@ std::vector<std::string> ChannelTable::channels() const {
 }
 
 bool ChannelTable::contains(const std::string& channel) const { return map_.contains(channel); }
+
+const std::string* ChannelTable::key(const std::string& channel) const {
+  auto it = map_.find(channel);
+  return it == map_.end() ? nullptr : &it->first;
+}
 
 PushEvent read_push(const Reply& reply) {
   PushEvent e;

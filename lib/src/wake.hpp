@@ -13,7 +13,6 @@
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,7 +34,7 @@ class ChannelTable {
   using ListenerId = std::uint64_t;
 
   // True when `channel` was not subscribed before (neither listened to nor
-  // kept). Adding a pair twice is a no-op (false).
+  // kept). Adding a pair twice, or listener 0, is a no-op (false).
   bool add(const std::string& channel, ListenerId listener);
   // True when `listener` was the channel's last one and the channel is
   // dropped. With `keep`, the channel stays subscribed, idle since `now`,
@@ -58,15 +57,31 @@ class ChannelTable {
   // after a reconnect).
   [[nodiscard]] std::vector<std::string> channels() const;
   [[nodiscard]] bool contains(const std::string& channel) const;
+  // The table's own copy of `channel`'s name (null when it is not
+  // subscribed): it stays put while the channel has a listener.
+  [[nodiscard]] const std::string* key(const std::string& channel) const;
   [[nodiscard]] std::size_t idle() const noexcept { return idle_; }
   [[nodiscard]] std::size_t size() const noexcept { return map_.size(); }
   [[nodiscard]] bool empty() const noexcept { return map_.empty(); }
 
  private:
+  // A channel's listeners: nearly always one (a waiter per resource), kept
+  // without a heap block of its own.
+  class Listeners {
+   public:
+    bool insert(ListenerId id);
+    bool erase(ListenerId id);
+    [[nodiscard]] bool empty() const noexcept { return first_ == 0 && more_.empty(); }
+    [[nodiscard]] std::vector<ListenerId> ids() const;  // in id order
+
+   private:
+    ListenerId first_ = 0;  // 0: none (ids start at 1)
+    std::vector<ListenerId> more_;
+  };
   struct Entry {
-    std::set<ListenerId> listeners;
-    Clock::time_point idle_since{};  // when listeners became empty
-    std::optional<Clock::time_point> heard;
+    Listeners listeners;
+    Clock::time_point idle_since{};                      // when listeners became empty
+    Clock::time_point heard = Clock::time_point::min();  // the last announcement
   };
   std::map<std::string, Entry, std::less<>> map_;
   std::size_t idle_ = 0;  // entries without listeners

@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <string>
+
 namespace redlock::detail {
 namespace {
 
@@ -53,6 +55,38 @@ TEST(ChannelTable, OneListenerOnSeveralChannels) {
   EXPECT_FALSE(t.remove("a", 7));
   EXPECT_THAT(t.channels(), ElementsAre("a"));
   EXPECT_THAT(t.listeners("a"), ElementsAre(8u));
+}
+
+TEST(ChannelTable, ListenersComeAndGoInAnyOrderAndAreListedInIdOrder) {
+  ChannelTable t;
+  EXPECT_TRUE(t.add("c", 5));
+  EXPECT_FALSE(t.add("c", 2));
+  EXPECT_FALSE(t.add("c", 9));
+  EXPECT_FALSE(t.remove("c", 5));  // the first one goes while others stay
+  EXPECT_THAT(t.listeners("c"), ElementsAre(2u, 9u));
+  EXPECT_FALSE(t.add("c", 5));
+  EXPECT_FALSE(t.add("c", 9));  // still there once
+  EXPECT_THAT(t.listeners("c"), ElementsAre(2u, 5u, 9u));
+  EXPECT_FALSE(t.remove("c", 9));
+  EXPECT_FALSE(t.remove("c", 2));
+  EXPECT_THAT(t.listeners("c"), ElementsAre(5u));
+  EXPECT_TRUE(t.remove("c", 5));
+  EXPECT_FALSE(t.add("c", 0));  // 0 is no listener
+  EXPECT_FALSE(t.contains("c"));
+}
+
+TEST(ChannelTable, AChannelsNameStaysPutWhileItHasAListener) {
+  ChannelTable t;
+  EXPECT_EQ(t.key("c"), nullptr);
+  ASSERT_TRUE(t.add("c", 1));
+  const std::string* key = t.key("c");
+  ASSERT_NE(key, nullptr);
+  EXPECT_EQ(*key, "c");
+  // Other channels come and go around it.
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(t.add("c" + std::to_string(i), 2));
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(t.remove("c" + std::to_string(i), 2));
+  EXPECT_EQ(t.key("c"), key);
+  EXPECT_EQ(*key, "c");
 }
 
 TEST(ChannelTable, AKeptChannelStaysSubscribedIdleUntilItExpires) {
