@@ -2,7 +2,8 @@
 (what a Python service does without the module).
 
     PYTHONPATH=build/release/python python3 python/bench/latency.py \
-        --nodes 127.0.0.1:7001,...,127.0.0.1:7005 [--cli build/release/tools/cli/redlock] [--cycles 2000]
+        --nodes 127.0.0.1:7001,...,127.0.0.1:7005 [--cli build/release/tools/cli/redlock] [--cycles 2000] \
+        [--blocking-spin 0]
 
 Each cycle takes and releases one uncontended lock (ttl 10 s); the figures
 are per cycle, p50 and p99 of the cycles, after a warm-up. The nodes must
@@ -47,11 +48,14 @@ def main() -> int:
     ap.add_argument("--cli", help="the redlock command line tool, to compare with")
     ap.add_argument("--cycles", type=int, default=2000)
     ap.add_argument("--cli-cycles", type=int, default=200)
+    ap.add_argument("--blocking-spin", type=float, default=None,
+                    help="Client(blocking_spin=...) in seconds (default: the library's)")
     args = ap.parse_args()
     nodes = args.nodes.split(",")
 
     failed = {"sync": 0, "async": 0}
-    with redlock.Client(nodes, restart_grace=0) as client:
+    extra = {} if args.blocking_spin is None else {"blocking_spin": args.blocking_spin}
+    with redlock.Client(nodes, restart_grace=0, **extra) as client:
         def sync_cycle(i: int) -> None:
             lock = client.lock("bench:py", timeout=10)
             if lock.acquire(blocking=False):

@@ -39,6 +39,9 @@ class Client:
     - ``release_timeout`` (1.0), ``connect_timeout`` (1.0),
       ``reconnect_min`` (0.05), ``reconnect_max`` (2.0), ``busy_poll``
       (0.0001; 0 turns busy polling off);
+    - ``blocking_spin`` (0.00015): a blocking call checks for its result this
+      long, without the GIL, before it sleeps, while recent calls were that
+      quick (0 turns it off; at most 0.01);
     - ``max_ttl`` (60.0): the longest ttl a lock may have;
     - ``restart_grace`` (None: max_ttl plus its drift allowance): how long a
       node that restarted, or that this client sees for the first time, sits
@@ -75,6 +78,7 @@ class Client:
         node_timeout: Optional[float] = None,
         release_timeout: float = 1.0,
         busy_poll: float = 0.0001,
+        blocking_spin: float = 0.00015,
         connect_timeout: float = 1.0,
         reconnect_min: float = 0.05,
         reconnect_max: float = 2.0,
@@ -96,6 +100,7 @@ class Client:
                 "node_timeout", node_timeout, allow_zero=False),
             release_timeout_ms=_args.ms("release_timeout", release_timeout, allow_zero=False),
             busy_poll_us=_args.us("busy_poll", busy_poll),
+            blocking_spin_us=_args.us("blocking_spin", blocking_spin),
             connect_timeout_ms=_args.ms("connect_timeout", connect_timeout, allow_zero=False),
             reconnect_min_ms=_args.ms("reconnect_min", reconnect_min, allow_zero=False),
             reconnect_max_ms=_args.ms("reconnect_max", reconnect_max, allow_zero=False),

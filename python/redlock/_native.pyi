@@ -23,6 +23,7 @@ def connect(
     node_timeout_ms: int,
     release_timeout_ms: int,
     busy_poll_us: int,
+    blocking_spin_us: int,
     connect_timeout_ms: int,
     reconnect_min_ms: int,
     reconnect_max_ms: int,

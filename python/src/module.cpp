@@ -130,9 +130,9 @@ redlock::TlsOptions tls_options(std::string ca_file, std::string ca_dir, std::st
 py::object connect(std::vector<std::string> nodes, std::string username, std::string password,
                    double drift_factor, std::int64_t node_timeout_ms,
                    std::int64_t release_timeout_ms, std::int64_t busy_poll_us,
-                   std::int64_t connect_timeout_ms, std::int64_t reconnect_min_ms,
-                   std::int64_t reconnect_max_ms, std::int64_t max_ttl_ms,
-                   std::optional<std::int64_t> restart_grace_ms,
+                   std::int64_t blocking_spin_us, std::int64_t connect_timeout_ms,
+                   std::int64_t reconnect_min_ms, std::int64_t reconnect_max_ms,
+                   std::int64_t max_ttl_ms, std::optional<std::int64_t> restart_grace_ms,
                    std::int64_t clock_check_interval_ms, bool exclude_suspect_clocks, bool fencing,
                    redlock::TlsOptions tls, int log_level) {
   check_ms("node_timeout", node_timeout_ms, 0);
@@ -144,6 +144,9 @@ py::object connect(std::vector<std::string> nodes, std::string username, std::st
   check_ms("clock_check_interval", clock_check_interval_ms, 0);
   if (restart_grace_ms) check_ms("restart_grace", *restart_grace_ms, 0);
   if (busy_poll_us < 0 || busy_poll_us > kMaxMs) throw py::value_error("busy_poll is out of range");
+  if (blocking_spin_us < 0 || blocking_spin_us > kMaxMs) {
+    throw py::value_error("blocking_spin is out of range");
+  }
   if (!std::isfinite(drift_factor)) throw py::value_error("drift_factor is not finite");
   redlock::ClientOptions o;
   o.nodes = std::move(nodes);
@@ -153,6 +156,7 @@ py::object connect(std::vector<std::string> nodes, std::string username, std::st
   o.node_timeout = milliseconds(node_timeout_ms);
   o.release_timeout = milliseconds(release_timeout_ms);
   o.busy_poll = std::chrono::microseconds(busy_poll_us);
+  o.blocking_spin = std::chrono::microseconds(blocking_spin_us);
   o.connect_timeout = milliseconds(connect_timeout_ms);
   o.reconnect_min = milliseconds(reconnect_min_ms);
   o.reconnect_max = milliseconds(reconnect_max_ms);
@@ -191,9 +195,9 @@ PYBIND11_MODULE(_native, m) {
 
   m.def("connect", &connect, py::kw_only(), py::arg("nodes"), py::arg("username"),
         py::arg("password"), py::arg("drift_factor"), py::arg("node_timeout_ms"),
-        py::arg("release_timeout_ms"), py::arg("busy_poll_us"), py::arg("connect_timeout_ms"),
-        py::arg("reconnect_min_ms"), py::arg("reconnect_max_ms"), py::arg("max_ttl_ms"),
-        py::arg("restart_grace_ms"), py::arg("clock_check_interval_ms"),
+        py::arg("release_timeout_ms"), py::arg("busy_poll_us"), py::arg("blocking_spin_us"),
+        py::arg("connect_timeout_ms"), py::arg("reconnect_min_ms"), py::arg("reconnect_max_ms"),
+        py::arg("max_ttl_ms"), py::arg("restart_grace_ms"), py::arg("clock_check_interval_ms"),
         py::arg("exclude_suspect_clocks"), py::arg("fencing"), py::arg("tls"), py::arg("log_level"),
         "A NativeClient, or an EngineError (the options, or the engine could not start)");
   py::class_<redlock::TlsOptions>(m, "TlsOptions",
@@ -215,6 +219,7 @@ PYBIND11_MODULE(_native, m) {
     d["drift_factor"] = o.drift_factor;
     d["release_timeout"] = s(o.release_timeout);
     d["busy_poll"] = s(o.busy_poll);
+    d["blocking_spin"] = s(o.blocking_spin);
     d["connect_timeout"] = s(o.connect_timeout);
     d["reconnect_min"] = s(o.reconnect_min);
     d["reconnect_max"] = s(o.reconnect_max);

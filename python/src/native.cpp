@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -43,15 +44,32 @@ struct Pending {
   std::mutex mutex;
   std::condition_variable ready;
   std::optional<Result<T>> value;
+  std::atomic<bool> done{false};  // value is set: a spinning waiter reads this
 
   void put(Result<T> r) {
     {
       std::lock_guard lock(mutex);
       value.emplace(std::move(r));
     }
+    done.store(true, std::memory_order_release);
     ready.notify_one();
   }
 };
+
+// Without the GIL: checks for the result, yielding between checks, for as
+// long as `gate` allows (ClientOptions::blocking_spin, while recent waits
+// were short), before the caller sleeps on the condition variable. A result
+// that comes by then needs no wake-up of a sleeping thread.
+template <typename T>
+void spin(const Pending<T>& pending, const SpinGate& gate) {
+  const auto budget = gate.spin();
+  if (budget.count() <= 0) return;
+  const auto until = std::chrono::steady_clock::now() + budget;
+  while (!pending.done.load(std::memory_order_acquire) &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::yield();
+  }
+}
 
 template <typename T>
 auto fill(const std::shared_ptr<Pending<T>>& pending) {
@@ -66,26 +84,33 @@ struct BlockingCall {
   BlockingCall& operator=(const BlockingCall&) = delete;
 };
 
-// GIL held on entry and on return; released while waiting.
+// GIL held on entry and on return; released while waiting. The wait is
+// recorded in `gate`.
 template <typename T>
-Result<T> wait_plain(Pending<T>& pending) {
+Result<T> wait_plain(Pending<T>& pending, SpinGate& gate) {
   BlockingCall counted;
   py::gil_scoped_release nogil;
+  const auto start = std::chrono::steady_clock::now();
+  spin(pending, gate);
   std::unique_lock lock(pending.mutex);
   pending.ready.wait(lock, [&] { return pending.value.has_value(); });
+  gate.record(std::chrono::steady_clock::now() - start);
   return std::move(*pending.value);
 }
 
 // The same, waking every kSignalSlice to run Python's signal handlers (they
 // only run on the main thread). Empty when one raised: the error is set.
 template <typename T>
-std::optional<Result<T>> wait_interruptible(Pending<T>& pending) {
+std::optional<Result<T>> wait_interruptible(Pending<T>& pending, SpinGate& gate) {
   BlockingCall counted;
-  for (;;) {
+  const auto start = std::chrono::steady_clock::now();
+  for (bool first = true;; first = false) {
     {
       py::gil_scoped_release nogil;
+      if (first) spin(pending, gate);
       std::unique_lock lock(pending.mutex);
       if (pending.ready.wait_for(lock, kSignalSlice, [&] { return pending.value.has_value(); })) {
+        gate.record(std::chrono::steady_clock::now() - start);
         return std::move(*pending.value);
       }
     }
@@ -260,6 +285,7 @@ py::object NativeClient::connect(ClientOptions options, int log_level) {
       "redlock", std::make_shared<PythonLogSink>(self->dispatcher_));
   logger->set_level(spdlog_level(log_level));
   options.logger = std::move(logger);
+  self->spin_gate_ = std::make_unique<SpinGate>(options.blocking_spin);
   Result<std::unique_ptr<Client>> client;
   {
     BlockingCall counted;
@@ -353,9 +379,9 @@ py::object NativeClient::acquire(const std::string& resource, const AcquireSpec&
   }
   std::optional<Result<Lock>> outcome;
   if (on_main_thread()) {
-    outcome = wait_interruptible(*pending);
+    outcome = wait_interruptible(*pending, *spin_gate_);
   } else {
-    outcome = wait_plain(*pending);
+    outcome = wait_plain(*pending, *spin_gate_);
   }
   if (!outcome) {
     // A signal handler raised (Ctrl-C): end the acquire; the engine releases
@@ -363,10 +389,10 @@ py::object NativeClient::acquire(const std::string& resource, const AcquireSpec&
     // here before the exception goes on.
     py::error_already_set interrupted;
     stop.request_stop();
-    Result<Lock> last = wait_plain(*pending);
+    Result<Lock> last = wait_plain(*pending, *spin_gate_);
     if (last && client_) {
       auto done = std::make_shared<Pending<ReleaseReport>>();
-      if (client_->async_release(*last, fill(done))) (void)wait_plain(*done);
+      if (client_->async_release(*last, fill(done))) (void)wait_plain(*done, *spin_gate_);
     }
     throw interrupted;
   }
@@ -416,7 +442,7 @@ py::object NativeClient::release(NativeLock& lock) {
   if (auto posted = client->async_release(held, fill(pending)); !posted) {
     return make_error(posted.error());
   }
-  Result<ReleaseReport> report = wait_plain(*pending);
+  Result<ReleaseReport> report = wait_plain(*pending, *spin_gate_);
   if (!report) return make_error(report.error());
   return py::make_tuple(report->deleted, node_results(report->nodes));
 }
@@ -522,7 +548,7 @@ py::object NativeClient::health(std::int64_t timeout_ms) {
   if (auto posted = client->async_health(milliseconds(timeout_ms), fill(pending)); !posted) {
     return make_error(posted.error());
   }
-  Result<redlock::HealthReport> report = wait_plain(*pending);
+  Result<redlock::HealthReport> report = wait_plain(*pending, *spin_gate_);
   if (!report) return make_error(report.error());
   py::dict d;
   d["quorum"] = report->quorum;
@@ -543,7 +569,7 @@ py::object NativeClient::inspect(const std::string& resource, std::int64_t timeo
       !posted) {
     return make_error(posted.error());
   }
-  Result<redlock::LockState> state = wait_plain(*pending);
+  Result<redlock::LockState> state = wait_plain(*pending, *spin_gate_);
   if (!state) return make_error(state.error());
   return lock_state(*state);
 }
@@ -598,7 +624,7 @@ py::object NativeClient::extend(NativeLock& lock, std::int64_t ttl_ms, bool recr
       !posted) {
     return make_error(posted.error());
   }
-  Result<Lock> extended = wait_plain(*pending);
+  Result<Lock> extended = wait_plain(*pending, *spin_gate_);
   if (!extended) return make_error(extended.error());
   lock.update(std::move(*extended));
   return py::none();

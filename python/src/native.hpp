@@ -44,11 +44,13 @@
 #include <vector>
 
 #include "dispatcher.hpp"
+#include "handoff.hpp"
 #include "redlock/redlock.hpp"
 
 namespace redlock::python {
 
 namespace py = pybind11;
+using detail::SpinGate;
 
 // What a lock object asks of each acquire; built once per Python lock.
 // Durations in milliseconds, already checked by the Python layer (and again
@@ -210,6 +212,9 @@ class NativeClient : public std::enable_shared_from_this<NativeClient> {
   std::vector<std::string> nodes_;
   std::unordered_map<std::uint64_t, Target> targets_;
   std::uint64_t next_id_ = 1;
+  // Whether a blocking call spins before it sleeps (ClientOptions::
+  // blocking_spin), as the library's own blocking calls do.
+  std::unique_ptr<SpinGate> spin_gate_;
   bool closing_ = false;
   pid_t pid_ = 0;
 };

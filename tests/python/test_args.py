@@ -40,6 +40,8 @@ INF = float("inf")
         (dict(fencing="yes"), TypeError, "fencing must be True or False"),
         (dict(username=1), TypeError, "username"),
         (dict(busy_poll=1.0), ValueError, "busy_poll"),
+        (dict(blocking_spin=0.5), ValueError, "blocking_spin"),
+        (dict(blocking_spin=-0.001), ValueError, "blocking_spin"),
         (dict(reconnect_min=3, reconnect_max=2), ValueError, "reconnect"),
     ],
 )

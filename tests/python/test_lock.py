@@ -345,6 +345,34 @@ def test_gil_is_released_while_waiting(client, other, name):
     assert during > 10_000, during
 
 
+@pytest.mark.parametrize("spin", [0, 0.01])
+def test_blocking_calls_spin_without_the_gil(nodes, cluster, name, spin):
+    """blocking_spin changes how a blocking call waits for its result, not
+    what it returns; at the largest spin another thread still runs."""
+    counted = [0]
+    stop = threading.Event()
+
+    def count():
+        while not stop.is_set():
+            counted[0] += 1
+
+    with redlock.Client(nodes, restart_grace=0, node_timeout=0.1, blocking_spin=spin) as c:
+        t = threading.Thread(target=count)
+        t.start()
+        try:
+            for _ in range(20):
+                lock = c.lock(name, timeout=10)
+                assert lock.acquire(blocking=False) is True
+                assert lock.owned()
+                lock.release()
+                assert not lock.owned()
+        finally:
+            stop.set()
+            t.join()
+    assert counted[0] > 10_000, counted[0]
+    cluster.wait_no_lock_keys(name.encode())
+
+
 class _Interrupted(Exception):
     pass
 

@@ -108,7 +108,7 @@ struct ClientOptions {
   // A result that comes within it costs no thread wake-up, which on one
   // local node is a quarter of a cycle; spinning through a longer wait only
   // takes the CPU from the servers and the loop (bench/README.md). 0 turns it
-  // off. At most 10 ms. (The Python module waits in its own way.)
+  // off. At most 10 ms. (The Python module's blocking calls spin the same way.)
   std::chrono::microseconds blocking_spin{150};
 
   // TCP connect deadline per attempt; connect() waits at most this long for
