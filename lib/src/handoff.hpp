@@ -55,6 +55,17 @@ class SpinGate {
   std::atomic<std::int64_t> typical_ns_{0};
 };
 
+// Checks `done()`, yielding the CPU between checks, for up to `budget`;
+// returns at once when it is already true or the budget is 0.
+template <typename Done>
+void spin_until(Done&& done, std::chrono::microseconds budget) {
+  if (budget.count() <= 0 || done()) return;
+  const auto until = std::chrono::steady_clock::now() + budget;
+  do {
+    std::this_thread::yield();
+  } while (!done() && std::chrono::steady_clock::now() < until);
+}
+
 template <typename T>
 class Handoff {
  public:
@@ -79,13 +90,7 @@ class Handoff {
   // The same with a fixed spin (ClientOptions::blocking_spin's budget, or 0).
   [[nodiscard]] Result<T> wait(std::chrono::microseconds spin) {
     State& s = *state_;
-    if (spin.count() > 0 && s.ready.load(std::memory_order_acquire) == 0) {
-      const auto until = std::chrono::steady_clock::now() + spin;
-      do {
-        std::this_thread::yield();
-      } while (s.ready.load(std::memory_order_acquire) == 0 &&
-               std::chrono::steady_clock::now() < until);
-    }
+    spin_until([&s] { return s.ready.load(std::memory_order_acquire) != 0; }, spin);
     while (s.ready.load(std::memory_order_acquire) == 0) s.ready.wait(0, std::memory_order_acquire);
     return std::move(*s.value);
   }

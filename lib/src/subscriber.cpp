@@ -262,6 +262,8 @@ ReleaseWatch::WatchId WakeHub::watch(const std::vector<std::string>& resources,
     if (table_.add(channel, id)) {
       for (auto& s : subscribers_) s->subscribe(channel);
     }
+    // Each name once: unwatch() drops the table's entry with its last
+    // listener, and a second pointer to it would then dangle.
     const std::string* key = table_.key(channel);
     if (std::find(w.channels.begin(), w.channels.end(), key) == w.channels.end()) {
       w.channels.push_back(key);

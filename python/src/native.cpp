@@ -8,7 +8,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -62,13 +61,8 @@ struct Pending {
 // that comes by then needs no wake-up of a sleeping thread.
 template <typename T>
 void spin(const Pending<T>& pending, const SpinGate& gate) {
-  const auto budget = gate.spin();
-  if (budget.count() <= 0) return;
-  const auto until = std::chrono::steady_clock::now() + budget;
-  while (!pending.done.load(std::memory_order_acquire) &&
-         std::chrono::steady_clock::now() < until) {
-    std::this_thread::yield();
-  }
+  detail::spin_until([&pending] { return pending.done.load(std::memory_order_acquire); },
+                     gate.spin());
 }
 
 template <typename T>
