@@ -46,10 +46,11 @@ struct Config {
   long ttl_ms = 0;  // 0: 10000, or 30000 for geo
   long retry_delay_ms = 20;
   long retry_jitter_ms = 10;
-  long cmd_timeout_ms = 0;          // 0: 50, or 1000 for geo
-  long busy_poll_us = -1;           // ClientOptions::busy_poll; -1: the library's default
-  long blocking_spin_us = -1;       // ClientOptions::blocking_spin; -1: the library's default
-  std::string fencing = "default";  // ClientOptions::fencing: default, on or off
+  long cmd_timeout_ms = 0;               // 0: 50, or 1000 for geo
+  long busy_poll_us = -1;                // ClientOptions::busy_poll; -1: the library's default
+  long blocking_spin_us = -1;            // ClientOptions::blocking_spin; -1: the library's default
+  std::string fencing = "default";       // ClientOptions::fencing: default, on or off
+  std::string contest_gate = "default";  // c: AcquireOptions::contest_gate: default, on or off
   long max_wait_ms = 10000;
   long hold_us = 0;
   long handoff_hold_ms = 50;                      // handoff: held for [H, 2H] before the release

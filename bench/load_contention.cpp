@@ -102,6 +102,7 @@ void contend(const Config& cfg, const Run& run, redlock::Client& client,
       how.max_wait = max_wait;
       how.retry_delay = milliseconds(cfg.retry_delay_ms);
       how.retry_jitter = milliseconds(cfg.retry_jitter_ms);
+      if (cfg.contest_gate != "default") how.contest_gate = cfg.contest_gate == "on";
       lock = client.acquire(resource, ttl, how);
     }
     const auto t1 = Clock::now();
@@ -210,6 +211,8 @@ std::vector<std::string> child_argv(const Config& cfg, const Nodes& nodes, int i
           std::to_string(cfg.blocking_spin_us),
           "--fencing",
           cfg.fencing,
+          "--contest-gate",
+          cfg.contest_gate,
           "--max-wait-ms",
           std::to_string(cfg.max_wait_ms),
           "--hold-us",
@@ -328,6 +331,7 @@ json run_contended(const Config& cfg, const Run& run, redlock::Client& client,
   j["rounds_per_acquire"] = round3(acquires > 0 ? rounds / acquires : 0);
   j["wakeups_per_acquire"] = round3(acquires > 0 ? wakeups / acquires : 0);
   j["retry"] = cfg.c_retry;
+  j["contest_gate"] = cfg.contest_gate;
   j["retry_delay_ms"] = cfg.retry_delay_ms;
   j["retry_jitter_ms"] = cfg.retry_jitter_ms;
   j["hold_us"] = cfg.hold_us;
@@ -497,6 +501,7 @@ bool run_c_processes(const Config& cfg, const Nodes& nodes, Output& out) {
     j["rounds_per_acquire"] = round3(acquires > 0 ? rounds / acquires : 0);
     j["wakeups_per_acquire"] = round3(acquires > 0 ? wakeups / acquires : 0);
     j["retry"] = cfg.c_retry;
+    j["contest_gate"] = cfg.contest_gate;
     j["retry_delay_ms"] = cfg.retry_delay_ms;
     j["retry_jitter_ms"] = cfg.retry_jitter_ms;
     j["hold_us"] = cfg.hold_us;

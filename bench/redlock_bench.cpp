@@ -81,6 +81,7 @@ std::string label_for(const Config& cfg, const std::string& scenario, int nodes,
   if (cfg.busy_poll_us >= 0) label += "/bp" + std::to_string(cfg.busy_poll_us);
   if (cfg.blocking_spin_us >= 0) label += "/spin" + std::to_string(cfg.blocking_spin_us);
   if (cfg.fencing != "default") label += "/fencing-" + cfg.fencing;
+  if (cfg.contest_gate != "default") label += "/gate-" + cfg.contest_gate;
   return label;
 }
 
@@ -407,6 +408,9 @@ int tool_main(int argc, char** argv) {
                  "ClientOptions::blocking_spin in microseconds (-1: the library's default, 150)")
       ->check(CLI::Range(-1L, 10000L));
   app.add_option("--fencing", cfg.fencing, "ClientOptions::fencing (default: the library's, on)")
+      ->check(CLI::IsMember({"default", "on", "off"}));
+  app.add_option("--contest-gate", cfg.contest_gate,
+                 "c: AcquireOptions::contest_gate (default: the library's, on)")
       ->check(CLI::IsMember({"default", "on", "off"}));
   app.add_option("--max-wait-ms", cfg.max_wait_ms, "c, handoff: longest wait for the lock")
       ->check(CLI::Range(1L, 3600000L));

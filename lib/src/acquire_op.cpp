@@ -12,6 +12,13 @@
 #include "wake.hpp"
 
 namespace redlock::detail {
+namespace {
+
+// For this long after the gate node announced a release, other nodes'
+// announcements are taken for echoes of the same one.
+constexpr milliseconds kGateEcho{10};
+
+}  // namespace
 
 AcquireOp::AcquireOp(const OpContext& ctx, std::vector<std::string> resources, std::string token,
                      milliseconds ttl, const AcquireOptions& options, AcquireCallback callback)
@@ -89,8 +96,14 @@ void AcquireOp::abort() {
   complete(Unexpected(Error(ErrorCode::kShuttingDown, "the client is shutting down")));
 }
 
-void AcquireOp::next_round() {
+std::size_t AcquireOp::gate_node() const noexcept {
+  return route_.slot_number() % ctx_.nodes.size();
+}
+
+void AcquireOp::begin_round(bool gated) {
   retry_timer_ = 0;
+  gate_ = gated && gate_held_ ? gate_node() : kNoGate;
+  gate_grace_ = false;
   contest_pause_ = false;
   if (options_.stop.stop_requested()) {
     cancel();
@@ -150,8 +163,14 @@ void AcquireOp::on_answer(std::size_t node, const Reply& reply, NodeStatus statu
 void AcquireOp::on_late_reply(std::size_t node, std::uint32_t tag, const Reply& reply) {
   std::string ignored;
   if (raise_ || tag == raise_tag_) return;  // raise replies carry no key
-  if (tag != granted_tag_ && classify(reply, ignored) == NodeStatus::kOk) {
+  const auto status = tag != granted_tag_ ? classify(reply, ignored) : NodeStatus::kPending;
+  if (status == NodeStatus::kOk) {
     ctx_.metrics.late_reply_released(node);  // its round's cleanup covers it
+  } else if (status == NodeStatus::kRefused && tag == tag_ && !done_ && node == gate_node() &&
+             options_.contest_gate && watch_ != 0 && !round_open()) {
+    // The gate's refusal came after the last round failed without it.
+    gate_held_ = gate_held_ || !fenced_ || resources_.size() > 1 ||
+                 (reply.type == Reply::Type::kInteger && reply.integer == 0);
   }
 }
 
@@ -196,6 +215,7 @@ void AcquireOp::start_raise() {
     return;
   }
   raise_ = std::make_unique<Raise>(Raise{valid_until, std::move(results_), std::move(sent_)});
+  gate_ = kNoGate;  // every node at once
   const std::string fence = std::to_string(fence_);
   const auto wire = std::make_shared<const std::string>(
       script_command(kRaiseFenceScript, true, fence_keys(resources_), {fence}));
@@ -241,21 +261,40 @@ void AcquireOp::fail_round(Clock::time_point now, Error error) {
   const RetryPolicy policy{options_.max_wait, options_.max_attempts, options_.retry_delay,
                            options_.retry_jitter};
   const auto next = next_retry(policy, attempts_, call_start_, now, ctx_.scheduler.random_unit());
+  const bool gated = gate_ != kNoGate;
   // Held by another and worth waiting for: listen for its release.
   if (round_->refused() > 0 && (next.delay || next.wait_exhausted)) {
     watch_releases();
     // A release announced while this round was open, on a channel this
     // client was still subscribed to from an earlier wait: it may have come
-    // after a node refused this round. As if it had woken this round.
-    if (watch_ != 0 && ctx_.wake->heard_since(resources_, round_->start())) {
+    // after a node refused this round. As if it had woken this round. (A
+    // gated round came after a watched one: woken_ says it all.)
+    if (!gated && watch_ != 0 && ctx_.wake->heard_since(resources_, round_->start())) {
       if (contest_left_ == 0) contest_left_ = kContestRetries;
       woken_ = true;
     }
   }
+  // Whether the gate node answered that another token holds the key (the
+  // fenced acquire of one resource tells this acquire's own leftover key
+  // apart). The gate is never a node left unasked.
+  const auto g = gate_node();
+  gate_held_ = options_.contest_gate && watch_ != 0 && ctx_.nodes.size() >= 2 &&
+               round_->votes()[g] == NodeStatus::kRefused &&
+               (!fenced_ || resources_.size() > 1 || foreign_[g]);
   const FailedRound failed{std::exchange(woken_, false), round_->yes() > 0, now - round_->start()};
-  const auto plan =
-      plan_retry(next, watch_ != 0, contest_left_, failed, options_.retry_delay,
-                 ctx_.scheduler.random_unit(), now, wait_deadline(call_start_, options_.max_wait));
+  const auto deadline = wait_deadline(call_start_, options_.max_wait);
+  if (gated && gate_held_) {
+    // Refused at the gate: there is no split vote to undo, so no contest.
+    contest_left_ = 0;
+    if (failed.woken && (next.delay || next.wait_exhausted) && now < deadline) {
+      // The gate announced a release while it was being asked: ask again.
+      schedule_retry(now, &AcquireOp::next_gated_round);
+      drop_round_state();
+      return;
+    }
+  }
+  const auto plan = plan_retry(next, watch_ != 0, contest_left_, failed, options_.retry_delay,
+                               ctx_.scheduler.random_unit(), now, deadline);
   // A contest goes on while rounds say the lock may be free; a round that
   // finds it held again ends it.
   contest_left_ = plan.contest ? contest_left_ - 1 : 0;
@@ -264,7 +303,9 @@ void AcquireOp::fail_round(Clock::time_point now, Error error) {
     ctx_.log.debug("acquire {}: round {} failed ({}), retrying in {} us", describe(resources_),
                    attempts_, to_string(error.code()),
                    std::chrono::duration_cast<microseconds>(*plan.retry_at - now).count());
-    schedule_retry(*plan.retry_at, &AcquireOp::next_round);
+    // A contest's retry queues at the gate; the retry timer's goes everywhere.
+    schedule_retry(*plan.retry_at,
+                   plan.contest ? &AcquireOp::next_gated_round : &AcquireOp::next_round);
     contest_pause_ = plan.contest;
     drop_round_state();
     return;
@@ -286,16 +327,41 @@ void AcquireOp::fail_round(Clock::time_point now, Error error) {
 void AcquireOp::watch_releases() {
   if (!options_.wake_on_release || watch_ != 0 || ctx_.wake == nullptr) return;
   auto weak = weak_from_this();
-  watch_ = ctx_.wake->watch(resources_, [weak] {
-    if (auto self = weak.lock()) static_cast<AcquireOp*>(self.get())->on_release_announced();
+  watch_ = ctx_.wake->watch(resources_, [weak](std::size_t node) {
+    if (auto self = weak.lock()) static_cast<AcquireOp*>(self.get())->on_release_announced(node);
   });
 }
 
-void AcquireOp::on_release_announced() {
+void AcquireOp::on_release_announced(std::size_t node) {
   if (done_) return;
+  if (gate_held_) {
+    // The gate held the lock: its own announcement says it is free there.
+    const auto t = now();
+    if (node == gate_node()) {
+      gate_heard_at_ = t;
+    } else if (retry_timer_ == 0 || gate_grace_ || t < gate_heard_at_ + kGateEcho) {
+      // Another node's says nothing the gate's has not said (it echoes the
+      // same release), or will not say to the open round or to the round a
+      // grace already waits for.
+      return;
+    } else if (ctx_.nodes.connected(gate_node(), route_)) {
+      // The gate's own may not come (its subscription down, or denied):
+      // ask it after a short grace, unless it comes first.
+      const auto at = now() + kContestMinWindow;
+      if (at >= wait_deadline(call_start_, options_.max_wait)) return;
+      ctx_.scheduler.cancel(retry_timer_);
+      schedule_retry(at, &AcquireOp::next_gated_round);
+      contest_pause_ = false;
+      gate_grace_ = true;
+      return;
+    }
+    // The gate is not connected: this announcement starts a round, which
+    // goes to every node at once (start_round cannot gate it).
+  }
   // Other waiters may have been woken too: a contest (retry.hpp).
   if (contest_left_ == 0) contest_left_ = kContestRetries;
-  if (retry_timer_ == 0 || contest_pause_) {
+  // A contest pause is cut short only for a gated round, which cannot split.
+  if (retry_timer_ == 0 || (contest_pause_ && !gate_held_)) {
     // A round is open, or a contest pause runs (it stays random): if that
     // round fails, it is retried as a contest.
     woken_ = true;
@@ -306,7 +372,7 @@ void AcquireOp::on_release_announced() {
   if (now() >= wait_deadline(call_start_, options_.max_wait)) return;
   ctx_.scheduler.cancel(retry_timer_);
   ctx_.metrics.wakeup();
-  next_round();
+  next_gated_round();
 }
 
 void AcquireOp::schedule_retry(Clock::time_point when, void (AcquireOp::*fn)()) {

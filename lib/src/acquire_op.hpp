@@ -6,7 +6,9 @@
 // round releases whatever it set. With fencing, a grant whose fence fewer
 // than a majority hold is made durable by a raise round before it is handed
 // out. A waiter listens for release announcements of its resources and
-// retries at once when one comes (wake-on-release).
+// retries at once when one comes (wake-on-release). Once its resources' gate
+// node said the lock is held, the rounds an announcement or a contest starts
+// are gated on that node (AcquireOptions::contest_gate, QuorumOp).
 #pragma once
 
 #include <chrono>
@@ -32,7 +34,9 @@ class AcquireOp final : public QuorumOp {
   void abort() override;
 
  private:
-  void next_round();
+  void next_round() { begin_round(false); }       // to every node at once
+  void next_gated_round() { begin_round(true); }  // gated when gate_held_
+  void begin_round(bool gated);
   void cancel();
   NodeStatus classify(const Reply& reply, std::string& detail) const override;
   void on_answer(std::size_t node, const Reply& reply, NodeStatus status) override;
@@ -45,7 +49,9 @@ class AcquireOp final : public QuorumOp {
   [[nodiscard]] ErrorCode durable_code() const;
   void fail_round(Clock::time_point now, Error error);
   void watch_releases();
-  void on_release_announced();
+  void on_release_announced(std::size_t node);
+  // The node contested rounds on these resources ask first.
+  [[nodiscard]] std::size_t gate_node() const noexcept;
   void schedule_retry(Clock::time_point when, void (AcquireOp::*fn)());
   void give_up();
   [[nodiscard]] Error wait_timeout(const Error& last) const;
@@ -80,10 +86,15 @@ class AcquireOp final : public QuorumOp {
   std::uint32_t granted_tag_ = 0;
   std::uint32_t raise_tag_ = 0;
   Scheduler::TimerId retry_timer_ = 0;
-  ReleaseWatch::WatchId watch_ = 0;    // listening for release announcements
-  int contest_left_ = 0;               // contest retries left since the last announcement
-  bool woken_ = false;                 // one came while a round was open
-  bool contest_pause_ = false;         // retry_timer_ is a contest pause
+  ReleaseWatch::WatchId watch_ = 0;  // listening for release announcements
+  int contest_left_ = 0;             // contest retries left since the last announcement
+  bool woken_ = false;               // one came while a round was open
+  bool contest_pause_ = false;       // retry_timer_ is a contest pause
+  // The last round found another token's key on gate_node(): only its
+  // announcements wake this acquire, and they start gated rounds.
+  bool gate_held_ = false;
+  bool gate_grace_ = false;            // retry_timer_ is the grace before asking a silent gate
+  Clock::time_point gate_heard_at_{};  // the gate's last announcement
   bool fenced_;                        // ClientOptions::fencing
   std::unique_ptr<Error> last_error_;  // while waiting only for an announcement
   std::optional<std::stop_callback<StopRelay>> stop_callback_;

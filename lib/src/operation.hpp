@@ -121,8 +121,9 @@ class ReleaseWatch {
  public:
   using WatchId = std::uint64_t;  // 0: not watching
   virtual ~ReleaseWatch() = default;
+  // `on_release` is told which node announced.
   [[nodiscard]] virtual WatchId watch(const std::vector<std::string>& resources,
-                                      std::function<void()> on_release) = 0;
+                                      std::function<void(std::size_t node)> on_release) = 0;
   virtual void unwatch(WatchId id) = 0;
   // Whether a release of one of `resources` was announced at or after
   // `since`, as far as this client could hear it (a channel it was not

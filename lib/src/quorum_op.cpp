@@ -17,7 +17,12 @@ void QuorumOp::start_round(const std::string& wire,
   sent_.assign(n, false);
   const auto start = now();
   round_ = std::make_unique<Round>(n, start, ttl, ctx_.options.drift_factor, min_validity, refused);
+  round_deadline_ = deadline.value_or(Clock::time_point::max());
+  gated_wire_.reset();
   const auto self = shared_from_this();
+  // Gated only where the gate can answer now: else every node at once.
+  const bool gated = gate_ < n && fallback && fallback.get() == &wire &&
+                     nodes.connected(gate_, route_) && !nodes.vote_block(gate_, route_, start);
   for (std::size_t i = 0; i < n; ++i) {
     if (auto why = nodes.vote_block(i, route_, start)) {
       // Restart-aware voting, clock exclusion: not asked, and counted as a "no".
@@ -29,25 +34,66 @@ void QuorumOp::start_round(const std::string& wire,
     // Once decided, send nothing more, but still say why a node that is
     // down could not vote.
     if (round_->decided() && nodes.connected(i, route_)) continue;
-    if (!round_->decided() && nodes.send(i, route_, wire, self, tag_, fallback)) {
-      sent_[i] = true;
-    } else {
-      const auto error = nodes.last_error(i, route_);
-      results_[i].status = NodeStatus::kDisconnected;
-      results_[i].detail = error.empty() ? std::string("not connected") : "not connected: " + error;
-      ctx_.metrics.node_reply(i, NodeStatus::kDisconnected, {});
-      round_->vote(i, NodeStatus::kDisconnected, start);
-    }
+    if (gated && i != gate_) continue;  // asked once the gate lets the round through
+    send_to(i, wire, fallback, start, self);
+  }
+  if (!gated) gate_ = kNoGate;
+  if (gated) {
+    gated_wire_ = fallback;
+    // The gate failed at once: the others are asked now.
+    if (!sent_[gate_]) pass_gate(start);
   }
   if (round_->decided()) {
     decide(now());
     return;
   }
-  const auto when = std::min(start + node_timeout_, deadline.value_or(Clock::time_point::max()));
+  if (round_timer_ == 0) arm_round_timer(start + node_timeout_);
+}
+
+void QuorumOp::send_to(std::size_t i, const std::string& wire,
+                       const std::shared_ptr<const std::string>& fallback, Clock::time_point t,
+                       const std::shared_ptr<Operation>& self) {
+  auto& nodes = ctx_.nodes;
+  if (!round_->decided() && nodes.send(i, route_, wire, self, tag_, fallback)) {
+    sent_[i] = true;
+    return;
+  }
+  const auto error = nodes.last_error(i, route_);
+  results_[i].status = NodeStatus::kDisconnected;
+  results_[i].detail = error.empty() ? std::string("not connected") : "not connected: " + error;
+  ctx_.metrics.node_reply(i, NodeStatus::kDisconnected, {});
+  round_->vote(i, NodeStatus::kDisconnected, t);
+}
+
+void QuorumOp::arm_round_timer(Clock::time_point when) {
+  ctx_.scheduler.cancel(round_timer_);
   auto weak = weak_from_this();
-  round_timer_ = ctx_.scheduler.schedule(when, [weak] {
+  round_timer_ = ctx_.scheduler.schedule(std::min(when, round_deadline_), [weak] {
     if (auto op = weak.lock()) static_cast<QuorumOp*>(op.get())->on_round_timeout();
   });
+}
+
+void QuorumOp::pass_gate(Clock::time_point t) {
+  const auto wire = std::move(gated_wire_);
+  const auto self = shared_from_this();
+  for (std::size_t i = 0; i < results_.size(); ++i) {
+    if (sent_[i] || round_->votes()[i] != NodeStatus::kPending) continue;
+    send_to(i, *wire, wire, t, self);
+  }
+  // The others get a node timeout of their own; validity still counts from
+  // the round's start.
+  if (!round_->decided()) arm_round_timer(t + node_timeout_);
+}
+
+void QuorumOp::shut_gate(Clock::time_point t) {
+  gated_wire_.reset();
+  const auto why = "not asked: " + ctx_.nodes.name(gate_) + ", asked first, refused";
+  for (std::size_t i = 0; i < results_.size(); ++i) {
+    if (sent_[i] || results_[i].status != NodeStatus::kPending) continue;
+    results_[i].status = NodeStatus::kRefused;
+    results_[i].detail = why;
+    round_->vote(i, NodeStatus::kRefused, t);
+  }
 }
 
 void QuorumOp::on_reply(std::size_t node, std::uint32_t tag, const Reply* reply,
@@ -68,6 +114,13 @@ void QuorumOp::on_reply(std::size_t node, std::uint32_t tag, const Reply* reply,
   }
   ctx_.metrics.node_reply(node, r.status, r.rtt);
   round_->vote(node, r.status, t);
+  if (gated_wire_ && node == gate_ && !round_->decided()) {
+    if (r.status == NodeStatus::kRefused) {
+      shut_gate(t);
+    } else {
+      pass_gate(t);  // a yes, or an error that says nothing of the key
+    }
+  }
   if (round_->decided()) decide(t);
 }
 
@@ -75,6 +128,17 @@ void QuorumOp::on_round_timeout() {
   round_timer_ = 0;
   if (done_ || !round_open()) return;
   const auto t = now();
+  if (gated_wire_ && t < round_deadline_) {
+    // The gate did not answer in time: it votes no, and the others are
+    // asked after all.
+    results_[gate_].status = NodeStatus::kTimeout;
+    results_[gate_].detail = "no answer within " + std::to_string(node_timeout_.count()) + " ms";
+    ctx_.metrics.node_reply(gate_, NodeStatus::kTimeout, {});
+    round_->vote(gate_, NodeStatus::kTimeout, t);
+    pass_gate(t);
+    if (round_->decided()) decide(t);
+    return;
+  }
   round_->expire(t);
   decide(t);
 }
@@ -82,10 +146,13 @@ void QuorumOp::on_round_timeout() {
 void QuorumOp::decide(Clock::time_point t) {
   ctx_.scheduler.cancel(round_timer_);
   round_timer_ = 0;
+  gated_wire_.reset();
   for (std::size_t i = 0; i < results_.size(); ++i) {
     if (round_->votes()[i] == NodeStatus::kTimeout && results_[i].status == NodeStatus::kPending) {
       results_[i].status = NodeStatus::kTimeout;
-      results_[i].detail = "no answer within " + std::to_string(node_timeout_.count()) + " ms";
+      results_[i].detail =
+          sent_[i] ? "no answer within " + std::to_string(node_timeout_.count()) + " ms"
+                   : std::string("not asked: the round's deadline came while its gate was asked");
       ctx_.metrics.node_reply(i, NodeStatus::kTimeout, {});
     }
   }

@@ -4,6 +4,11 @@
 // majority is impossible, or at its deadline (the node timeout). Acquire and
 // extend are made of such rounds; each says what a reply means (classify)
 // and what a decided round leads to (on_decided).
+//
+// A gated round (gate_) asks one node first and the others only once that
+// node said yes, or could not answer; a gate that refuses ends the round with
+// the others not asked. Contenders that gate on the same node are ordered by
+// it, so that they cannot split the vote (AcquireOp says when).
 #pragma once
 
 #include <optional>
@@ -36,6 +41,10 @@ class QuorumOp : public Operation {
   // Sends `wire` to every node that votes and tallies the answers. Nodes left
   // out of the vote (restart grace, suspect clock) and nodes that are down
   // vote "no" at once. `deadline` bounds the round besides the node timeout.
+  // With gate_ set, and the gate node voting and connected, the round is
+  // gated: `wire` goes to the gate first, and `fallback` must be `wire`
+  // itself (it is what goes to the others later). The round's validity is
+  // timed from before the gate's send; the others get their own node timeout.
   void start_round(const std::string& wire, const std::shared_ptr<const std::string>& fallback,
                    milliseconds ttl, milliseconds min_validity, ErrorCode refused,
                    std::optional<Clock::time_point> deadline = std::nullopt);
@@ -47,6 +56,7 @@ class QuorumOp : public Operation {
     round_.reset();
     results_ = {};
     sent_ = {};
+    gated_wire_.reset();
   }
   [[nodiscard]] Clock::time_point now() const { return ctx_.scheduler.now(); }
 
@@ -58,11 +68,29 @@ class QuorumOp : public Operation {
   std::vector<NodeResult> results_;
   std::vector<bool> sent_;  // nodes the current round's command went to
   Scheduler::TimerId round_timer_ = 0;
+  static constexpr std::size_t kNoGate = static_cast<std::size_t>(-1);
+  // Set before start_round: the node the round asks first (kNoGate: every
+  // node at once). start_round clears it when the gate cannot answer now.
+  std::size_t gate_ = kNoGate;
   bool done_ = false;
 
  private:
   void on_round_timeout();
   void decide(Clock::time_point now);
+  // Sends the round's command to node i (or votes it down, not connected).
+  void send_to(std::size_t i, const std::string& wire,
+               const std::shared_ptr<const std::string>& fallback, Clock::time_point now,
+               const std::shared_ptr<Operation>& self);
+  // The gate said yes or could not answer: the others are asked now.
+  void pass_gate(Clock::time_point now);
+  // The gate refused: the round ends; the others vote no, not asked.
+  void shut_gate(Clock::time_point now);
+  void arm_round_timer(Clock::time_point when);
+
+  // While a gated round waits for its gate: the command the others get, and
+  // the round's own deadline (start_round's).
+  std::shared_ptr<const std::string> gated_wire_;
+  Clock::time_point round_deadline_{};
 };
 
 }  // namespace redlock::detail

@@ -252,7 +252,7 @@ WakeHub::WakeHub(const NodeContext& ctx, const std::vector<std::unique_ptr<LockN
 WakeHub::~WakeHub() = default;
 
 ReleaseWatch::WatchId WakeHub::watch(const std::vector<std::string>& resources,
-                                     std::function<void()> on_release) {
+                                     std::function<void(std::size_t node)> on_release) {
   if (closed_ || resources.empty() || !on_release) return 0;
   const WatchId id = next_id_++;
   Watch w;
@@ -327,7 +327,7 @@ void WakeHub::close() {
   for (auto& s : subscribers_) s->close();
 }
 
-void WakeHub::on_message(std::size_t, const std::string& channel) {
+void WakeHub::on_message(std::size_t node, const std::string& channel) {
   if (closed_) return;
   table_.heard(channel, ctx_.loop.now());
   for (const auto id : table_.listeners(channel)) {
@@ -335,7 +335,7 @@ void WakeHub::on_message(std::size_t, const std::string& channel) {
     if (it == watches_.end()) continue;  // unwatched by an earlier wake-up
     // A copy: the call may unwatch (and so destroy) this very watch.
     auto on_release = it->second.on_release;
-    on_release();
+    on_release(node);
   }
 }
 

@@ -250,6 +250,68 @@ TEST_F(WakeTest, SeveralWaitersAreWokenOneHoldsTheOthersWaitForTheNextRelease) {
   EXPECT_TRUE(subscribed("res:herd", 0));
 }
 
+// Contest gating: waiters woken by a release ask the resource's gate node
+// alone; only the one it grants asks the other nodes.
+TEST_F(WakeTest, WokenWaitersQueueAtTheGateNodeAndLeaveTheOtherNodesAlone) {
+  auto o = client_options(addresses());
+  o.fencing = false;  // plain SET NX PX: counted apart from the release script
+  o.node_timeout = scaled(2s);
+  const std::string res = "res:gate";
+  const std::size_t gate = detail::resource_slot(res) % cluster().size();
+  auto holder_client = client(o);
+  ASSERT_NE(holder_client, nullptr);
+  auto holder = holder_client->acquire(res, 30s);
+  ASSERT_TRUE(holder) << holder.error();
+  constexpr std::size_t kWaiters = 4;
+  std::vector<std::unique_ptr<Client>> clients;
+  std::vector<std::future<Result<Lock>>> waits;
+  for (std::size_t i = 0; i < kWaiters; ++i) {
+    clients.push_back(client(o));
+    ASSERT_NE(clients.back(), nullptr);
+    auto how = waiting(long_delay());
+    how.contest_gate = true;
+    waits.push_back(clients.back()->async_acquire(res, 30s, how));
+  }
+  // Subscribed after its first round, which asked every node: count from here.
+  ASSERT_TRUE(subscribed(res, kWaiters));
+  for (std::size_t i = 0; i < cluster().size(); ++i) {
+    ASSERT_TRUE(cluster().command(i, {"CONFIG", "RESETSTAT"}));
+  }
+  const auto t0 = Clock::now();
+  ASSERT_TRUE(holder_client->release(*holder));
+  std::vector<bool> done(kWaiters, false);
+  for (std::size_t section = 0; section < kWaiters; ++section) {
+    std::optional<std::size_t> winner;
+    const auto deadline = Clock::now() + long_delay() / 2;
+    while (!winner && Clock::now() < deadline) {
+      for (std::size_t i = 0; i < kWaiters && !winner; ++i) {
+        if (!done[i] && waits[i].wait_for(1ms) == std::future_status::ready) winner = i;
+      }
+    }
+    ASSERT_TRUE(winner.has_value()) << "no waiter got the lock after release " << section + 1;
+    done[*winner] = true;
+    auto got = waits[*winner].get();
+    ASSERT_TRUE(got) << got.error();
+    ASSERT_TRUE(clients[*winner]->release(*got));
+  }
+  EXPECT_LT(Clock::now() - t0, long_delay()) << "a retry timer, not an announcement, woke one";
+  // SET calls per node (INFO commandstats).
+  const auto sets = [&](std::size_t i) -> long long {
+    auto info = cluster().command(i, {"INFO", "commandstats"});
+    if (!info) return -1;
+    const auto at = info->find("cmdstat_set:calls=");
+    if (at == std::string::npos) return 0;
+    return std::stoll(info->substr(at + std::string_view("cmdstat_set:calls=").size()));
+  };
+  for (std::size_t i = 0; i < cluster().size(); ++i) {
+    if (i == gate) {
+      EXPECT_GE(sets(i), static_cast<long long>(kWaiters)) << "the gate, node " << i + 1;
+    } else {
+      EXPECT_EQ(sets(i), static_cast<long long>(kWaiters)) << "node " << i + 1;
+    }
+  }
+}
+
 TEST_F(WakeTest, AWaiterOnASetIsWokenByTheReleaseOfAnyOfItsKeys) {
   auto holder_client = client();
   auto waiter_client = client();
@@ -328,6 +390,56 @@ TEST_F(WakeTest, KilledNodesDoNotBreakWaiters) {
   auto got = waiter.get();
   ASSERT_TRUE(got) << got.error();
   ASSERT_TRUE(waiter_client->release(*got));
+}
+
+TEST_F(WakeTest, AGatedWaiterWhoseGateNodeDiesIsWokenByTheOthers) {
+  const std::string res = "res:gate-killed";
+  const std::size_t gate = detail::resource_slot(res) % cluster().size();
+  auto holder_client = client();
+  auto waiter_client = client();
+  ASSERT_NE(holder_client, nullptr);
+  ASSERT_NE(waiter_client, nullptr);
+  auto holder = holder_client->acquire(res, 30s);
+  ASSERT_TRUE(holder) << holder.error();
+  auto how = waiting(long_delay());
+  how.contest_gate = true;
+  auto waiter = waiter_client->async_acquire(res, 30s, how);
+  ASSERT_TRUE(subscribed(res, 1));
+  ASSERT_TRUE(cluster().kill(gate));
+  ASSERT_TRUE(eventually([&]() -> bool { return !waiter_client->connected()[gate]; }, scaled(5s)));
+  ASSERT_TRUE(holder_client->release(*holder));
+  // The other four announce it, and the round goes to them at once.
+  ASSERT_EQ(waiter.wait_for(long_delay() / 2), std::future_status::ready);
+  auto got = waiter.get();
+  ASSERT_TRUE(got) << got.error();
+  ASSERT_TRUE(waiter_client->release(*got));
+}
+
+TEST_F(WakeTest, AGatedWaiterWhoseGateNodePausesGetsTheLockFromTheOthers) {
+  const std::string res = "res:gate-paused";
+  const std::size_t gate = detail::resource_slot(res) % cluster().size();
+  auto o = client_options(addresses());
+  o.node_timeout = scaled(200ms);
+  auto holder_client = client(o);
+  auto waiter_client = client(o);
+  ASSERT_NE(holder_client, nullptr);
+  ASSERT_NE(waiter_client, nullptr);
+  auto holder = holder_client->acquire(res, 30s);
+  ASSERT_TRUE(holder) << holder.error();
+  auto how = waiting(long_delay());
+  how.contest_gate = true;
+  auto waiter = waiter_client->async_acquire(res, 30s, how);
+  ASSERT_TRUE(subscribed(res, 1));
+  // Connected and silent: another node's announcement asks it after a grace,
+  // and its node timeout lets the others vote.
+  ASSERT_TRUE(cluster().pause(gate));
+  ASSERT_TRUE(holder_client->release(*holder));
+  ASSERT_EQ(waiter.wait_for(long_delay() / 2), std::future_status::ready);
+  auto got = waiter.get();
+  ASSERT_TRUE(got) << got.error();
+  EXPECT_EQ(got->votes()[gate].status, NodeStatus::kTimeout);
+  ASSERT_TRUE(waiter_client->release(*got));
+  // TearDown resumes it: its queued commands run, no key stays.
 }
 
 TEST_F(WakeTest, AfterANodeRestartsTheSubscriptionIsMadeAgain) {

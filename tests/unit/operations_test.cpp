@@ -127,6 +127,30 @@ class FakeNodes final : public NodeSet {
   std::vector<std::deque<Sent>> queues_;
 };
 
+// Release announcements the test makes: announce(i) is node i's.
+class FakeWatch final : public ReleaseWatch {
+ public:
+  [[nodiscard]] WatchId watch(const std::vector<std::string>&,
+                              std::function<void(std::size_t)> on_release) override {
+    on_release_ = std::move(on_release);
+    return 1;
+  }
+  void unwatch(WatchId) override { on_release_ = nullptr; }
+  [[nodiscard]] bool heard_since(const std::vector<std::string>&,
+                                 Clock::time_point) const override {
+    return false;
+  }
+  void announce(std::size_t node) {
+    if (!on_release_) return;
+    auto fn = on_release_;  // the call may unwatch
+    fn(node);
+  }
+  [[nodiscard]] bool watching() const { return static_cast<bool>(on_release_); }
+
+ private:
+  std::function<void(std::size_t)> on_release_;
+};
+
 Reply integer(long long v) {
   Reply r;
   r.type = Reply::Type::kInteger;
@@ -163,7 +187,24 @@ class OperationsTest : public ::testing::Test {
     op->start();
   }
 
+  // Starts an acquire of `resource` that listens to wake_ for announcements.
+  void acquire_listening(const std::string& resource, AcquireOptions how) {
+    auto ctx = context();
+    ctx.wake = &wake_;
+    auto op = std::make_shared<AcquireOp>(ctx, std::vector<std::string>{resource}, "tok", 10s, how,
+                                          [this](Result<Lock> r) { outcome_ = std::move(r); });
+    op->start();
+  }
+
+  // The commands sent since `from` in log_, by node.
+  [[nodiscard]] std::vector<std::size_t> sent_to(std::size_t from) const {
+    std::vector<std::size_t> to;
+    for (std::size_t k = from; k < nodes_.log_.size(); ++k) to.push_back(nodes_.log_[k].first);
+    return to;
+  }
+
   ClientOptions options_;
+  FakeWatch wake_;
   FakeScheduler scheduler_;
   FakeNodes nodes_{5};
   Metrics metrics_{5, nullptr};
@@ -363,6 +404,209 @@ TEST_F(OperationsTest, AnExtensionDecidedAfterTheLockExpiredIsRefused) {
   ASSERT_TRUE(out.has_value());
   ASSERT_FALSE(*out);
   EXPECT_EQ(out->error().code(), ErrorCode::kExpired) << out->error();
+}
+
+// Contest gating (AcquireOptions::contest_gate): the resource's gate node,
+// and a waiter whose first round found the lock held everywhere.
+class GateTest : public OperationsTest {
+ protected:
+  static constexpr std::size_t kN = 5;
+  const std::size_t gate_ = Route::of({"res"}).slot_number() % kN;
+  [[nodiscard]] std::size_t other() const { return (gate_ + 1) % kN; }
+
+  static AcquireOptions waiting() {
+    AcquireOptions how;
+    how.contest_gate = true;
+    how.max_wait = 60s;
+    how.retry_delay = 5s;
+    how.retry_jitter = 0ms;
+    return how;
+  }
+  // Fenced (the default): 0 says another token holds the key, so the failed
+  // round releases nothing.
+  void start_held(AcquireOptions how = waiting()) {
+    acquire_listening("res", how);
+    nodes_.answer(gate_, integer(0));
+    for (std::size_t i = 0; i < kN; ++i) {
+      if (i != gate_) nodes_.answer(i, integer(0));
+    }
+    // The failed round's releases, where the answer was still on its way.
+    for (std::size_t i = 0; i < kN; ++i) {
+      while (nodes_.waiting(i) > 0) nodes_.answer(i, integer(0));
+    }
+    ASSERT_FALSE(outcome_.has_value());
+    ASSERT_TRUE(wake_.watching());
+  }
+};
+
+TEST_F(GateTest, AWokenWaiterAsksTheGateAloneAndTheOthersOnceItGranted) {
+  start_held();
+  const auto before = nodes_.log_.size();
+  // Other nodes' announcements: the gate's is what says it is free there.
+  wake_.announce(other());
+  EXPECT_EQ(nodes_.log_.size(), before);
+  wake_.announce(gate_);
+  EXPECT_EQ(sent_to(before), std::vector<std::size_t>{gate_});
+  const auto round_start = scheduler_.now();
+  scheduler_.advance(3ms);
+  nodes_.answer(gate_, integer(100));
+  const auto asked = sent_to(before + 1);
+  EXPECT_EQ(asked.size(), kN - 1);
+  EXPECT_EQ(std::count(asked.begin(), asked.end(), gate_), 0);
+  for (std::size_t k = 0; k < 2; ++k) nodes_.answer(asked[k], integer(100));
+  ASSERT_TRUE(outcome_.has_value());
+  ASSERT_TRUE(*outcome_) << outcome_->error();
+  EXPECT_EQ(outcome_->value().fence(), 100u);
+  // Validity counts from before the gate's send.
+  EXPECT_EQ(outcome_->value().valid_until(), round_start + 10s - 100ms - 2ms);
+  EXPECT_FALSE(wake_.watching());
+}
+
+TEST_F(GateTest, AGateRefusalThatCameAfterTheRoundFailedStillGates) {
+  acquire_listening("res", waiting());
+  for (std::size_t i = 0; i < kN; ++i) {
+    if (i != gate_) nodes_.answer(i, integer(0));
+  }
+  ASSERT_FALSE(outcome_.has_value());
+  // The round failed at the third refusal; then the gate's answer came (and
+  // then the answer to the release sent in case its acquire had set the key).
+  nodes_.answer(gate_, integer(0));
+  nodes_.answer(gate_, integer(0));
+  const auto before = nodes_.log_.size();
+  wake_.announce(gate_);
+  EXPECT_EQ(sent_to(before), std::vector<std::size_t>{gate_});
+}
+
+TEST_F(GateTest, AWaiterThatLosesAtTheGateLeavesTheOthersAloneAndWaitsForItsAnnouncement) {
+  start_held();
+  wake_.announce(gate_);
+  const auto before = nodes_.log_.size();
+  nodes_.answer(gate_, integer(0));  // another waiter got there first
+  EXPECT_EQ(nodes_.log_.size(), before) << "no release, nothing to the other nodes";
+  EXPECT_FALSE(outcome_.has_value());
+  // Echoes of the same release from the other nodes change nothing.
+  wake_.announce(other());
+  scheduler_.advance(1s);
+  EXPECT_EQ(nodes_.log_.size(), before);
+  // The next holder's release, announced by the gate: asked again, alone.
+  wake_.announce(gate_);
+  EXPECT_EQ(sent_to(before), std::vector<std::size_t>{gate_});
+  nodes_.answer(gate_, integer(0));
+  // Its retry timer (5 s after its last round) asks every node at once.
+  scheduler_.advance(5s);
+  EXPECT_EQ(sent_to(before + 1).size(), kN);
+}
+
+TEST_F(GateTest, AGateRefusalSaysWhyTheOthersWereNotAsked) {
+  auto how = waiting();
+  how.max_wait = 0ms;
+  how.max_attempts = 2;
+  start_held(how);
+  wake_.announce(gate_);
+  nodes_.answer(gate_, integer(0));
+  ASSERT_TRUE(outcome_.has_value());
+  ASSERT_FALSE(*outcome_);
+  const auto& error = outcome_->error();
+  EXPECT_EQ(error.code(), ErrorCode::kHeldByAnother) << error;
+  EXPECT_EQ(error.nodes()[gate_].status, NodeStatus::kRefused);
+  EXPECT_EQ(error.nodes()[other()].status, NodeStatus::kRefused);
+  EXPECT_THAT(error.nodes()[other()].detail, HasSubstr("not asked"));
+  EXPECT_THAT(error.nodes()[other()].detail, HasSubstr(nodes_.name(gate_)));
+}
+
+TEST_F(GateTest, AReleaseAnnouncedWhileTheGateIsAskedIsAskedAgainAtOnce) {
+  start_held();
+  wake_.announce(gate_);
+  const auto before = nodes_.log_.size();
+  wake_.announce(gate_);  // the gate freed the key again meanwhile
+  nodes_.answer(gate_, integer(0));
+  scheduler_.advance(0ms);
+  EXPECT_EQ(sent_to(before), std::vector<std::size_t>{gate_});
+}
+
+TEST_F(GateTest, AnErrorFromTheGateLetsTheOthersVote) {
+  start_held();
+  wake_.announce(gate_);
+  const auto before = nodes_.log_.size();
+  Reply error;
+  error.type = Reply::Type::kError;
+  error.str = "OOM command not allowed";
+  nodes_.answer(gate_, error);
+  const auto asked = sent_to(before);
+  ASSERT_EQ(asked.size(), kN - 1);
+  for (std::size_t k = 0; k < 3; ++k) nodes_.answer(asked[k], integer(7));
+  ASSERT_TRUE(outcome_.has_value());
+  ASSERT_TRUE(*outcome_) << outcome_->error();
+  EXPECT_EQ(outcome_->value().votes()[gate_].status, NodeStatus::kError);
+}
+
+TEST_F(GateTest, AGateThatDoesNotAnswerInTimeLetsTheOthersVoteWithinTheValidity) {
+  start_held();
+  wake_.announce(gate_);
+  const auto round_start = scheduler_.now();
+  const auto before = nodes_.log_.size();
+  scheduler_.advance(49ms);
+  EXPECT_EQ(nodes_.log_.size(), before);
+  scheduler_.advance(1ms);  // the node timeout: 10 s / 200
+  const auto asked = sent_to(before);
+  ASSERT_EQ(asked.size(), kN - 1);
+  // They get a node timeout of their own.
+  scheduler_.advance(45ms);
+  for (std::size_t k = 0; k < 3; ++k) nodes_.answer(asked[k], integer(7));
+  ASSERT_TRUE(outcome_.has_value());
+  ASSERT_TRUE(*outcome_) << outcome_->error();
+  EXPECT_EQ(outcome_->value().votes()[gate_].status, NodeStatus::kTimeout);
+  EXPECT_EQ(outcome_->value().valid_until(), round_start + 10s - 100ms - 2ms);
+}
+
+TEST_F(GateTest, AGateThatIsDownIsNotWaitedFor) {
+  start_held();
+  nodes_.set_up(gate_, false);
+  const auto before = nodes_.log_.size();
+  // Its announcement cannot come: another node's starts a round at once,
+  // to every node that is up.
+  wake_.announce(other());
+  EXPECT_EQ(sent_to(before).size(), kN - 1);
+}
+
+TEST_F(GateTest, AnotherNodesAnnouncementAsksASilentGateAfterAShortGrace) {
+  start_held();
+  const auto before = nodes_.log_.size();
+  wake_.announce(other());  // the gate's subscription may be down
+  EXPECT_EQ(nodes_.log_.size(), before);
+  scheduler_.advance(2ms);
+  EXPECT_EQ(sent_to(before), std::vector<std::size_t>{gate_});
+}
+
+TEST_F(GateTest, TheFirstRoundAndTheRetryTimersGoToEveryNode) {
+  start_held();
+  EXPECT_EQ(sent_to(0).size(), kN + 2);  // and two releases
+  const auto before = nodes_.log_.size();
+  scheduler_.advance(5s);
+  EXPECT_EQ(sent_to(before).size(), kN);
+}
+
+TEST_F(GateTest, WithTheGateOffAWokenWaiterAsksEveryNode) {
+  auto how = waiting();
+  how.contest_gate = false;  // the default
+  EXPECT_FALSE(AcquireOptions{}.contest_gate);
+  start_held(how);
+  const auto before = nodes_.log_.size();
+  wake_.announce(gate_);
+  EXPECT_EQ(sent_to(before).size(), kN);
+}
+
+TEST_F(GateTest, AWaiterWhoseLeftoverKeyHoldsTheGateDoesNotGate) {
+  acquire_listening("res", waiting());
+  for (std::size_t i = 0; i < kN; ++i) nodes_.answer(i, integer(i == gate_ ? -1 : 0));
+  const auto before = nodes_.log_.size();
+  ASSERT_GE(before, kN + 1);  // the leftover key is released
+  wake_.announce(other());
+  std::size_t acquires = 0;
+  for (std::size_t k = before; k < nodes_.log_.size(); ++k) {
+    acquires += is_fenced_acquire(nodes_.log_[k].second) ? 1U : 0U;
+  }
+  EXPECT_EQ(acquires, kN);
 }
 
 }  // namespace

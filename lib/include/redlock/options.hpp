@@ -221,6 +221,27 @@ struct AcquireOptions {
   // retry after short random pauses (a few round trips) for a few rounds.
   bool wake_on_release = true;
 
+  // Contested rounds ask one node first (with wake_on_release and two or
+  // more nodes). Once a round found the lock held on its resources' gate
+  // node (the node at index hash slot % nodes.size(), the same in every
+  // client configured with the same node list in the same order), the
+  // rounds that follow the gate's release announcements, and the retries of
+  // a contest, send their command to the gate alone, and to the other nodes
+  // only once the gate granted it (or could not answer). Waiters woken by
+  // one release then meet at one node instead of splitting the vote among
+  // several, and one that loses at the gate leaves the other nodes alone
+  // and waits for the gate's next announcement, without a contest pause.
+  // The winner pays one round trip to the gate before the others. The first
+  // round of an acquire, and the rounds its retry timer starts, go to every
+  // node at once. Safety is the same either way: a majority still has to
+  // agree within the validity, timed from before the first send.
+  //
+  // Off by default: it trades the median wait for the tail. On a loaded
+  // 2-core machine with 8 waiters it about halved the p99 wait and doubled
+  // the median, at equal throughput (bench/README.md), because every waiter
+  // tries the gate at every release instead of pausing.
+  bool contest_gate = false;
+
   // Cancels the acquire from any thread (std::stop_source::request_stop):
   // a waiting or retrying acquire ends with kCancelled, and any key it had
   // set is released.
