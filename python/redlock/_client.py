@@ -135,7 +135,7 @@ class Client:
         keeps the lock alive until released (bounded by ``max_extensions``,
         100, and/or ``max_hold`` seconds; ``extend_at_remaining``, 0.5),
         ``retry_jitter`` (sleep / 2), ``wake_on_release`` (True),
-        ``min_validity`` (0.001), ``node_timeout``."""
+        ``min_validity`` (0.001), ``node_timeout``, ``contest_gate`` (False)."""
         cls: Type[Lock] = Lock if lock_class is None else lock_class
         if not (isinstance(cls, type) and issubclass(cls, Lock)):
             raise TypeError(f"lock_class must be a subclass of redlock.Lock, not {cls!r}")

@@ -96,6 +96,7 @@ class _LockBase:
         wake_on_release: bool = True,
         min_validity: float = 0.001,
         node_timeout: Optional[float] = None,
+        contest_gate: bool = False,
     ) -> None:
         from ._client import Client
 
@@ -132,6 +133,7 @@ class _LockBase:
                 "that re-acquisitions be limited)")
         self._retry_jitter = None if retry_jitter is None else _args.seconds("retry_jitter", retry_jitter)
         self._wake_on_release = _args.flag("wake_on_release", wake_on_release)
+        self._contest_gate = _args.flag("contest_gate", contest_gate)
         self._min_validity_ms = _args.ms("min_validity", min_validity, allow_zero=False)
         self._node_timeout_ms = 0 if node_timeout is None else _args.ms(
             "node_timeout", node_timeout, allow_zero=False)
@@ -153,6 +155,7 @@ class _LockBase:
             extend_ttl_ms=0,
             max_extensions=self._max_extensions,
             max_hold_ms=self._max_hold_ms,
+            contest_gate=self._contest_gate,
         )
 
     # --- per-thread state ------------------------------------------------------

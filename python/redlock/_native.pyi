@@ -66,6 +66,7 @@ class AcquireSpec:
         extend_ttl_ms: int,
         max_extensions: int,
         max_hold_ms: int,
+        contest_gate: bool = ...,
     ) -> None: ...
     @property
     def ttl_ms(self) -> int: ...

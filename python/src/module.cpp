@@ -88,7 +88,7 @@ AcquireSpec make_spec(std::int64_t ttl_ms, std::int64_t retry_delay_ms,
                       std::int64_t retry_jitter_ms, std::int64_t min_validity_ms,
                       std::int64_t node_timeout_ms, bool wake_on_release, bool auto_extend,
                       double extend_at_remaining, std::int64_t extend_ttl_ms, int max_extensions,
-                      std::int64_t max_hold_ms) {
+                      std::int64_t max_hold_ms, bool contest_gate) {
   check_ms("ttl", ttl_ms, 1);
   check_ms("retry_delay", retry_delay_ms, 0);
   check_ms("retry_jitter", retry_jitter_ms, 0);
@@ -106,6 +106,7 @@ AcquireSpec make_spec(std::int64_t ttl_ms, std::int64_t retry_delay_ms,
   s.min_validity_ms = min_validity_ms;
   s.node_timeout_ms = node_timeout_ms;
   s.wake_on_release = wake_on_release;
+  s.contest_gate = contest_gate;
   s.auto_extend = auto_extend;
   s.extend_at_remaining = extend_at_remaining;
   s.extend_ttl_ms = extend_ttl_ms;
@@ -249,7 +250,8 @@ PYBIND11_MODULE(_native, m) {
       .def(py::init(&make_spec), py::kw_only(), py::arg("ttl_ms"), py::arg("retry_delay_ms"),
            py::arg("retry_jitter_ms"), py::arg("min_validity_ms"), py::arg("node_timeout_ms"),
            py::arg("wake_on_release"), py::arg("auto_extend"), py::arg("extend_at_remaining"),
-           py::arg("extend_ttl_ms"), py::arg("max_extensions"), py::arg("max_hold_ms"))
+           py::arg("extend_ttl_ms"), py::arg("max_extensions"), py::arg("max_hold_ms"),
+           py::arg("contest_gate") = false)
       .def_readonly("ttl_ms", &AcquireSpec::ttl_ms)
       .def_readonly("auto_extend", &AcquireSpec::auto_extend);
 

@@ -213,6 +213,7 @@ AcquireOptions AcquireSpec::options(std::int64_t max_wait_ms) const {
   o.min_validity = milliseconds(min_validity_ms);
   o.node_timeout = milliseconds(node_timeout_ms);
   o.wake_on_release = wake_on_release;
+  o.contest_gate = contest_gate;
   return o;
 }
 

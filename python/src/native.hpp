@@ -62,6 +62,7 @@ struct AcquireSpec {
   std::int64_t min_validity_ms = 1;
   std::int64_t node_timeout_ms = 0;
   bool wake_on_release = true;
+  bool contest_gate = false;
   // Automatic extension (a LockGuard made with AutoExtendOptions).
   bool auto_extend = false;
   double extend_at_remaining = 0.5;

@@ -84,6 +84,7 @@ def offline():
         (("x",), dict(timeout=120), ValueError, "exceeds the client's max_ttl=60 s"),
         (("x",), dict(sleep=-0.1), ValueError, "sleep must not be negative"),
         (("x",), dict(blocking="no"), TypeError, "blocking must be True or False"),
+        (("x",), dict(contest_gate=1), TypeError, "contest_gate must be True or False"),
         (("x",), dict(blocking_timeout=-1), ValueError, "blocking_timeout must not be negative"),
         (("x",), dict(blocking_timeout=NAN), ValueError, "blocking_timeout"),
         (("x",), dict(thread_local=None), TypeError, "thread_local"),

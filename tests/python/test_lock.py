@@ -108,6 +108,42 @@ def test_waiter_gets_the_lock_when_it_is_released(client, other, name):
     assert got["waited"] < 0.3 + scaled(0.5), got
 
 
+def test_gated_waiters_each_get_the_lock_in_turn(cluster, nodes, name):
+    # Four clients wait with contest_gate=True on a lock a fifth holds; each
+    # release hands it to one of them through the gate node.
+    clients = [redlock.Client(nodes, restart_grace=0, node_timeout=0.1) for _ in range(5)]
+    try:
+        held = clients[0].lock(name)
+        assert held.acquire()
+        results = []
+        done = threading.Barrier(5)
+
+        def wait(client):
+            lock = client.lock(name, sleep=scaled(10), blocking_timeout=scaled(20), contest_gate=True)
+            try:
+                results.append(lock.acquire())
+                lock.release()
+            finally:
+                done.wait(scaled(30))
+
+        threads = [threading.Thread(target=wait, args=(c,)) for c in clients[1:]]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        start = time.monotonic()
+        held.release()
+        done.wait(scaled(30))
+        for t in threads:
+            t.join(scaled(10))
+        assert results == [True] * 4
+        # Woken through announcements, not by their 10 s retry delay.
+        assert time.monotonic() - start < scaled(5)
+        cluster.wait_no_lock_keys(name.encode())
+    finally:
+        for c in clients:
+            c.close()
+
+
 def test_lock_expires_with_its_timeout(client, other, cluster, name):
     short = client.lock(name, timeout=0.3)
     assert short.acquire()
