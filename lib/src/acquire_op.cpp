@@ -327,33 +327,51 @@ void AcquireOp::fail_round(Clock::time_point now, Error error) {
 void AcquireOp::watch_releases() {
   if (!options_.wake_on_release || watch_ != 0 || ctx_.wake == nullptr) return;
   auto weak = weak_from_this();
-  watch_ = ctx_.wake->watch(resources_, [weak](std::size_t node) {
-    if (auto self = weak.lock()) static_cast<AcquireOp*>(self.get())->on_release_announced(node);
+  watch_ = ctx_.wake->watch(resources_, [weak](std::size_t node, bool gated) {
+    auto self = weak.lock();
+    return self && static_cast<AcquireOp*>(self.get())->on_release_announced(node, gated);
   });
 }
 
-void AcquireOp::on_release_announced(std::size_t node) {
-  if (done_) return;
+bool AcquireOp::on_release_announced(std::size_t node, bool gated) {
+  if (done_) return false;
   if (gate_held_) {
     // The gate held the lock: its own announcement says it is free there.
     const auto t = now();
     if (node == gate_node()) {
       gate_heard_at_ = t;
+      if (retry_timer_ == 0) {
+        // A round is open (a gated one is on its way to the gate).
+        if (contest_left_ == 0) contest_left_ = kContestRetries;
+        woken_ = true;
+        return gate_ != kNoGate;
+      }
+      if (gated) {
+        // An older waiter of this client asks the gate for this release:
+        // this one waits for the gate's next announcement (or its retry
+        // timer, if a grace had replaced it).
+        if (gate_grace_) {
+          ctx_.scheduler.cancel(retry_timer_);
+          gate_grace_ = false;
+          schedule_retry(t + options_.retry_delay, &AcquireOp::next_round);
+        }
+        return false;
+      }
     } else if (retry_timer_ == 0 || gate_grace_ || t < gate_heard_at_ + kGateEcho) {
       // Another node's says nothing the gate's has not said (it echoes the
       // same release), or will not say to the open round or to the round a
       // grace already waits for.
-      return;
+      return false;
     } else if (ctx_.nodes.connected(gate_node(), route_)) {
       // The gate's own may not come (its subscription down, or denied):
       // ask it after a short grace, unless it comes first.
-      const auto at = now() + kContestMinWindow;
-      if (at >= wait_deadline(call_start_, options_.max_wait)) return;
+      const auto at = t + kContestMinWindow;
+      if (at >= wait_deadline(call_start_, options_.max_wait)) return false;
       ctx_.scheduler.cancel(retry_timer_);
       schedule_retry(at, &AcquireOp::next_gated_round);
       contest_pause_ = false;
       gate_grace_ = true;
-      return;
+      return false;
     }
     // The gate is not connected: this announcement starts a round, which
     // goes to every node at once (start_round cannot gate it).
@@ -365,14 +383,15 @@ void AcquireOp::on_release_announced(std::size_t node) {
     // A round is open, or a contest pause runs (it stays random): if that
     // round fails, it is retried as a contest.
     woken_ = true;
-    return;
+    return false;
   }
   // Waiting between rounds: start the next one now, as the retry timer
   // would have (so within max_attempts), but never past max_wait.
-  if (now() >= wait_deadline(call_start_, options_.max_wait)) return;
+  if (now() >= wait_deadline(call_start_, options_.max_wait)) return false;
   ctx_.scheduler.cancel(retry_timer_);
   ctx_.metrics.wakeup();
   next_gated_round();
+  return gate_ != kNoGate && round_open();
 }
 
 void AcquireOp::schedule_retry(Clock::time_point when, void (AcquireOp::*fn)()) {

@@ -49,7 +49,9 @@ class AcquireOp final : public QuorumOp {
   [[nodiscard]] ErrorCode durable_code() const;
   void fail_round(Clock::time_point now, Error error);
   void watch_releases();
-  void on_release_announced(std::size_t node);
+  // ReleaseWatch::OnRelease: whether this acquire now has a gated round on
+  // its way to the announcing node.
+  bool on_release_announced(std::size_t node, bool gated);
   // The node contested rounds on these resources ask first.
   [[nodiscard]] std::size_t gate_node() const noexcept;
   void schedule_retry(Clock::time_point when, void (AcquireOp::*fn)());

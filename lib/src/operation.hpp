@@ -121,9 +121,13 @@ class ReleaseWatch {
  public:
   using WatchId = std::uint64_t;  // 0: not watching
   virtual ~ReleaseWatch() = default;
-  // `on_release` is told which node announced.
+  // `on_release(node, gated)` is told which node announced, and whether a
+  // listener of this client called before it (in watch order) for the same
+  // announcement has a gated round on its way to that node
+  // (AcquireOptions::contest_gate); it answers whether it has one itself.
+  using OnRelease = std::function<bool(std::size_t node, bool gated)>;
   [[nodiscard]] virtual WatchId watch(const std::vector<std::string>& resources,
-                                      std::function<void(std::size_t node)> on_release) = 0;
+                                      OnRelease on_release) = 0;
   virtual void unwatch(WatchId id) = 0;
   // Whether a release of one of `resources` was announced at or after
   // `since`, as far as this client could hear it (a channel it was not

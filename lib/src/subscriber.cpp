@@ -252,7 +252,7 @@ WakeHub::WakeHub(const NodeContext& ctx, const std::vector<std::unique_ptr<LockN
 WakeHub::~WakeHub() = default;
 
 ReleaseWatch::WatchId WakeHub::watch(const std::vector<std::string>& resources,
-                                     std::function<void(std::size_t node)> on_release) {
+                                     OnRelease on_release) {
   if (closed_ || resources.empty() || !on_release) return 0;
   const WatchId id = next_id_++;
   Watch w;
@@ -330,12 +330,15 @@ void WakeHub::close() {
 void WakeHub::on_message(std::size_t node, const std::string& channel) {
   if (closed_) return;
   table_.heard(channel, ctx_.loop.now());
+  // The oldest watch first: of this client's gated waiters, the oldest
+  // asks the gate, and the others wait for its next announcement.
+  bool gated = false;
   for (const auto id : table_.listeners(channel)) {
     auto it = watches_.find(id);
     if (it == watches_.end()) continue;  // unwatched by an earlier wake-up
     // A copy: the call may unwatch (and so destroy) this very watch.
     auto on_release = it->second.on_release;
-    on_release(node);
+    gated = on_release(node, gated) || gated;
   }
 }
 

@@ -392,6 +392,68 @@ TEST_F(WakeTest, KilledNodesDoNotBreakWaiters) {
   ASSERT_TRUE(waiter_client->release(*got));
 }
 
+// Of one client's gated waiters on a resource, only the oldest asks the gate
+// at each release: the others do not make a round each.
+TEST_F(WakeTest, OfOneClientsGatedWaitersOneAsksTheGateAtEachRelease) {
+  auto o = client_options(addresses());
+  o.fencing = false;  // plain SET NX PX: counted apart from the release script
+  o.node_timeout = scaled(2s);
+  const std::string res = "res:gate-local";
+  const std::size_t gate = detail::resource_slot(res) % cluster().size();
+  auto holder_client = client(o);
+  auto waiter_client = client(o);
+  ASSERT_NE(holder_client, nullptr);
+  ASSERT_NE(waiter_client, nullptr);
+  auto holder = holder_client->acquire(res, 30s);
+  ASSERT_TRUE(holder) << holder.error();
+  constexpr std::size_t kWaiters = 6;
+  auto how = waiting(long_delay());
+  how.contest_gate = true;
+  std::vector<std::future<Result<Lock>>> waits;
+  for (std::size_t i = 0; i < kWaiters; ++i) {
+    waits.push_back(waiter_client->async_acquire(res, 30s, how));
+  }
+  // One subscription per channel and client: wait for the first rounds.
+  ASSERT_TRUE(eventually(
+      [&]() -> bool {
+        return waiter_client->metrics().rounds_per_acquire.count == 0 &&
+               waiter_client->metrics().contended_rounds >= kWaiters;
+      },
+      scaled(5s)));
+  ASSERT_TRUE(subscribed(res, 1));
+  for (std::size_t i = 0; i < cluster().size(); ++i) {
+    ASSERT_TRUE(cluster().command(i, {"CONFIG", "RESETSTAT"}));
+  }
+  ASSERT_TRUE(holder_client->release(*holder));
+  std::vector<bool> done(kWaiters, false);
+  for (std::size_t section = 0; section < kWaiters; ++section) {
+    std::optional<std::size_t> winner;
+    const auto deadline = Clock::now() + long_delay() / 2;
+    while (!winner && Clock::now() < deadline) {
+      for (std::size_t i = 0; i < kWaiters && !winner; ++i) {
+        if (!done[i] && waits[i].wait_for(1ms) == std::future_status::ready) winner = i;
+      }
+    }
+    ASSERT_TRUE(winner.has_value()) << "no waiter got the lock after release " << section + 1;
+    done[*winner] = true;
+    auto got = waits[*winner].get();
+    ASSERT_TRUE(got) << got.error();
+    ASSERT_TRUE(waiter_client->release(*got));
+  }
+  const auto sets = [&](std::size_t i) -> long long {
+    auto info = cluster().command(i, {"INFO", "commandstats"});
+    if (!info) return -1;
+    const auto at = info->find("cmdstat_set:calls=");
+    if (at == std::string::npos) return 0;
+    return std::stoll(info->substr(at + std::string_view("cmdstat_set:calls=").size()));
+  };
+  // Each release: one round at the gate, and a second at most when the
+  // gate's announcement came after another node's grace (everyone asking at
+  // each release would make 6 + 5 + ... + 1 = 21).
+  EXPECT_GE(sets(gate), static_cast<long long>(kWaiters));
+  EXPECT_LE(sets(gate), static_cast<long long>(2 * kWaiters));
+}
+
 TEST_F(WakeTest, AGatedWaiterWhoseGateNodeDiesIsWokenByTheOthers) {
   const std::string res = "res:gate-killed";
   const std::size_t gate = detail::resource_slot(res) % cluster().size();

@@ -127,28 +127,35 @@ class FakeNodes final : public NodeSet {
   std::vector<std::deque<Sent>> queues_;
 };
 
-// Release announcements the test makes: announce(i) is node i's.
+// Release announcements the test makes: announce(i) is node i's, heard by
+// the watches in watch order, as WakeHub calls them.
 class FakeWatch final : public ReleaseWatch {
  public:
-  [[nodiscard]] WatchId watch(const std::vector<std::string>&,
-                              std::function<void(std::size_t)> on_release) override {
-    on_release_ = std::move(on_release);
-    return 1;
+  [[nodiscard]] WatchId watch(const std::vector<std::string>&, OnRelease on_release) override {
+    watches_.emplace(next_, std::move(on_release));
+    return next_++;
   }
-  void unwatch(WatchId) override { on_release_ = nullptr; }
+  void unwatch(WatchId id) override { watches_.erase(id); }
   [[nodiscard]] bool heard_since(const std::vector<std::string>&,
                                  Clock::time_point) const override {
     return false;
   }
   void announce(std::size_t node) {
-    if (!on_release_) return;
-    auto fn = on_release_;  // the call may unwatch
-    fn(node);
+    std::vector<WatchId> ids;
+    for (const auto& [id, fn] : watches_) ids.push_back(id);
+    bool gated = false;
+    for (const auto id : ids) {
+      auto it = watches_.find(id);
+      if (it == watches_.end()) continue;
+      auto fn = it->second;  // the call may unwatch
+      gated = fn(node, gated) || gated;
+    }
   }
-  [[nodiscard]] bool watching() const { return static_cast<bool>(on_release_); }
+  [[nodiscard]] bool watching() const { return !watches_.empty(); }
 
  private:
-  std::function<void(std::size_t)> on_release_;
+  std::map<WatchId, OnRelease> watches_;
+  WatchId next_ = 1;
 };
 
 Reply integer(long long v) {
@@ -187,12 +194,15 @@ class OperationsTest : public ::testing::Test {
     op->start();
   }
 
-  // Starts an acquire of `resource` that listens to wake_ for announcements.
-  void acquire_listening(const std::string& resource, AcquireOptions how) {
+  // Starts an acquire of `resource` that listens to wake_ for announcements;
+  // its outcome lands in `outcome` (outcome_ by default).
+  void acquire_listening(const std::string& resource, AcquireOptions how,
+                         std::optional<Result<Lock>>* outcome = nullptr) {
     auto ctx = context();
     ctx.wake = &wake_;
+    if (outcome == nullptr) outcome = &outcome_;
     auto op = std::make_shared<AcquireOp>(ctx, std::vector<std::string>{resource}, "tok", 10s, how,
-                                          [this](Result<Lock> r) { outcome_ = std::move(r); });
+                                          [outcome](Result<Lock> r) { *outcome = std::move(r); });
     op->start();
   }
 
@@ -576,6 +586,67 @@ TEST_F(GateTest, AnotherNodesAnnouncementAsksASilentGateAfterAShortGrace) {
   EXPECT_EQ(nodes_.log_.size(), before);
   scheduler_.advance(2ms);
   EXPECT_EQ(sent_to(before), std::vector<std::size_t>{gate_});
+}
+
+TEST_F(GateTest, OfOneClientsGatedWaitersTheOldestAsksTheGate) {
+  std::optional<Result<Lock>> younger;
+  acquire_listening("res", waiting());
+  acquire_listening("res", waiting(), &younger);
+  // Both first rounds find the lock held everywhere.
+  for (int k = 0; k < 2; ++k) {
+    nodes_.answer(gate_, integer(0));
+    for (std::size_t i = 0; i < kN; ++i) {
+      if (i != gate_) nodes_.answer(i, integer(0));
+    }
+  }
+  for (std::size_t i = 0; i < kN; ++i) {
+    while (nodes_.waiting(i) > 0) nodes_.answer(i, integer(0));
+  }
+  const auto before = nodes_.log_.size();
+  wake_.announce(gate_);
+  EXPECT_EQ(sent_to(before), std::vector<std::size_t>{gate_}) << "the older one only";
+  nodes_.answer(gate_, integer(9));
+  const auto asked = sent_to(before + 1);
+  ASSERT_EQ(asked.size(), kN - 1);
+  for (std::size_t k = 0; k < 2; ++k) nodes_.answer(asked[k], integer(9));
+  ASSERT_TRUE(outcome_.has_value());
+  ASSERT_TRUE(*outcome_) << outcome_->error();
+  EXPECT_FALSE(younger.has_value());
+  // Its release, announced by the gate: now the younger one asks.
+  const auto later = nodes_.log_.size();
+  wake_.announce(gate_);
+  EXPECT_EQ(sent_to(later), std::vector<std::size_t>{gate_});
+}
+
+TEST_F(GateTest, AWaiterThatLeavesTheGateToAnOlderOneKeepsItsRetryTimer) {
+  std::optional<Result<Lock>> younger;
+  acquire_listening("res", waiting());
+  acquire_listening("res", waiting(), &younger);
+  for (int k = 0; k < 2; ++k) {
+    nodes_.answer(gate_, integer(0));
+    for (std::size_t i = 0; i < kN; ++i) {
+      if (i != gate_) nodes_.answer(i, integer(0));
+    }
+  }
+  for (std::size_t i = 0; i < kN; ++i) {
+    while (nodes_.waiting(i) > 0) nodes_.answer(i, integer(0));
+  }
+  // Another node's announcement first: both wait out a grace for the gate's.
+  wake_.announce(other());
+  const auto before = nodes_.log_.size();
+  wake_.announce(gate_);
+  EXPECT_EQ(sent_to(before), std::vector<std::size_t>{gate_});
+  nodes_.answer(gate_, integer(0));  // the older one lost to a third client
+  scheduler_.advance(1s);
+  EXPECT_EQ(nodes_.log_.size(), before + 1) << "no grace round from the younger one";
+  // The younger one's retry timer still runs (5 s after it stood back).
+  scheduler_.advance(4s);
+  std::size_t acquires = 0;
+  for (std::size_t k = before + 1; k < nodes_.log_.size(); ++k) {
+    acquires += is_fenced_acquire(nodes_.log_[k].second) ? 1U : 0U;
+  }
+  EXPECT_GE(acquires, kN);
+  EXPECT_FALSE(younger.has_value());
 }
 
 TEST_F(GateTest, TheFirstRoundAndTheRetryTimersGoToEveryNode) {

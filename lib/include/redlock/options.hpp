@@ -231,15 +231,19 @@ struct AcquireOptions {
   // one release then meet at one node instead of splitting the vote among
   // several, and one that loses at the gate leaves the other nodes alone
   // and waits for the gate's next announcement, without a contest pause.
-  // The winner pays one round trip to the gate before the others. The first
-  // round of an acquire, and the rounds its retry timer starts, go to every
-  // node at once. Safety is the same either way: a majority still has to
-  // agree within the validity, timed from before the first send.
+  // Of one client's gated waiters on a resource, only the oldest asks the
+  // gate at each release. The winner pays one round trip to the gate before
+  // the others. The first round of an acquire, and the rounds its retry
+  // timer starts, go to every node at once. Safety is the same either way: a
+  // majority still has to agree within the validity, timed from before the
+  // first send.
   //
   // Off by default: it trades the median wait for the tail. On a loaded
-  // 2-core machine with 8 waiters it about halved the p99 wait and doubled
-  // the median, at equal throughput (bench/README.md), because every waiter
-  // tries the gate at every release instead of pausing.
+  // 2-core machine it halved the p99 wait of 8 threads of one client at
+  // equal throughput, but for 8 single-waiter processes it cut the p99 less
+  // and raised the median (bench/README.md): waiters of different clients
+  // all try the gate at each release, where a contest's random pauses keep
+  // most of them asleep.
   bool contest_gate = false;
 
   // Cancels the acquire from any thread (std::stop_source::request_stop):
