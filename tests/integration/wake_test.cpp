@@ -10,8 +10,10 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <optional>
+#include <string_view>
 
 #include "keys.hpp"
 #include "protocol.hpp"
@@ -21,6 +23,9 @@ namespace redlock::testing {
 namespace {
 
 using ::testing::HasSubstr;
+
+// The long delay a woken waiter must beat.
+std::chrono::milliseconds long_delay() { return scaled(10s); }
 
 class WakeTest : public ClusterTest {
  protected:
@@ -65,6 +70,39 @@ class WakeTest : public ClusterTest {
            << "expected " << n << " subscriber(s) of " << channel << ", saw" << seen;
   }
 
+  // SET calls node i served since its last CONFIG RESETSTAT (INFO
+  // commandstats); -1 if it cannot say.
+  long long set_calls(std::size_t i) {
+    auto info = cluster().command(i, {"INFO", "commandstats"});
+    if (!info) return -1;
+    constexpr std::string_view kField = "cmdstat_set:calls=";
+    const auto at = info->find(kField);
+    if (at == std::string::npos) return 0;
+    return std::stoll(info->substr(at + kField.size()));
+  }
+
+  // Each of `waits` gets the lock in turn, and `release(i, lock)` gives it
+  // back: fails the test if one release is not followed by a holder within
+  // the bound.
+  void take_turns(std::vector<std::future<Result<Lock>>>& waits,
+                  const std::function<bool(std::size_t, const Lock&)>& release) {
+    std::vector<bool> done(waits.size(), false);
+    for (std::size_t section = 0; section < waits.size(); ++section) {
+      std::optional<std::size_t> winner;
+      const auto deadline = Clock::now() + long_delay() / 2;
+      while (!winner && Clock::now() < deadline) {
+        for (std::size_t i = 0; i < waits.size() && !winner; ++i) {
+          if (!done[i] && waits[i].wait_for(1ms) == std::future_status::ready) winner = i;
+        }
+      }
+      ASSERT_TRUE(winner.has_value()) << "no waiter got the lock after release " << section + 1;
+      done[*winner] = true;
+      auto got = waits[*winner].get();
+      ASSERT_TRUE(got) << got.error();
+      ASSERT_TRUE(release(*winner, *got));
+    }
+  }
+
   static AcquireOptions waiting(std::chrono::milliseconds retry_delay) {
     AcquireOptions how;
     how.max_wait = scaled(120s);
@@ -73,9 +111,6 @@ class WakeTest : public ClusterTest {
     return how;
   }
 };
-
-// The long delay a woken waiter must beat.
-std::chrono::milliseconds long_delay() { return scaled(10s); }
 
 TEST_F(WakeTest, AWaiterHoldsTheLockSoonAfterAnEarlyRelease) {
   auto holder_client = client();
@@ -279,35 +314,15 @@ TEST_F(WakeTest, WokenWaitersQueueAtTheGateNodeAndLeaveTheOtherNodesAlone) {
   }
   const auto t0 = Clock::now();
   ASSERT_TRUE(holder_client->release(*holder));
-  std::vector<bool> done(kWaiters, false);
-  for (std::size_t section = 0; section < kWaiters; ++section) {
-    std::optional<std::size_t> winner;
-    const auto deadline = Clock::now() + long_delay() / 2;
-    while (!winner && Clock::now() < deadline) {
-      for (std::size_t i = 0; i < kWaiters && !winner; ++i) {
-        if (!done[i] && waits[i].wait_for(1ms) == std::future_status::ready) winner = i;
-      }
-    }
-    ASSERT_TRUE(winner.has_value()) << "no waiter got the lock after release " << section + 1;
-    done[*winner] = true;
-    auto got = waits[*winner].get();
-    ASSERT_TRUE(got) << got.error();
-    ASSERT_TRUE(clients[*winner]->release(*got));
-  }
+  take_turns(waits, [&](std::size_t i, const Lock& lock) {
+    return static_cast<bool>(clients[i]->release(lock));
+  });
   EXPECT_LT(Clock::now() - t0, long_delay()) << "a retry timer, not an announcement, woke one";
-  // SET calls per node (INFO commandstats).
-  const auto sets = [&](std::size_t i) -> long long {
-    auto info = cluster().command(i, {"INFO", "commandstats"});
-    if (!info) return -1;
-    const auto at = info->find("cmdstat_set:calls=");
-    if (at == std::string::npos) return 0;
-    return std::stoll(info->substr(at + std::string_view("cmdstat_set:calls=").size()));
-  };
   for (std::size_t i = 0; i < cluster().size(); ++i) {
     if (i == gate) {
-      EXPECT_GE(sets(i), static_cast<long long>(kWaiters)) << "the gate, node " << i + 1;
+      EXPECT_GE(set_calls(i), static_cast<long long>(kWaiters)) << "the gate, node " << i + 1;
     } else {
-      EXPECT_EQ(sets(i), static_cast<long long>(kWaiters)) << "node " << i + 1;
+      EXPECT_EQ(set_calls(i), static_cast<long long>(kWaiters)) << "node " << i + 1;
     }
   }
 }
@@ -425,33 +440,14 @@ TEST_F(WakeTest, OfOneClientsGatedWaitersOneAsksTheGateAtEachRelease) {
     ASSERT_TRUE(cluster().command(i, {"CONFIG", "RESETSTAT"}));
   }
   ASSERT_TRUE(holder_client->release(*holder));
-  std::vector<bool> done(kWaiters, false);
-  for (std::size_t section = 0; section < kWaiters; ++section) {
-    std::optional<std::size_t> winner;
-    const auto deadline = Clock::now() + long_delay() / 2;
-    while (!winner && Clock::now() < deadline) {
-      for (std::size_t i = 0; i < kWaiters && !winner; ++i) {
-        if (!done[i] && waits[i].wait_for(1ms) == std::future_status::ready) winner = i;
-      }
-    }
-    ASSERT_TRUE(winner.has_value()) << "no waiter got the lock after release " << section + 1;
-    done[*winner] = true;
-    auto got = waits[*winner].get();
-    ASSERT_TRUE(got) << got.error();
-    ASSERT_TRUE(waiter_client->release(*got));
-  }
-  const auto sets = [&](std::size_t i) -> long long {
-    auto info = cluster().command(i, {"INFO", "commandstats"});
-    if (!info) return -1;
-    const auto at = info->find("cmdstat_set:calls=");
-    if (at == std::string::npos) return 0;
-    return std::stoll(info->substr(at + std::string_view("cmdstat_set:calls=").size()));
-  };
+  take_turns(waits, [&](std::size_t, const Lock& lock) {
+    return static_cast<bool>(waiter_client->release(lock));
+  });
   // Each release: one round at the gate, and a second at most when the
   // gate's announcement came after another node's grace (everyone asking at
   // each release would make 6 + 5 + ... + 1 = 21).
-  EXPECT_GE(sets(gate), static_cast<long long>(kWaiters));
-  EXPECT_LE(sets(gate), static_cast<long long>(2 * kWaiters));
+  EXPECT_GE(set_calls(gate), static_cast<long long>(kWaiters));
+  EXPECT_LE(set_calls(gate), static_cast<long long>(2 * kWaiters));
 }
 
 TEST_F(WakeTest, AGatedWaiterWhoseGateNodeDiesIsWokenByTheOthers) {

@@ -436,16 +436,29 @@ class GateTest : public OperationsTest {
   // round releases nothing.
   void start_held(AcquireOptions how = waiting()) {
     acquire_listening("res", how);
-    nodes_.answer(gate_, integer(0));
-    for (std::size_t i = 0; i < kN; ++i) {
-      if (i != gate_) nodes_.answer(i, integer(0));
+    refuse_first_rounds(1);
+    ASSERT_FALSE(outcome_.has_value());
+    ASSERT_TRUE(wake_.watching());
+  }
+  // Two such waiters of one client: the older one's outcome in outcome_.
+  void start_two_held(std::optional<Result<Lock>>& younger) {
+    acquire_listening("res", waiting());
+    acquire_listening("res", waiting(), &younger);
+    refuse_first_rounds(2);
+  }
+  // Every node refuses the first rounds of `n` acquires, the gate first;
+  // then the failed rounds' releases (sent where the answer was still on its
+  // way) are answered.
+  void refuse_first_rounds(int n) {
+    for (int k = 0; k < n; ++k) {
+      nodes_.answer(gate_, integer(0));
+      for (std::size_t i = 0; i < kN; ++i) {
+        if (i != gate_) nodes_.answer(i, integer(0));
+      }
     }
-    // The failed round's releases, where the answer was still on its way.
     for (std::size_t i = 0; i < kN; ++i) {
       while (nodes_.waiting(i) > 0) nodes_.answer(i, integer(0));
     }
-    ASSERT_FALSE(outcome_.has_value());
-    ASSERT_TRUE(wake_.watching());
   }
 };
 
@@ -590,18 +603,7 @@ TEST_F(GateTest, AnotherNodesAnnouncementAsksASilentGateAfterAShortGrace) {
 
 TEST_F(GateTest, OfOneClientsGatedWaitersTheOldestAsksTheGate) {
   std::optional<Result<Lock>> younger;
-  acquire_listening("res", waiting());
-  acquire_listening("res", waiting(), &younger);
-  // Both first rounds find the lock held everywhere.
-  for (int k = 0; k < 2; ++k) {
-    nodes_.answer(gate_, integer(0));
-    for (std::size_t i = 0; i < kN; ++i) {
-      if (i != gate_) nodes_.answer(i, integer(0));
-    }
-  }
-  for (std::size_t i = 0; i < kN; ++i) {
-    while (nodes_.waiting(i) > 0) nodes_.answer(i, integer(0));
-  }
+  start_two_held(younger);
   const auto before = nodes_.log_.size();
   wake_.announce(gate_);
   EXPECT_EQ(sent_to(before), std::vector<std::size_t>{gate_}) << "the older one only";
@@ -620,17 +622,7 @@ TEST_F(GateTest, OfOneClientsGatedWaitersTheOldestAsksTheGate) {
 
 TEST_F(GateTest, AWaiterThatLeavesTheGateToAnOlderOneKeepsItsRetryTimer) {
   std::optional<Result<Lock>> younger;
-  acquire_listening("res", waiting());
-  acquire_listening("res", waiting(), &younger);
-  for (int k = 0; k < 2; ++k) {
-    nodes_.answer(gate_, integer(0));
-    for (std::size_t i = 0; i < kN; ++i) {
-      if (i != gate_) nodes_.answer(i, integer(0));
-    }
-  }
-  for (std::size_t i = 0; i < kN; ++i) {
-    while (nodes_.waiting(i) > 0) nodes_.answer(i, integer(0));
-  }
+  start_two_held(younger);
   // Another node's announcement first: both wait out a grace for the gate's.
   wake_.announce(other());
   const auto before = nodes_.log_.size();
