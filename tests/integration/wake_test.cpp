@@ -70,6 +70,16 @@ class WakeTest : public ClusterTest {
            << "expected " << n << " subscriber(s) of " << channel << ", saw" << seen;
   }
 
+  // Options for a test that counts each node's SET calls: fencing off (a
+  // plain SET NX PX, apart from the release script), and a node timeout no
+  // gate misses.
+  ClientOptions counting_options() {
+    auto o = client_options(addresses());
+    o.fencing = false;
+    o.node_timeout = scaled(2s);
+    return o;
+  }
+
   // SET calls node i served since its last CONFIG RESETSTAT (INFO
   // commandstats); -1 if it cannot say.
   long long set_calls(std::size_t i) {
@@ -101,6 +111,28 @@ class WakeTest : public ClusterTest {
       ASSERT_TRUE(got) << got.error();
       ASSERT_TRUE(release(*winner, *got));
     }
+  }
+
+  // A client holding `res`, and a second one waiting for it with the contest
+  // gate on, subscribed to its release.
+  struct GatedWait {
+    std::unique_ptr<Client> holder_client;
+    std::unique_ptr<Client> waiter_client;
+    std::optional<Lock> holder;
+    std::future<Result<Lock>> waiter;
+  };
+  void start_gated_wait(const std::string& res, const ClientOptions& o, GatedWait& w) {
+    w.holder_client = client(o);
+    w.waiter_client = client(o);
+    ASSERT_NE(w.holder_client, nullptr);
+    ASSERT_NE(w.waiter_client, nullptr);
+    auto held = w.holder_client->acquire(res, 30s);
+    ASSERT_TRUE(held) << held.error();
+    w.holder = *held;
+    auto how = waiting(long_delay());
+    how.contest_gate = true;
+    w.waiter = w.waiter_client->async_acquire(res, 30s, how);
+    ASSERT_TRUE(subscribed(res, 1));
   }
 
   static AcquireOptions waiting(std::chrono::milliseconds retry_delay) {
@@ -288,9 +320,7 @@ TEST_F(WakeTest, SeveralWaitersAreWokenOneHoldsTheOthersWaitForTheNextRelease) {
 // Contest gating: waiters woken by a release ask the resource's gate node
 // alone; only the one it grants asks the other nodes.
 TEST_F(WakeTest, WokenWaitersQueueAtTheGateNodeAndLeaveTheOtherNodesAlone) {
-  auto o = client_options(addresses());
-  o.fencing = false;  // plain SET NX PX: counted apart from the release script
-  o.node_timeout = scaled(2s);
+  const auto o = counting_options();
   const std::string res = "res:gate";
   const std::size_t gate = detail::resource_slot(res) % cluster().size();
   auto holder_client = client(o);
@@ -410,9 +440,7 @@ TEST_F(WakeTest, KilledNodesDoNotBreakWaiters) {
 // Of one client's gated waiters on a resource, only the oldest asks the gate
 // at each release: the others do not make a round each.
 TEST_F(WakeTest, OfOneClientsGatedWaitersOneAsksTheGateAtEachRelease) {
-  auto o = client_options(addresses());
-  o.fencing = false;  // plain SET NX PX: counted apart from the release script
-  o.node_timeout = scaled(2s);
+  const auto o = counting_options();
   const std::string res = "res:gate-local";
   const std::size_t gate = detail::resource_slot(res) % cluster().size();
   auto holder_client = client(o);
@@ -453,24 +481,17 @@ TEST_F(WakeTest, OfOneClientsGatedWaitersOneAsksTheGateAtEachRelease) {
 TEST_F(WakeTest, AGatedWaiterWhoseGateNodeDiesIsWokenByTheOthers) {
   const std::string res = "res:gate-killed";
   const std::size_t gate = detail::resource_slot(res) % cluster().size();
-  auto holder_client = client();
-  auto waiter_client = client();
-  ASSERT_NE(holder_client, nullptr);
-  ASSERT_NE(waiter_client, nullptr);
-  auto holder = holder_client->acquire(res, 30s);
-  ASSERT_TRUE(holder) << holder.error();
-  auto how = waiting(long_delay());
-  how.contest_gate = true;
-  auto waiter = waiter_client->async_acquire(res, 30s, how);
-  ASSERT_TRUE(subscribed(res, 1));
+  GatedWait w;
+  ASSERT_NO_FATAL_FAILURE(start_gated_wait(res, client_options(addresses()), w));
   ASSERT_TRUE(cluster().kill(gate));
-  ASSERT_TRUE(eventually([&]() -> bool { return !waiter_client->connected()[gate]; }, scaled(5s)));
-  ASSERT_TRUE(holder_client->release(*holder));
+  ASSERT_TRUE(
+      eventually([&]() -> bool { return !w.waiter_client->connected()[gate]; }, scaled(5s)));
+  ASSERT_TRUE(w.holder_client->release(*w.holder));
   // The other four announce it, and the round goes to them at once.
-  ASSERT_EQ(waiter.wait_for(long_delay() / 2), std::future_status::ready);
-  auto got = waiter.get();
+  ASSERT_EQ(w.waiter.wait_for(long_delay() / 2), std::future_status::ready);
+  auto got = w.waiter.get();
   ASSERT_TRUE(got) << got.error();
-  ASSERT_TRUE(waiter_client->release(*got));
+  ASSERT_TRUE(w.waiter_client->release(*got));
 }
 
 TEST_F(WakeTest, AGatedWaiterWhoseGateNodePausesGetsTheLockFromTheOthers) {
@@ -478,25 +499,17 @@ TEST_F(WakeTest, AGatedWaiterWhoseGateNodePausesGetsTheLockFromTheOthers) {
   const std::size_t gate = detail::resource_slot(res) % cluster().size();
   auto o = client_options(addresses());
   o.node_timeout = scaled(200ms);
-  auto holder_client = client(o);
-  auto waiter_client = client(o);
-  ASSERT_NE(holder_client, nullptr);
-  ASSERT_NE(waiter_client, nullptr);
-  auto holder = holder_client->acquire(res, 30s);
-  ASSERT_TRUE(holder) << holder.error();
-  auto how = waiting(long_delay());
-  how.contest_gate = true;
-  auto waiter = waiter_client->async_acquire(res, 30s, how);
-  ASSERT_TRUE(subscribed(res, 1));
+  GatedWait w;
+  ASSERT_NO_FATAL_FAILURE(start_gated_wait(res, o, w));
   // Connected and silent: another node's announcement asks it after a grace,
   // and its node timeout lets the others vote.
   ASSERT_TRUE(cluster().pause(gate));
-  ASSERT_TRUE(holder_client->release(*holder));
-  ASSERT_EQ(waiter.wait_for(long_delay() / 2), std::future_status::ready);
-  auto got = waiter.get();
+  ASSERT_TRUE(w.holder_client->release(*w.holder));
+  ASSERT_EQ(w.waiter.wait_for(long_delay() / 2), std::future_status::ready);
+  auto got = w.waiter.get();
   ASSERT_TRUE(got) << got.error();
   EXPECT_EQ(got->votes()[gate].status, NodeStatus::kTimeout);
-  ASSERT_TRUE(waiter_client->release(*got));
+  ASSERT_TRUE(w.waiter_client->release(*got));
   // TearDown resumes it: its queued commands run, no key stays.
 }
 
