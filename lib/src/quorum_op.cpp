@@ -37,11 +37,12 @@ void QuorumOp::start_round(const std::string& wire,
     if (gated && i != gate_) continue;  // asked once the gate lets the round through
     send_to(i, wire, fallback, start, self);
   }
-  if (!gated) gate_ = kNoGate;
   if (gated) {
     gated_wire_ = fallback;
     // The gate failed at once: the others are asked now.
     if (!sent_[gate_]) pass_gate(start);
+  } else {
+    gate_ = kNoGate;
   }
   if (round_->decided()) {
     decide(now());
@@ -98,7 +99,9 @@ void QuorumOp::shut_gate(Clock::time_point t) {
 
 void QuorumOp::on_reply(std::size_t node, std::uint32_t tag, const Reply* reply,
                         std::string_view failure) {
-  if (done_ || tag != tag_ || !round_open()) {
+  // A round decided, an older one, or a gate that already voted for want of
+  // an answer in time.
+  if (done_ || tag != tag_ || !round_open() || round_->votes()[node] != NodeStatus::kPending) {
     if (reply != nullptr) on_late_reply(node, tag, *reply);
     return;
   }

@@ -573,8 +573,10 @@ TEST_F(GateTest, AGateThatDoesNotAnswerInTimeLetsTheOthersVoteWithinTheValidity)
   scheduler_.advance(1ms);  // the node timeout: 10 s / 200
   const auto asked = sent_to(before);
   ASSERT_EQ(asked.size(), kN - 1);
-  // They get a node timeout of their own.
+  // They get a node timeout of their own; the gate's answer, now late,
+  // changes nothing.
   scheduler_.advance(45ms);
+  nodes_.answer(gate_, integer(7));
   for (std::size_t k = 0; k < 3; ++k) nodes_.answer(asked[k], integer(7));
   ASSERT_TRUE(outcome_.has_value());
   ASSERT_TRUE(*outcome_) << outcome_->error();
