@@ -111,8 +111,7 @@ void AcquireOp::begin_round(bool gated) {
   }
   ++attempts_;
   make_wire();
-  if (fenced_) fences_.assign(ctx_.nodes.size(), 0);
-  foreign_.assign(ctx_.nodes.size(), false);
+  if (fenced_) answers_.assign(ctx_.nodes.size(), {});
   // The command is its own NOSCRIPT fallback (eval_form); SET never needs one.
   start_round(*wire_, wire_, ttl_, options_.min_validity, ErrorCode::kHeldByAnother);
 }
@@ -152,12 +151,19 @@ NodeStatus AcquireOp::classify(const Reply& reply, std::string& detail) const {
 void AcquireOp::on_answer(std::size_t node, const Reply& reply, NodeStatus status) {
   if (!fenced_ || raise_) return;
   if (status == NodeStatus::kOk) {
-    fences_[node] = static_cast<std::uint64_t>(reply.integer);
+    answers_[node].fence = static_cast<std::uint64_t>(reply.integer);
   } else if (status == NodeStatus::kRefused && resources_.size() == 1) {
-    // Only the fenced acquire of one resource says whose the key is
-    // (kFencedAcquireOneScript): 0 is another token's.
-    foreign_[node] = reply.type == Reply::Type::kInteger && reply.integer == 0;
+    // Several resources' refusal may hide a key of this acquire's own, left
+    // by an earlier round: their release goes out as before.
+    answers_[node].foreign = held_by_another(reply);
   }
+}
+
+bool AcquireOp::held_by_another(const Reply& refusal) const {
+  // Only the fenced acquire of one resource says whose the key is
+  // (kFencedAcquireOneScript): 0 is another token's, -1 this acquire's own.
+  return !fenced_ || resources_.size() > 1 ||
+         (refusal.type == Reply::Type::kInteger && refusal.integer == 0);
 }
 
 void AcquireOp::on_late_reply(std::size_t node, std::uint32_t tag, const Reply& reply) {
@@ -169,8 +175,7 @@ void AcquireOp::on_late_reply(std::size_t node, std::uint32_t tag, const Reply& 
   } else if (status == NodeStatus::kRefused && tag == tag_ && !done_ && node == gate_node() &&
              options_.contest_gate && watch_ != 0 && !round_open()) {
     // The gate's refusal came after the last round failed without it.
-    gate_held_ = gate_held_ || !fenced_ || resources_.size() > 1 ||
-                 (reply.type == Reply::Type::kInteger && reply.integer == 0);
+    gate_held_ = gate_held_ || held_by_another(reply);
   }
 }
 
@@ -182,7 +187,7 @@ void AcquireOp::on_decided(Clock::time_point now) {
   if (round_->state() == Round::State::kGranted) {
     granted_tag_ = tag_;
     if (!fenced_) {
-      complete(Lock(resources_, token_, round_->valid_until(), std::move(results_), ttl_));
+      complete(Lock(resources_, token_, round_->valid_until(), std::move(round_->results), ttl_));
       return;
     }
     // The fence is the largest counter among the nodes that granted. It is
@@ -190,12 +195,13 @@ void AcquireOp::on_decided(Clock::time_point now) {
     // majority (which shares a node with this one) counts up from it.
     fence_ = 0;
     std::size_t at_fence = 0;
-    for (const auto& f : fences_) fence_ = std::max(fence_, f);
-    for (std::size_t i = 0; i < fences_.size(); ++i) {
-      at_fence += round_->votes()[i] == NodeStatus::kOk && fences_[i] == fence_ ? 1U : 0U;
+    for (const auto& a : answers_) fence_ = std::max(fence_, a.fence);
+    for (std::size_t i = 0; i < answers_.size(); ++i) {
+      at_fence += round_->votes()[i] == NodeStatus::kOk && answers_[i].fence == fence_ ? 1U : 0U;
     }
-    if (at_fence >= quorum(fences_.size())) {
-      complete(Lock(resources_, token_, round_->valid_until(), std::move(results_), ttl_, fence_));
+    if (at_fence >= quorum(answers_.size())) {
+      complete(Lock(resources_, token_, round_->valid_until(), std::move(round_->results), ttl_,
+                    fence_));
       return;
     }
     start_raise();
@@ -214,7 +220,8 @@ void AcquireOp::start_raise() {
     fail_round(now(), raise_error("no validity left to make the fence durable"));
     return;
   }
-  raise_ = std::make_unique<Raise>(Raise{valid_until, std::move(results_), std::move(sent_)});
+  raise_ = std::make_unique<Raise>(
+      Raise{valid_until, std::move(round_->results), std::move(round_->sent)});
   gate_ = kNoGate;  // every node at once
   const std::string fence = std::to_string(fence_);
   const auto wire = std::make_shared<const std::string>(
@@ -227,7 +234,7 @@ void AcquireOp::start_raise() {
 void AcquireOp::on_raise_decided(Clock::time_point now) {
   const auto raise = std::move(raise_);
   const bool durable = round_->state() == Round::State::kGranted;
-  sent_ = std::move(raise->acquire_sent);
+  round_->sent = std::move(raise->acquire_sent);
   if (durable && now + options_.min_validity <= raise->valid_until) {
     complete(Lock(resources_, token_, raise->valid_until, std::move(raise->votes), ttl_, fence_));
     return;
@@ -240,7 +247,7 @@ Error AcquireOp::raise_error(std::string_view why) const {
   return Error(durable_code(),
                describe(resources_) + ": granted with fence " + std::to_string(fence_) + ", but " +
                    std::string(why),
-               results_);
+               round_->results);
 }
 
 ErrorCode AcquireOp::durable_code() const {
@@ -280,7 +287,7 @@ void AcquireOp::fail_round(Clock::time_point now, Error error) {
   const auto g = gate_node();
   gate_held_ = options_.contest_gate && watch_ != 0 && ctx_.nodes.size() >= 2 &&
                round_->votes()[g] == NodeStatus::kRefused &&
-               (!fenced_ || resources_.size() > 1 || foreign_[g]);
+               (!fenced_ || resources_.size() > 1 || answers_[g].foreign);
   const FailedRound failed{std::exchange(woken_, false), round_->yes() > 0, now - round_->start()};
   const auto deadline = wait_deadline(call_start_, options_.max_wait);
   if (gated && gate_held_) {
@@ -417,7 +424,7 @@ Error AcquireOp::wait_timeout(const Error& last) const {
 }
 
 Error AcquireOp::round_error(Clock::time_point now) {
-  const auto n = results_.size();
+  const auto n = round_->results.size();
   const auto need = quorum(n);
   std::string msg;
   switch (round_->failure()) {
@@ -437,17 +444,17 @@ Error AcquireOp::round_error(Clock::time_point now) {
       break;
   }
   // The round's answers go with its error: nothing reads them after it.
-  return Error(round_->failure(), std::move(msg), std::move(results_));
+  return Error(round_->failure(), std::move(msg), std::move(round_->results));
 }
 
 void AcquireOp::release_round() {
   // While the fence is being raised, the keys are where the acquire went.
-  auto& targets = raise_ ? raise_->acquire_sent : sent_;
+  auto& targets = raise_ ? raise_->acquire_sent : round_->sent;
   // Where another token holds the key, this acquire set nothing: no release
   // there. With eight waiters woken by one release, that is most of what
   // the seven who lose would send.
-  for (std::size_t i = 0; i < targets.size() && i < foreign_.size(); ++i) {
-    if (foreign_[i]) targets[i] = false;
+  for (std::size_t i = 0; i < targets.size() && i < answers_.size(); ++i) {
+    if (answers_[i].foreign) targets[i] = false;
   }
   if (std::none_of(targets.begin(), targets.end(), [](bool b) { return b; })) return;
   start_release(ctx_, resources_, token_, now() + ttl_, targets, nullptr);
@@ -456,8 +463,7 @@ void AcquireOp::release_round() {
 
 void AcquireOp::drop_round_state() {
   drop_round();
-  fences_ = {};
-  foreign_ = {};
+  answers_ = {};
 }
 
 void AcquireOp::complete(Result<Lock> result) {

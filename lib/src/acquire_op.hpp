@@ -41,6 +41,9 @@ class AcquireOp final : public QuorumOp {
   NodeStatus classify(const Reply& reply, std::string& detail) const override;
   void on_answer(std::size_t node, const Reply& reply, NodeStatus status) override;
   void on_late_reply(std::size_t node, std::uint32_t tag, const Reply& reply) override;
+  // Whether a refusal says that another token holds the key (rather than
+  // this acquire's own, left by an earlier round).
+  [[nodiscard]] bool held_by_another(const Reply& refusal) const;
   void on_decided(Clock::time_point now) override;
   void make_wire();
   void start_raise();
@@ -103,8 +106,11 @@ class AcquireOp final : public QuorumOp {
   // Per node, for the open round (fenced): the fence its acquire returned,
   // and whether it found the key held by another token, so that a failed
   // round has nothing of this acquire's to release there.
-  std::vector<std::uint64_t> fences_;
-  std::vector<bool> foreign_;
+  struct FencedAnswer {
+    std::uint64_t fence = 0;
+    bool foreign = false;
+  };
+  std::vector<FencedAnswer> answers_;
   std::uint64_t fence_ = 0;       // the grant's fence: the largest of them
   std::unique_ptr<Raise> raise_;  // while the fence is being made durable
 };

@@ -59,11 +59,11 @@ class ExtendOp final : public QuorumOp {
       return;
     }
     if (round_->state() == Round::State::kGranted) {
-      complete(Lock(lock_.resources(), lock_.token(), round_->valid_until(), results_, ttl_,
+      complete(Lock(lock_.resources(), lock_.token(), round_->valid_until(), round_->results, ttl_,
                     lock_.fence()));
       return;
     }
-    const auto n = results_.size();
+    const auto n = round_->results.size();
     const auto& what = lock_.resources();
     std::string msg;
     switch (round_->failure()) {
@@ -80,13 +80,13 @@ class ExtendOp final : public QuorumOp {
               std::to_string(n) + " nodes extended, " + std::to_string(quorum(n)) + " needed";
         break;
     }
-    complete(Unexpected(Error(round_->failure(), std::move(msg), results_)));
+    complete(Unexpected(Error(round_->failure(), std::move(msg), round_->results)));
   }
 
   [[nodiscard]] Error expired_error(std::string_view when) const {
     return Error(ErrorCode::kExpired,
                  describe(lock_.resources()) + ": the lock's validity ended " + std::string(when),
-                 results_);
+                 round_ ? round_->results : std::vector<NodeResult>{});
   }
 
   void complete(Result<Lock> result) {

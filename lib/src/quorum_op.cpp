@@ -9,16 +9,16 @@ void QuorumOp::start_round(const std::string& wire,
   ++tag_;
   auto& nodes = ctx_.nodes;
   const std::size_t n = nodes.size();
-  results_.clear();
-  results_.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    results_.push_back(node_result(nodes.name(i), NodeStatus::kPending));
-  }
-  sent_.assign(n, false);
   const auto start = now();
-  round_ = std::make_unique<Round>(n, start, ttl, ctx_.options.drift_factor, min_validity, refused);
-  round_deadline_ = deadline.value_or(Clock::time_point::max());
-  gated_wire_.reset();
+  round_ =
+      std::make_unique<RoundState>(n, start, ttl, ctx_.options.drift_factor, min_validity, refused);
+  auto& results = round_->results;
+  results.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    results.push_back(node_result(nodes.name(i), NodeStatus::kPending));
+  }
+  round_->sent.assign(n, false);
+  if (deadline) round_->deadline = *deadline;
   const auto self = shared_from_this();
   // Gated only where the gate can answer now: else every node at once.
   const bool gated = gate_ < n && fallback && fallback.get() == &wire &&
@@ -26,8 +26,8 @@ void QuorumOp::start_round(const std::string& wire,
   for (std::size_t i = 0; i < n; ++i) {
     if (auto why = nodes.vote_block(i, route_, start)) {
       // Restart-aware voting, clock exclusion: not asked, and counted as a "no".
-      results_[i].status = NodeStatus::kNotVoting;
-      results_[i].detail = std::move(*why);
+      round_->results[i].status = NodeStatus::kNotVoting;
+      round_->results[i].detail = std::move(*why);
       round_->vote(i, NodeStatus::kNotVoting, start);
       continue;
     }
@@ -38,9 +38,9 @@ void QuorumOp::start_round(const std::string& wire,
     send_to(i, wire, fallback, start, self);
   }
   if (gated) {
-    gated_wire_ = fallback;
+    round_->gated_wire = fallback;
     // The gate failed at once: the others are asked now.
-    if (!sent_[gate_]) pass_gate(start);
+    if (!round_->sent[gate_]) pass_gate(start);
   } else {
     gate_ = kNoGate;
   }
@@ -56,12 +56,13 @@ void QuorumOp::send_to(std::size_t i, const std::string& wire,
                        const std::shared_ptr<Operation>& self) {
   auto& nodes = ctx_.nodes;
   if (!round_->decided() && nodes.send(i, route_, wire, self, tag_, fallback)) {
-    sent_[i] = true;
+    round_->sent[i] = true;
     return;
   }
   const auto error = nodes.last_error(i, route_);
-  results_[i].status = NodeStatus::kDisconnected;
-  results_[i].detail = error.empty() ? std::string("not connected") : "not connected: " + error;
+  round_->results[i].status = NodeStatus::kDisconnected;
+  round_->results[i].detail =
+      error.empty() ? std::string("not connected") : "not connected: " + error;
   ctx_.metrics.node_reply(i, NodeStatus::kDisconnected, {});
   round_->vote(i, NodeStatus::kDisconnected, t);
 }
@@ -69,16 +70,16 @@ void QuorumOp::send_to(std::size_t i, const std::string& wire,
 void QuorumOp::arm_round_timer(Clock::time_point when) {
   ctx_.scheduler.cancel(round_timer_);
   auto weak = weak_from_this();
-  round_timer_ = ctx_.scheduler.schedule(std::min(when, round_deadline_), [weak] {
+  round_timer_ = ctx_.scheduler.schedule(std::min(when, round_->deadline), [weak] {
     if (auto op = weak.lock()) static_cast<QuorumOp*>(op.get())->on_round_timeout();
   });
 }
 
 void QuorumOp::pass_gate(Clock::time_point t) {
-  const auto wire = std::move(gated_wire_);
+  const auto wire = std::move(round_->gated_wire);
   const auto self = shared_from_this();
-  for (std::size_t i = 0; i < results_.size(); ++i) {
-    if (sent_[i] || round_->votes()[i] != NodeStatus::kPending) continue;
+  for (std::size_t i = 0; i < round_->results.size(); ++i) {
+    if (round_->sent[i] || round_->votes()[i] != NodeStatus::kPending) continue;
     send_to(i, *wire, wire, t, self);
   }
   // The others get a node timeout of their own; validity still counts from
@@ -87,12 +88,12 @@ void QuorumOp::pass_gate(Clock::time_point t) {
 }
 
 void QuorumOp::shut_gate(Clock::time_point t) {
-  gated_wire_.reset();
+  round_->gated_wire.reset();
   const auto why = "not asked: " + ctx_.nodes.name(gate_) + ", asked first, refused";
-  for (std::size_t i = 0; i < results_.size(); ++i) {
-    if (sent_[i] || results_[i].status != NodeStatus::kPending) continue;
-    results_[i].status = NodeStatus::kRefused;
-    results_[i].detail = why;
+  for (std::size_t i = 0; i < round_->results.size(); ++i) {
+    if (round_->sent[i] || round_->results[i].status != NodeStatus::kPending) continue;
+    round_->results[i].status = NodeStatus::kRefused;
+    round_->results[i].detail = why;
     round_->vote(i, NodeStatus::kRefused, t);
   }
 }
@@ -106,7 +107,7 @@ void QuorumOp::on_reply(std::size_t node, std::uint32_t tag, const Reply* reply,
     return;
   }
   const auto t = now();
-  auto& r = results_[node];
+  auto& r = round_->results[node];
   r.rtt = std::chrono::duration_cast<microseconds>(t - round_->start());
   if (reply == nullptr) {
     r.status = NodeStatus::kDisconnected;
@@ -117,7 +118,7 @@ void QuorumOp::on_reply(std::size_t node, std::uint32_t tag, const Reply* reply,
   }
   ctx_.metrics.node_reply(node, r.status, r.rtt);
   round_->vote(node, r.status, t);
-  if (gated_wire_ && node == gate_ && !round_->decided()) {
+  if (round_->gated_wire && node == gate_ && !round_->decided()) {
     if (r.status == NodeStatus::kRefused) {
       shut_gate(t);
     } else {
@@ -131,11 +132,12 @@ void QuorumOp::on_round_timeout() {
   round_timer_ = 0;
   if (done_ || !round_open()) return;
   const auto t = now();
-  if (gated_wire_ && t < round_deadline_) {
+  if (round_->gated_wire && t < round_->deadline) {
     // The gate did not answer in time: it votes no, and the others are
     // asked after all.
-    results_[gate_].status = NodeStatus::kTimeout;
-    results_[gate_].detail = "no answer within " + std::to_string(node_timeout_.count()) + " ms";
+    round_->results[gate_].status = NodeStatus::kTimeout;
+    round_->results[gate_].detail =
+        "no answer within " + std::to_string(node_timeout_.count()) + " ms";
     ctx_.metrics.node_reply(gate_, NodeStatus::kTimeout, {});
     round_->vote(gate_, NodeStatus::kTimeout, t);
     pass_gate(t);
@@ -149,13 +151,15 @@ void QuorumOp::on_round_timeout() {
 void QuorumOp::decide(Clock::time_point t) {
   ctx_.scheduler.cancel(round_timer_);
   round_timer_ = 0;
-  gated_wire_.reset();
-  for (std::size_t i = 0; i < results_.size(); ++i) {
-    if (round_->votes()[i] == NodeStatus::kTimeout && results_[i].status == NodeStatus::kPending) {
-      results_[i].status = NodeStatus::kTimeout;
-      results_[i].detail =
-          sent_[i] ? "no answer within " + std::to_string(node_timeout_.count()) + " ms"
-                   : std::string("not asked: the round's deadline came while its gate was asked");
+  round_->gated_wire.reset();
+  for (std::size_t i = 0; i < round_->results.size(); ++i) {
+    if (round_->votes()[i] == NodeStatus::kTimeout &&
+        round_->results[i].status == NodeStatus::kPending) {
+      round_->results[i].status = NodeStatus::kTimeout;
+      round_->results[i].detail =
+          round_->sent[i]
+              ? "no answer within " + std::to_string(node_timeout_.count()) + " ms"
+              : std::string("not asked: the round's deadline came while its gate was asked");
       ctx_.metrics.node_reply(i, NodeStatus::kTimeout, {});
     }
   }

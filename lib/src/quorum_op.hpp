@@ -52,21 +52,24 @@ class QuorumOp : public Operation {
   [[nodiscard]] bool round_open() const noexcept { return round_ && !round_->decided(); }
   // Frees what only a decided round needs (its votes and answers) while the
   // operation waits for its next one; a late reply then finds no round.
-  void drop_round() {
-    round_.reset();
-    results_ = {};
-    sent_ = {};
-    gated_wire_.reset();
-  }
+  void drop_round() { round_.reset(); }
   [[nodiscard]] Clock::time_point now() const { return ctx_.scheduler.now(); }
 
   OpContext ctx_;
   milliseconds node_timeout_;
   Route route_;
   std::uint32_t tag_ = 0;
-  std::unique_ptr<Round> round_;  // the open or last decided round (none while waiting)
-  std::vector<NodeResult> results_;
-  std::vector<bool> sent_;  // nodes the current round's command went to
+  // A round and what only it needs, from start_round to drop_round: an
+  // operation that waits for its next round keeps none of it.
+  struct RoundState : Round {
+    using Round::Round;
+    std::vector<NodeResult> results;  // one per node, filled as answers come
+    std::vector<bool> sent;           // nodes the round's command went to
+    // While a gated round waits for its gate: the command the others get.
+    std::shared_ptr<const std::string> gated_wire;
+    Clock::time_point deadline = Clock::time_point::max();  // start_round's
+  };
+  std::unique_ptr<RoundState> round_;  // the open or last decided round (none while waiting)
   Scheduler::TimerId round_timer_ = 0;
   static constexpr std::size_t kNoGate = static_cast<std::size_t>(-1);
   // Set before start_round: the node the round asks first (kNoGate: every
@@ -86,11 +89,6 @@ class QuorumOp : public Operation {
   // The gate refused: the round ends; the others vote no, not asked.
   void shut_gate(Clock::time_point now);
   void arm_round_timer(Clock::time_point when);
-
-  // While a gated round waits for its gate: the command the others get, and
-  // the round's own deadline (start_round's).
-  std::shared_ptr<const std::string> gated_wire_;
-  Clock::time_point round_deadline_{};
 };
 
 }  // namespace redlock::detail
