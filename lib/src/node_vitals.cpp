@@ -115,19 +115,24 @@ void NodeVitals::on_time_reply(const Reply* reply, Clock::time_point now) {
   if (!clock_checked_ && clock_.would_catch(kFirstClockRateError)) clock_checked_ = true;
   clock_excluded_.store(clock_pending() ||
                         (ctx_.options.exclude_suspect_clocks && clock_.suspect()));
-  ctx_.metrics.clock_state(index_, clock_.rate(), clock_.suspect(), clock_.reason());
-  if (!changed) return;
-  if (clock_.suspect()) {
+  // Logged before the metrics say it: whoever reads them finds the log line
+  // already written.
+  if (changed && clock_.suspect()) {
     ctx_.log.warn(
         "node {}: {}; Redlock assumes every node's clock runs at the client's rate (drift_factor "
         "{}){}",
         name_, clock_.reason(), ctx_.options.drift_factor,
         ctx_.options.exclude_suspect_clocks ? ": it does not vote" : "");
-    if (!was_suspect) ctx_.metrics.clock_changed(index_, true, clock_.reason());
-  } else {
+  } else if (changed) {
     ctx_.log.info("node {}: clock looks sane again (rate {:.4f} over the last {} samples)", name_,
                   clock_.rate().value_or(1.0), clock_.samples());
+  }
+  ctx_.metrics.clock_state(index_, clock_.rate(), clock_.suspect(), clock_.reason());
+  if (!changed) return;
+  if (!clock_.suspect()) {
     ctx_.metrics.clock_changed(index_, false, {});
+  } else if (!was_suspect) {
+    ctx_.metrics.clock_changed(index_, true, clock_.reason());
   }
 }
 
