@@ -21,7 +21,7 @@ constexpr milliseconds kGateEcho{10};
 }  // namespace
 
 AcquireOp::AcquireOp(const OpContext& ctx, std::vector<std::string> resources, std::string token,
-                     milliseconds ttl, const AcquireOptions& options, AcquireCallback callback)
+                     milliseconds ttl, const AcquireOptions& options, AcquireDone done)
     : QuorumOp(ctx,
                effective_node_timeout(options.node_timeout.count() > 0 ? options.node_timeout
                                                                        : ctx.options.node_timeout,
@@ -31,7 +31,7 @@ AcquireOp::AcquireOp(const OpContext& ctx, std::vector<std::string> resources, s
       token_(std::move(token)),
       ttl_(ttl),
       options_(options),
-      callback_(std::move(callback)),
+      deliver_to_(std::move(done)),
       call_start_(ctx.scheduler.now()),
       fenced_(ctx.options.fencing) {}
 
@@ -333,11 +333,7 @@ void AcquireOp::fail_round(Clock::time_point now, Error error) {
 // per acquire; complete() stops).
 void AcquireOp::watch_releases() {
   if (!options_.wake_on_release || watch_ != 0 || ctx_.wake == nullptr) return;
-  auto weak = weak_from_this();
-  watch_ = ctx_.wake->watch(resources_, [weak](std::size_t node, bool gated) {
-    auto self = weak.lock();
-    return self && static_cast<AcquireOp*>(self.get())->on_release_announced(node, gated);
-  });
+  watch_ = ctx_.wake->watch(resources_, std::static_pointer_cast<AcquireOp>(shared_from_this()));
 }
 
 bool AcquireOp::on_release_announced(std::size_t node, bool gated) {
@@ -475,7 +471,7 @@ void AcquireOp::complete(Result<Lock> result) {
   stop_callback_.reset();
   ctx_.metrics.acquire(std::chrono::duration_cast<microseconds>(now() - call_start_), attempts_,
                        result ? nullptr : &result.error());
-  invoke_user(ctx_.log, callback_, std::move(result));
+  deliver(ctx_.log, deliver_to_, std::move(result));
   ctx_.active.remove(this);
 }
 

@@ -23,14 +23,17 @@
 
 namespace redlock::detail {
 
-class AcquireOp final : public QuorumOp {
+class AcquireOp final : public QuorumOp, public ReleaseListener {
  public:
   // `resources` and `options` were validated by the caller.
   AcquireOp(const OpContext& ctx, std::vector<std::string> resources, std::string token,
-            milliseconds ttl, const AcquireOptions& options, AcquireCallback callback);
+            milliseconds ttl, const AcquireOptions& options, AcquireDone done);
 
   // Loop thread: the first round.
   void start();
+  // Where the outcome was to go, for an acquire that was never started
+  // (its post was refused): the caller's again.
+  [[nodiscard]] AcquireDone take_done() { return std::move(deliver_to_); }
   void abort() override;
 
  private:
@@ -52,9 +55,9 @@ class AcquireOp final : public QuorumOp {
   [[nodiscard]] ErrorCode durable_code() const;
   void fail_round(Clock::time_point now, Error error);
   void watch_releases();
-  // ReleaseWatch::OnRelease: whether this acquire now has a gated round on
-  // its way to the announcing node.
-  bool on_release_announced(std::size_t node, bool gated);
+  // Whether this acquire now has a gated round on its way to the announcing
+  // node.
+  bool on_release_announced(std::size_t node, bool gated) override;
   // The node contested rounds on these resources ask first.
   [[nodiscard]] std::size_t gate_node() const noexcept;
   void schedule_retry(Clock::time_point when, void (AcquireOp::*fn)());
@@ -84,7 +87,7 @@ class AcquireOp final : public QuorumOp {
   std::string token_;
   milliseconds ttl_;
   AcquireOptions options_;
-  AcquireCallback callback_;
+  AcquireDone deliver_to_;
   std::shared_ptr<const std::string> wire_;  // the open round's command
   Clock::time_point call_start_;
   int attempts_ = 0;

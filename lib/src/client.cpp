@@ -63,9 +63,12 @@ Result<void> Client::async_acquire(std::string_view resource, std::chrono::milli
 std::future<Result<Lock>> Client::async_acquire(std::string_view resource,
                                                 std::chrono::milliseconds ttl,
                                                 const AcquireOptions& options) {
-  return as_future<Lock>([&](AcquireCallback cb) {
-    return engine_->post_acquire({std::string(resource)}, ttl, options, std::move(cb));
-  });
+  // The promise goes into the acquire itself: no callback around it.
+  std::promise<Result<Lock>> promise;
+  auto future = promise.get_future();
+  auto posted = engine_->post_acquire({std::string(resource)}, ttl, options, promise);
+  if (!posted) promise.set_value(Unexpected(posted.error()));
+  return future;
 }
 
 Result<Lock> Client::acquire_all(std::vector<std::string> resources, std::chrono::milliseconds ttl,

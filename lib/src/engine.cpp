@@ -123,17 +123,36 @@ void Engine::clock_tick() {
 
 Result<void> Engine::post_acquire(std::vector<std::string> resources, milliseconds ttl,
                                   const AcquireOptions& options, AcquireCallback callback) {
+  AcquireDone done(std::move(callback));
+  return post_acquire_op(std::move(resources), ttl, options, done);
+}
+
+Result<void> Engine::post_acquire(std::vector<std::string> resources, milliseconds ttl,
+                                  const AcquireOptions& options,
+                                  std::promise<Result<Lock>>& promise) {
+  AcquireDone done(std::move(promise));
+  auto posted = post_acquire_op(std::move(resources), ttl, options, done);
+  if (!posted) promise = std::get<std::promise<Result<Lock>>>(std::move(done));
+  return posted;
+}
+
+Result<void> Engine::post_acquire_op(std::vector<std::string> resources, milliseconds ttl,
+                                     const AcquireOptions& options, AcquireDone& done) {
   if (auto ok = validate_resources(resources); !ok) return ok;
   if (has_cluster_) {
     if (auto ok = validate_one_slot(resources); !ok) return ok;
   }
   if (auto ok = validate_acquire(resources.front(), ttl, options, options_); !ok) return ok;
-  if (!callback) return Unexpected(Error(ErrorCode::kInvalidArgument, "acquire callback is empty"));
+  if (const auto* callback = std::get_if<AcquireCallback>(&done); callback && !*callback) {
+    return Unexpected(Error(ErrorCode::kInvalidArgument, "acquire callback is empty"));
+  }
   auto token = make_token();
   if (!token) return Unexpected(token.error());
   auto op = std::make_shared<AcquireOp>(*ctx_, std::move(resources), std::move(*token), ttl,
-                                        options, std::move(callback));
-  return post([op] { op->start(); });
+                                        options, std::move(done));
+  auto posted = post([op] { op->start(); });
+  if (!posted) done = op->take_done();  // never started: the caller's again
+  return posted;
 }
 
 Result<void> Engine::post_extend(const Lock& lock, milliseconds ttl, const ExtendOptions& options,

@@ -58,6 +58,11 @@ class Engine final : public std::enable_shared_from_this<Engine>, public NodeSet
   // the callback is then never called; otherwise it runs once on the loop.
   [[nodiscard]] Result<void> post_acquire(std::vector<std::string> resources, milliseconds ttl,
                                           const AcquireOptions& options, AcquireCallback callback);
+  // The same, the outcome set on `promise` (async_acquire's future). On an
+  // error `promise` is left as it was.
+  [[nodiscard]] Result<void> post_acquire(std::vector<std::string> resources, milliseconds ttl,
+                                          const AcquireOptions& options,
+                                          std::promise<Result<Lock>>& promise);
   [[nodiscard]] Result<void> post_extend(const Lock& lock, milliseconds ttl,
                                          const ExtendOptions& options, AcquireCallback callback);
   // A null callback makes a fire-and-forget release.
@@ -116,6 +121,10 @@ class Engine final : public std::enable_shared_from_this<Engine>, public NodeSet
 
  private:
   explicit Engine(ClientOptions options);
+  // post_acquire's work: `done` is moved from only when the acquire was
+  // posted.
+  [[nodiscard]] Result<void> post_acquire_op(std::vector<std::string> resources, milliseconds ttl,
+                                             const AcquireOptions& options, AcquireDone& done);
 
   // NodeEvents (loop thread).
   void node_ready(std::size_t node) override;

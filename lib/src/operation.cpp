@@ -24,6 +24,14 @@ void log_callback_exception(spdlog::logger& log, const char* what) {
   }
 }
 
+void deliver(spdlog::logger& log, AcquireDone& to, Result<Lock> result) {
+  if (auto* callback = std::get_if<AcquireCallback>(&to)) {
+    invoke_user(log, *callback, std::move(result));
+  } else {
+    std::get<std::promise<Result<Lock>>>(to).set_value(std::move(result));
+  }
+}
+
 std::shared_ptr<Operation> discard_op() {
   struct Discard final : Operation {
     void on_reply(std::size_t, std::uint32_t, const Reply*, std::string_view) override {}

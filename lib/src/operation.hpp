@@ -12,17 +12,20 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <variant>
 #include <vector>
 
 #include "keys.hpp"
 #include "loop.hpp"
 #include "metrics.hpp"
 #include "protocol.hpp"
+#include "redlock/callbacks.hpp"
 #include "redlock/health.hpp"
 #include "redlock/options.hpp"
 #include "rules.hpp"
@@ -117,17 +120,27 @@ class NodeSet {
 
 // Release announcements (wake-on-release): `on_release` runs each time a
 // node announces the release of one of `resources`, until unwatch(id).
+// Who hears a watch's announcements (an acquire that waits).
+class ReleaseListener {
+ public:
+  // `node` announced a release of a watched resource. `gated`: whether a
+  // listener of this client called before this one (in watch order) for
+  // the same announcement has a gated round on its way to that node
+  // (AcquireOptions::contest_gate). Answers whether this one has one itself.
+  virtual bool on_release_announced(std::size_t node, bool gated) = 0;
+
+ protected:
+  ~ReleaseListener() = default;
+};
+
 class ReleaseWatch {
  public:
   using WatchId = std::uint64_t;  // 0: not watching
   virtual ~ReleaseWatch() = default;
-  // `on_release(node, gated)` is told which node announced, and whether a
-  // listener of this client called before it (in watch order) for the same
-  // announcement has a gated round on its way to that node
-  // (AcquireOptions::contest_gate); it answers whether it has one itself.
-  using OnRelease = std::function<bool(std::size_t node, bool gated)>;
+  // Held weakly, without a heap block of its own: a listener that is gone
+  // is not called.
   [[nodiscard]] virtual WatchId watch(const std::vector<std::string>& resources,
-                                      OnRelease on_release) = 0;
+                                      std::weak_ptr<ReleaseListener> listener) = 0;
   virtual void unwatch(WatchId id) = 0;
   // Whether a release of one of `resources` was announced at or after
   // `since`, as far as this client could hear it (a channel it was not
@@ -177,6 +190,13 @@ void invoke_user(spdlog::logger& log, Callback& callback, Value&& value) {
     log_callback_exception(log, nullptr);
   }
 }
+
+// Where an acquire's outcome goes: the caller's callback, or the promise of
+// the future the caller holds (async_acquire), kept without a callback
+// object around it.
+using AcquireDone = std::variant<AcquireCallback, std::promise<Result<Lock>>>;
+// Delivers `result` (once: invoke_user for a callback).
+void deliver(spdlog::logger& log, AcquireDone& to, Result<Lock> result);
 
 // "resource \"a\"" or "resources {\"a\", \"b\"}", for messages.
 // An operation that ignores its replies: for commands whose answer nobody

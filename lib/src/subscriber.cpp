@@ -252,11 +252,11 @@ WakeHub::WakeHub(const NodeContext& ctx, const std::vector<std::unique_ptr<LockN
 WakeHub::~WakeHub() = default;
 
 ReleaseWatch::WatchId WakeHub::watch(const std::vector<std::string>& resources,
-                                     OnRelease on_release) {
-  if (closed_ || resources.empty() || !on_release) return 0;
+                                     std::weak_ptr<ReleaseListener> listener) {
+  if (closed_ || resources.empty() || listener.expired()) return 0;
   const WatchId id = next_id_++;
   Watch w;
-  w.on_release = std::move(on_release);
+  w.listener = std::move(listener);
   for (const auto& resource : resources) {
     const auto channel = release_channel(resource);
     if (table_.add(channel, id)) {
@@ -336,9 +336,9 @@ void WakeHub::on_message(std::size_t node, const std::string& channel) {
   for (const auto id : table_.listeners(channel)) {
     auto it = watches_.find(id);
     if (it == watches_.end()) continue;  // unwatched by an earlier wake-up
-    // A copy: the call may unwatch (and so destroy) this very watch.
-    auto on_release = it->second.on_release;
-    gated = on_release(node, gated) || gated;
+    // Locked first: the call may unwatch (and so destroy) this very watch.
+    const auto listener = it->second.listener.lock();
+    if (listener) gated = listener->on_release_announced(node, gated) || gated;
   }
 }
 

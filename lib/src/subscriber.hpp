@@ -126,7 +126,7 @@ class WakeHub final : public ReleaseWatch {
   // Calls `on_release` whenever a node announces the release of one of
   // `resources`, until unwatch(). Returns 0 (and never calls) once closed.
   [[nodiscard]] WatchId watch(const std::vector<std::string>& resources,
-                              OnRelease on_release) override;
+                              std::weak_ptr<ReleaseListener> listener) override;
   void unwatch(WatchId id) override;
   [[nodiscard]] bool heard_since(const std::vector<std::string>& resources,
                                  Clock::time_point since) const override;
@@ -143,7 +143,7 @@ class WakeHub final : public ReleaseWatch {
     // The table's names (ChannelTable::key): the watch is one of their
     // listeners, so they stay put until unwatch().
     std::vector<const std::string*> channels;
-    OnRelease on_release;
+    std::weak_ptr<ReleaseListener> listener;
   };
 
   // Unsubscribes the channels idle for linger_, and comes back while others

@@ -131,8 +131,9 @@ class FakeNodes final : public NodeSet {
 // the watches in watch order, as WakeHub calls them.
 class FakeWatch final : public ReleaseWatch {
  public:
-  [[nodiscard]] WatchId watch(const std::vector<std::string>&, OnRelease on_release) override {
-    watches_.emplace(next_, std::move(on_release));
+  [[nodiscard]] WatchId watch(const std::vector<std::string>&,
+                              std::weak_ptr<ReleaseListener> listener) override {
+    watches_.emplace(next_, std::move(listener));
     return next_++;
   }
   void unwatch(WatchId id) override { watches_.erase(id); }
@@ -147,14 +148,14 @@ class FakeWatch final : public ReleaseWatch {
     for (const auto id : ids) {
       auto it = watches_.find(id);
       if (it == watches_.end()) continue;
-      auto fn = it->second;  // the call may unwatch
-      gated = fn(node, gated) || gated;
+      const auto listener = it->second.lock();  // the call may unwatch
+      if (listener) gated = listener->on_release_announced(node, gated) || gated;
     }
   }
   [[nodiscard]] bool watching() const { return !watches_.empty(); }
 
  private:
-  std::map<WatchId, OnRelease> watches_;
+  std::map<WatchId, std::weak_ptr<ReleaseListener>> watches_;
   WatchId next_ = 1;
 };
 
