@@ -142,8 +142,8 @@ TEST_F(ConcurrencyTest, AGuardOutlivingItsClientReportsShuttingDown) {
   ASSERT_FALSE(released);
   EXPECT_EQ(released.error().code(), ErrorCode::kShuttingDown);
   // Nothing released it: it expires with its ttl.
-  EXPECT_TRUE(eventually([&]() -> bool { return count_lock_keys().value_or(-1) == 0; },
-                         scaled(3s)));
+  EXPECT_TRUE(
+      eventually([&]() -> bool { return count_lock_keys().value_or(-1) == 0; }, scaled(3s)));
 }
 
 }  // namespace
