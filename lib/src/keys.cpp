@@ -6,13 +6,48 @@
 namespace redlock::detail {
 namespace {
 
+// The resource's own hash tag, by Redis Cluster's rule, if it has one.
+std::string_view own_tag(std::string_view resource) {
+  if (const auto open = resource.find('{'); open != std::string_view::npos) {
+    const auto close = resource.find('}', open + 1);
+    if (close != std::string_view::npos && close > open + 1) {
+      return resource.substr(open + 1, close - open - 1);
+    }
+  }
+  return {};
+}
+
+// Calls `fn` with each piece of the resource's hash tag (hash_tag()), in
+// order, without building it.
+template <typename Fn>
+void for_each_tag_piece(std::string_view resource, Fn fn) {
+  if (const auto tag = own_tag(resource); !tag.empty()) {
+    fn(tag);
+    return;
+  }
+  // An empty tag ("{}") would not count as one: Redis would hash each key
+  // whole. "%" alone never comes out of the escaping below.
+  if (resource.empty()) {
+    fn("%");
+    return;
+  }
+  std::size_t from = 0;
+  for (std::size_t i = 0; i < resource.size(); ++i) {
+    const char c = resource[i];
+    if (c != '%' && c != '}') continue;
+    fn(resource.substr(from, i - from));
+    fn(c == '%' ? std::string_view("%25") : std::string_view("%7D"));
+    from = i + 1;
+  }
+  fn(resource.substr(from));
+}
+
 std::string make(std::string_view purpose, std::string_view resource) {
-  const std::string tag = hash_tag(resource);
   std::string out;
-  out.reserve(kKeyPrefix.size() + tag.size() + purpose.size() + resource.size() + 5);
+  out.reserve(kKeyPrefix.size() + 2 * resource.size() + purpose.size() + 8);
   out.append(kKeyPrefix);
   out += '{';
-  out.append(tag);
+  for_each_tag_piece(resource, [&](std::string_view piece) { out.append(piece); });
   out += "}:";
   out.append(purpose);
   out += ':';
@@ -44,8 +79,7 @@ constexpr std::array<std::uint16_t, 256> make_crc_table() {
 
 constexpr auto kCrcTable = make_crc_table();
 
-std::uint16_t crc16(std::string_view data) noexcept {
-  std::uint16_t crc = 0;
+std::uint16_t crc16(std::string_view data, std::uint16_t crc = 0) noexcept {
   for (const char c : data) {
     crc = static_cast<std::uint16_t>(
         (crc << 8) ^ kCrcTable[((crc >> 8) ^ static_cast<unsigned char>(c)) & 0xFF]);
@@ -56,27 +90,9 @@ std::uint16_t crc16(std::string_view data) noexcept {
 }  // namespace
 
 std::string hash_tag(std::string_view resource) {
-  // The resource's own tag, by Redis Cluster's rule.
-  if (const auto open = resource.find('{'); open != std::string_view::npos) {
-    const auto close = resource.find('}', open + 1);
-    if (close != std::string_view::npos && close > open + 1) {
-      return std::string(resource.substr(open + 1, close - open - 1));
-    }
-  }
-  // An empty tag ("{}") would not count as one: Redis would hash each key
-  // whole. "%" alone never comes out of the escaping below.
-  if (resource.empty()) return "%";
   std::string tag;
   tag.reserve(resource.size());
-  for (const char c : resource) {
-    if (c == '%') {
-      tag += "%25";
-    } else if (c == '}') {
-      tag += "%7D";
-    } else {
-      tag += c;
-    }
-  }
+  for_each_tag_piece(resource, [&](std::string_view piece) { tag.append(piece); });
   return tag;
 }
 
@@ -104,6 +120,12 @@ unsigned key_slot(std::string_view key) noexcept {
   return crc16(key) & 16383U;
 }
 
-unsigned resource_slot(std::string_view resource) { return key_slot(lock_key(resource)); }
+// The slot of every key of the resource: that of its hash tag, hashed as it
+// is made, with no key built (an acquire and a release each need it).
+unsigned resource_slot(std::string_view resource) {
+  std::uint16_t crc = 0;
+  for_each_tag_piece(resource, [&](std::string_view piece) { crc = crc16(piece, crc); });
+  return crc & 16383U;
+}
 
 }  // namespace redlock::detail

@@ -103,7 +103,9 @@ TEST(OneSlot, SetsMustShareAHashSlot) {
   EXPECT_THAT(r.error().message(), HasSubstr("\"{o:2}:items\""));
   EXPECT_THAT(r.error().message(), HasSubstr("common {hash tag}"));
   // Every key and channel of a resource lies in its slot.
-  for (const auto* name : {"x", "{t}:y", "a}b%c"}) {
+  using namespace std::string_literals;
+  for (const auto& name : {"x"s, "{t}:y"s, "a}b%c"s, ""s, "{}"s, "x{}y"s, "a{b"s, "%}%"s, "}{"s,
+                           "\xff\0{}}"s, "{a}{b}"s, "{{a}}"s}) {
     EXPECT_EQ(key_slot(lock_key(name)), resource_slot(name));
     EXPECT_EQ(key_slot(fence_key(name)), resource_slot(name));
     EXPECT_EQ(key_slot(release_channel(name)), resource_slot(name));
