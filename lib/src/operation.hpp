@@ -118,8 +118,6 @@ class NodeSet {
                                 Clock::time_point until) = 0;
 };
 
-// Release announcements (wake-on-release): `on_release` runs each time a
-// node announces the release of one of `resources`, until unwatch(id).
 // Who hears a watch's announcements (an acquire that waits).
 class ReleaseListener {
  public:
@@ -133,6 +131,8 @@ class ReleaseListener {
   ~ReleaseListener() = default;
 };
 
+// Release announcements (wake-on-release): the listener hears each time a
+// node announces the release of one of `resources`, until unwatch(id).
 class ReleaseWatch {
  public:
   using WatchId = std::uint64_t;  // 0: not watching
@@ -198,13 +198,13 @@ using AcquireDone = std::variant<AcquireCallback, std::promise<Result<Lock>>>;
 // Delivers `result` (once: invoke_user for a callback).
 void deliver(spdlog::logger& log, AcquireDone& to, Result<Lock> result);
 
-// "resource \"a\"" or "resources {\"a\", \"b\"}", for messages.
 // An operation that ignores its replies: for commands whose answer nobody
 // waits for (SCRIPT LOAD, cleanup of keys left while a node was away).
 [[nodiscard]] std::shared_ptr<Operation> discard_op();
 // Keys left on an unreachable node that a node remembers to delete, at most.
 inline constexpr std::size_t kMaxCleanup = 10000;
 
+// "resource \"a\"" or "resources {\"a\", \"b\"}", for messages.
 [[nodiscard]] std::string describe(const std::vector<std::string>& resources);
 
 // "12.3 ms".

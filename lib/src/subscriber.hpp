@@ -123,7 +123,7 @@ class WakeHub final : public ReleaseWatch {
   WakeHub(const WakeHub&) = delete;
   WakeHub& operator=(const WakeHub&) = delete;
 
-  // Calls `on_release` whenever a node announces the release of one of
+  // Tells `listener` whenever a node announces the release of one of
   // `resources`, until unwatch(). Returns 0 (and never calls) once closed.
   [[nodiscard]] WatchId watch(const std::vector<std::string>& resources,
                               std::weak_ptr<ReleaseListener> listener) override;
