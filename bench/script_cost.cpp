@@ -34,6 +34,7 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -220,8 +221,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1000L, 100'000'000L));
   app.add_option("--pipeline", pipeline, "commands per batch")->check(CLI::Range(1, 4096));
   app.add_option("--rep", reps, "repetitions of every kind")->check(CLI::Range(1, 100));
-  app.add_option("--port", port, "a running redis-server on 127.0.0.1 (default: start one)");
-  app.add_option("--pid", pid, "its process id (for its CPU time)");
+  app.add_option("--port", port, "a running redis-server on 127.0.0.1 (default: start one)")
+      ->check(CLI::Range(1, 65535));
+  app.add_option("--pid", pid, "its process id (for its CPU time)")
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()));
   CLI11_PARSE(app, argc, argv);
   if ((port == 0) != (pid == 0)) {
     std::cerr << "redlock-scriptcost: --port and --pid go together\n";

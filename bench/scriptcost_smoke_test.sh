@@ -14,4 +14,5 @@ for kind in set script-set function-set set-incr fenced release; do
   echo "$line" | grep -q '"usec_per_call":[0-9]' || fail "$kind: no usec_per_call"
 done
 "$B" --port 1 >/dev/null 2>&1 && fail "--port without --pid was accepted"
+"$B" --port 70000 --pid 1 >/dev/null 2>&1 && fail "--port 70000 was accepted"
 exit 0
