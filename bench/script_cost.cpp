@@ -36,6 +36,7 @@
 #include <iostream>
 #include <limits>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <redlock/cluster/local_cluster.hpp>
@@ -77,12 +78,7 @@ const std::vector<Kind> kKinds = {{"set", {"set"}},
                                   {"fenced", {"evalsha"}},
                                   {"release", {"evalsha"}}};
 
-struct Conn {
-  redisContext* c = nullptr;
-  ~Conn() {
-    if (c != nullptr) redisFree(c);
-  }
-};
+using Conn = std::unique_ptr<redisContext, decltype(&redisFree)>;
 
 // One command and its reply, or the reason it failed.
 std::optional<std::string> command(redisContext* c, const std::vector<std::string>& argv,
@@ -242,13 +238,13 @@ int main(int argc, char** argv) {
     pid = cluster->info(0).pid;
   }
   const timeval tv{10, 0};
-  Conn conn{redisConnectWithTimeout("127.0.0.1", port, tv)};
-  if (conn.c == nullptr || conn.c->err != 0) {
+  Conn conn(redisConnectWithTimeout("127.0.0.1", port, tv), &redisFree);
+  if (conn.get() == nullptr || conn.get()->err != 0) {
     std::cerr << "redlock-scriptcost: connect to 127.0.0.1:" << port << ": "
-              << (conn.c != nullptr ? conn.c->errstr : "no memory") << '\n';
+              << (conn.get() != nullptr ? conn.get()->errstr : "no memory") << '\n';
     return 1;
   }
-  redisSetTimeout(conn.c, tv);
+  redisSetTimeout(conn.get(), tv);
   std::cerr << "redlock-scriptcost: redis-server on 127.0.0.1:" << port << " (pid " << pid << "), "
             << count << " operations per kind, batches of " << pipeline << ", " << reps
             << " rep(s)\n";
@@ -264,26 +260,26 @@ int main(int argc, char** argv) {
            {std::vector<std::string>{"FLUSHALL"},
             {"SCRIPT", "LOAD", std::string(redlock::detail::kFencedAcquireOneScript.body)},
             {"SCRIPT", "LOAD", std::string(redlock::detail::kReleaseScript.body)}}) {
-        if (auto err = command(conn.c, cmd)) why = *err;
+        if (auto err = command(conn.get(), cmd)) why = *err;
       }
       if (auto err =
-              command(conn.c, {"SCRIPT", "LOAD", std::string(kSetOnlyBody)}, &set_only_sha)) {
+              command(conn.get(), {"SCRIPT", "LOAD", std::string(kSetOnlyBody)}, &set_only_sha)) {
         why = *err;
       }
       if (auto err =
-              command(conn.c, {"FUNCTION", "LOAD", "REPLACE", std::string(kSetOnlyLibrary)})) {
+              command(conn.get(), {"FUNCTION", "LOAD", "REPLACE", std::string(kSetOnlyLibrary)})) {
         why = *err;
       }
       for (int k = 0; k < kCounters && why.empty(); ++k) {
-        if (auto err = command(conn.c, {"SET", "c:" + std::to_string(k), "1700000000000000"})) {
+        if (auto err = command(conn.get(), {"SET", "c:" + std::to_string(k), "1700000000000000"})) {
           why = *err;
         }
       }
       if (why.empty() && kind.name == "release") {
-        if (!drive(conn.c, "set", count, pipeline, why)) why = "setting the keys: " + why;
+        if (!drive(conn.get(), "set", count, pipeline, why)) why = "setting the keys: " + why;
       }
       if (why.empty()) {
-        if (auto err = command(conn.c, {"CONFIG", "RESETSTAT"})) why = *err;
+        if (auto err = command(conn.get(), {"CONFIG", "RESETSTAT"})) why = *err;
       }
       if (!why.empty()) {
         std::cerr << "redlock-scriptcost: " << kind.name << ": " << why << '\n';
@@ -292,7 +288,7 @@ int main(int argc, char** argv) {
       redlock::bench::CpuMeter meter({pid});
       meter.start();
       const auto t0 = std::chrono::steady_clock::now();
-      const auto errors = drive(conn.c, kind.name, count, pipeline, why);
+      const auto errors = drive(conn.get(), kind.name, count, pipeline, why);
       const double wall =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const auto report = meter.stop();
@@ -307,7 +303,7 @@ int main(int argc, char** argv) {
       }
       const double per_cmd = report.servers.on_cpu_us / static_cast<double>(count);
       double call = 0;
-      for (const auto& stat : kind.stats) call += usec_per_call(conn.c, stat);
+      for (const auto& stat : kind.stats) call += usec_per_call(conn.get(), stat);
       cpu[kind.name].push_back(per_cmd);
       usec[kind.name].push_back(call);
       json j{{"tool", "redlock-scriptcost"},
