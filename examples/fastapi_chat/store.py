@@ -12,8 +12,10 @@ holder did.
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import threading
+import time
 from typing import Callable, Dict, List, Optional
 
 ROOM_CREATED_TEXT = "room created"
@@ -56,21 +58,58 @@ class LockLostBeforeCommit(Exception):
     written."""
 
 
+BUSY_TIMEOUT_S = 10.0
+
+
+def _set_wal(db: sqlite3.Connection) -> None:
+    """Puts the file in WAL mode, which then stays with the file.
+
+    Switching a new file to WAL needs its exclusive lock. When replicas open
+    the file at once, SQLite answers SQLITE_BUSY at once instead of calling
+    the busy handler (waiting there could deadlock two connections that each
+    hold a read lock), so the switch is retried here, within the same bound
+    as any other wait for the file."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            break
+        except sqlite3.OperationalError as e:
+            code = getattr(e, "sqlite_errorcode", None)  # Python 3.11 and later
+            busy = (code & 0xFF == sqlite3.SQLITE_BUSY if code is not None
+                    else str(e) == "database is locked")
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.02))
+    if mode.lower() != "wal":
+        raise sqlite3.OperationalError(f"the store cannot use WAL mode (journal_mode is {mode})")
+
+
 class Store:
     def __init__(self, path: str) -> None:
         self.path = path
         self._local = threading.local()
-        # Idempotent, and safe when several replicas start at once (each
-        # statement takes the write lock, waiting up to the busy timeout).
-        self._db().executescript(SCHEMA)
+        # Idempotent, and safe when several replicas start at once: one
+        # transaction that takes the write lock up front, waiting up to the
+        # busy timeout.
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def _db(self) -> sqlite3.Connection:
         """One connection per thread (FastAPI runs blocking calls on a pool)."""
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
+            _set_wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             self._local.db = db

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import subprocess
 import sys
 import time
 
@@ -127,3 +128,37 @@ def test_without_the_lock_the_race_shows(services):
     statuses, store = run_race(urls, "unlocked")
     assert store["rooms"] == 1
     assert metric(urls, "chat_unique_conflicts_total") > 0
+
+
+
+OPEN_STORE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from store import Store
+sys.stdin.read(1)  # the start signal: all open the file at once
+Store(sys.argv[2]).ping()
+"""
+
+
+def test_replicas_opening_a_new_store_at_once_all_start(tmp_path):
+    # Replicas started together all open a store file that does not exist
+    # yet: switching it to WAL mode is contended, and each must wait its turn
+    # instead of exiting with "database is locked". Several rounds, as the
+    # collision depends on timing.
+    for round_ in range(20):
+        path = tmp_path / f"round{round_}.db"
+        procs = [subprocess.Popen([sys.executable, "-c", OPEN_STORE, EXAMPLE, str(path)],
+                                  stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(4)]
+        try:
+            time.sleep(0.3)  # the interpreters start and wait for the signal
+            for proc in procs:
+                proc.stdin.write("g")
+                proc.stdin.flush()
+            for proc in procs:
+                _, err = proc.communicate(timeout=scaled(30))
+                assert proc.returncode == 0, f"round {round_}: {err}"
+        finally:
+            for proc in procs:
+                proc.kill()
+                proc.wait()
