@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <latch>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -659,6 +661,31 @@ TEST(SqliteStore, CreatesOnceAndRollsBackWhenTheLockIsGone) {
   EXPECT_TRUE(store.ping().has_value());
   EXPECT_FALSE(redlock::chatroom::open_store("mysql://x", 1).has_value());
   EXPECT_FALSE(redlock::chatroom::open_store("sqlite:/nonexistent/dir/x.db", 1).has_value());
+}
+
+TEST(SqliteStore, ReplicasOpeningANewFileAtOnceAllOpenIt) {
+  // Replicas started together open a store file that does not exist yet:
+  // switching it to WAL mode is contended, and each must wait its turn
+  // instead of failing with "database is locked". Several rounds, as the
+  // collision depends on timing.
+  ScratchDir dir;
+  constexpr int kReplicas = 4;
+  for (int round = 0; round < 50; ++round) {
+    const std::string url =
+        "sqlite:" + (dir.path() / ("r" + std::to_string(round) + ".db")).string();
+    std::latch start(kReplicas);
+    std::vector<std::string> errors(kReplicas);
+    std::vector<std::thread> replicas;
+    for (int i = 0; i < kReplicas; ++i) {
+      replicas.emplace_back([&, i] {
+        start.arrive_and_wait();
+        auto store = redlock::chatroom::open_store(url, 1);
+        if (!store) errors[static_cast<std::size_t>(i)] = store.error().message;
+      });
+    }
+    for (auto& t : replicas) t.join();
+    for (const auto& e : errors) EXPECT_EQ(e, "") << "round " << round;
+  }
 }
 
 TEST(ChatService, WithoutTheLockAUniqueViolationReportsTheRoom) {

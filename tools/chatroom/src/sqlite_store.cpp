@@ -6,6 +6,8 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <random>
+#include <string>
 #include <thread>
 #include <utility>
 
@@ -143,6 +145,32 @@ class Transaction {
   bool open_ = false;
 };
 
+// Puts the file in WAL mode, which then stays with the file. Switching a new
+// file needs its exclusive lock, and when replicas open it at once SQLite
+// answers SQLITE_BUSY at once instead of calling the busy handler (waiting
+// there could deadlock two connections that each hold a read lock). So the
+// switch is retried here, within the busy timeout that bounds every other
+// wait for the file.
+StoreResult<void> set_wal(sqlite3* db) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  std::minstd_rand jitter(std::random_device{}());
+  for (;;) {
+    Statement pragma(db, "PRAGMA journal_mode=WAL");
+    const int rc = pragma.ok() ? pragma.step() : sqlite3_errcode(db);
+    if (rc == SQLITE_ROW) {
+      const std::string mode = pragma.text(0);
+      if (mode == "wal") return {};
+      return tl::make_unexpected(StoreError{
+          StoreErrorKind::kFailed, "the store cannot use WAL mode (journal_mode is " + mode + ")"});
+    }
+    if ((rc & 0xff) != SQLITE_BUSY || std::chrono::steady_clock::now() >= deadline) {
+      return tl::make_unexpected(error_of(db, "PRAGMA journal_mode=WAL"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5 + jitter() % 16));
+  }
+}
+
 StoreResult<Db> open_connection(const std::string& path) {
   sqlite3* raw = nullptr;
   const int rc =
@@ -156,9 +184,8 @@ StoreResult<Db> open_connection(const std::string& path) {
   }
   sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
   sqlite3_extended_result_codes(db.get(), 1);
-  // journal_mode=WAL is a property of the file; setting it again is a no-op.
-  for (const char* pragma :
-       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
+  if (auto ok = set_wal(db.get()); !ok) return tl::make_unexpected(ok.error());
+  for (const char* pragma : {"PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
     if (auto ok = exec(db.get(), pragma); !ok) return tl::make_unexpected(ok.error());
   }
   return db;
