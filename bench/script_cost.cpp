@@ -238,13 +238,14 @@ int main(int argc, char** argv) {
     pid = cluster->info(0).pid;
   }
   const timeval tv{10, 0};
-  Conn conn(redisConnectWithTimeout("127.0.0.1", port, tv), &redisFree);
-  if (conn.get() == nullptr || conn.get()->err != 0) {
+  const Conn conn(redisConnectWithTimeout("127.0.0.1", port, tv), &redisFree);
+  redisContext* const c = conn.get();
+  if (c == nullptr || c->err != 0) {
     std::cerr << "redlock-scriptcost: connect to 127.0.0.1:" << port << ": "
-              << (conn.get() != nullptr ? conn.get()->errstr : "no memory") << '\n';
+              << (c != nullptr ? c->errstr : "no memory") << '\n';
     return 1;
   }
-  redisSetTimeout(conn.get(), tv);
+  redisSetTimeout(c, tv);
   std::cerr << "redlock-scriptcost: redis-server on 127.0.0.1:" << port << " (pid " << pid << "), "
             << count << " operations per kind, batches of " << pipeline << ", " << reps
             << " rep(s)\n";
@@ -260,26 +261,24 @@ int main(int argc, char** argv) {
            {std::vector<std::string>{"FLUSHALL"},
             {"SCRIPT", "LOAD", std::string(redlock::detail::kFencedAcquireOneScript.body)},
             {"SCRIPT", "LOAD", std::string(redlock::detail::kReleaseScript.body)}}) {
-        if (auto err = command(conn.get(), cmd)) why = *err;
+        if (auto err = command(c, cmd)) why = *err;
       }
-      if (auto err =
-              command(conn.get(), {"SCRIPT", "LOAD", std::string(kSetOnlyBody)}, &set_only_sha)) {
+      if (auto err = command(c, {"SCRIPT", "LOAD", std::string(kSetOnlyBody)}, &set_only_sha)) {
         why = *err;
       }
-      if (auto err =
-              command(conn.get(), {"FUNCTION", "LOAD", "REPLACE", std::string(kSetOnlyLibrary)})) {
+      if (auto err = command(c, {"FUNCTION", "LOAD", "REPLACE", std::string(kSetOnlyLibrary)})) {
         why = *err;
       }
       for (int k = 0; k < kCounters && why.empty(); ++k) {
-        if (auto err = command(conn.get(), {"SET", "c:" + std::to_string(k), "1700000000000000"})) {
+        if (auto err = command(c, {"SET", "c:" + std::to_string(k), "1700000000000000"})) {
           why = *err;
         }
       }
       if (why.empty() && kind.name == "release") {
-        if (!drive(conn.get(), "set", count, pipeline, why)) why = "setting the keys: " + why;
+        if (!drive(c, "set", count, pipeline, why)) why = "setting the keys: " + why;
       }
       if (why.empty()) {
-        if (auto err = command(conn.get(), {"CONFIG", "RESETSTAT"})) why = *err;
+        if (auto err = command(c, {"CONFIG", "RESETSTAT"})) why = *err;
       }
       if (!why.empty()) {
         std::cerr << "redlock-scriptcost: " << kind.name << ": " << why << '\n';
@@ -288,7 +287,7 @@ int main(int argc, char** argv) {
       redlock::bench::CpuMeter meter({pid});
       meter.start();
       const auto t0 = std::chrono::steady_clock::now();
-      const auto errors = drive(conn.get(), kind.name, count, pipeline, why);
+      const auto errors = drive(c, kind.name, count, pipeline, why);
       const double wall =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const auto report = meter.stop();
@@ -303,7 +302,7 @@ int main(int argc, char** argv) {
       }
       const double per_cmd = report.servers.on_cpu_us / static_cast<double>(count);
       double call = 0;
-      for (const auto& stat : kind.stats) call += usec_per_call(conn.get(), stat);
+      for (const auto& stat : kind.stats) call += usec_per_call(c, stat);
       cpu[kind.name].push_back(per_cmd);
       usec[kind.name].push_back(call);
       json j{{"tool", "redlock-scriptcost"},
