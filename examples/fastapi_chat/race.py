@@ -20,6 +20,7 @@ import asyncio
 import collections
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -74,9 +75,19 @@ def verdict(statuses: collections.Counter, store: Dict[str, int], requests: int)
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # Drawn below the ephemeral range (32768-60999), which outgoing
+    # connections take their local ports from: one of those could take a port
+    # the OS handed out here before the server binds it.
+    rng = random.SystemRandom()
+    for _ in range(256):
+        port = rng.randrange(10000, 22000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port on 127.0.0.1 between 10000 and 21999")
 
 
 def wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:

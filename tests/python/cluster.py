@@ -11,6 +11,7 @@ on purpose next to them, have none.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -103,9 +104,19 @@ def _server_env() -> Dict[str, str]:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # Drawn below the ephemeral range (32768-60999), which outgoing
+    # connections take their local ports from: one of those could take a port
+    # the OS handed out here before the server binds it.
+    rng = random.SystemRandom()
+    for _ in range(256):
+        port = rng.randrange(10000, 22000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port on 127.0.0.1 between 10000 and 21999")
 
 
 class Node:

@@ -9,11 +9,8 @@
 // thread that started it exits).
 #pragma once
 
-#include <arpa/inet.h>
 #include <grp.h>
-#include <netinet/in.h>
 #include <pwd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +23,7 @@
 #include <tl/expected.hpp>
 #include <vector>
 
+#include "redlock/cluster/free_ports.hpp"
 #include "redlock/cluster/local_cluster.hpp"
 #include "redlock/tools/subprocess.hpp"
 #include "store.hpp"
@@ -147,17 +145,9 @@ class PostgresServer {
   PostgresServer() = default;
 
   static std::optional<int> free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return std::nullopt;
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-                    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
-    ::close(fd);
-    if (!ok) return std::nullopt;
-    return ntohs(addr.sin_port);
+    const auto ports = redlock::cluster::free_tcp_ports(1);
+    if (ports.empty()) return std::nullopt;
+    return ports.front();
   }
 
   // Declared first, destroyed last: the server stops before its directory
