@@ -228,10 +228,9 @@ int run_all(Config cfg, Output& out) {
     }
     if (cfg.tls_ca.empty()) cfg.tls_ca = (*files)->ca_cert.string();
     const std::size_t n = cfg.nodes > 0 ? static_cast<std::size_t>(cfg.nodes) : 5;
-    for (int port : redlock::testing::free_tcp_ports(n)) {
-      all_tls.ports.push_back(port);
-      cluster_options.node_args.push_back(redlock::testing::tls_server_args(**files, port));
-    }
+    // The cluster picks each TLS port (read back once it runs).
+    cluster_options.node_args.assign(n, redlock::testing::tls_server_args(
+                                            **files, redlock::cluster::ClusterOptions::kExtraPort));
   }
   const std::size_t want = cfg.nodes > 0 ? static_cast<std::size_t>(cfg.nodes)
                                          : (all.ports.empty() ? 5 : all.ports.size());
@@ -251,6 +250,7 @@ int run_all(Config cfg, Output& out) {
       all.ports.push_back(cluster->port(i));
       all.pids.push_back(cluster->info(i).pid);
       all.hosts.push_back("127.0.0.1");
+      if (cluster->info(i).extra_port != 0) all_tls.ports.push_back(cluster->info(i).extra_port);
     }
     all_tls.pids = all.pids;
     all_tls.hosts = all.hosts;

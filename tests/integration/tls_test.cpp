@@ -58,7 +58,7 @@ long long connections_received(LocalCluster& cluster, std::size_t i) {
 }
 
 // Every node of the fixture's cluster also listens with TLS on a port of its
-// own (tls_ports_[i]).
+// own (tls_ports_[i]), which the cluster picks.
 class TlsTest : public ClusterTest {
  protected:
   // Whether the servers require a client certificate.
@@ -66,9 +66,8 @@ class TlsTest : public ClusterTest {
 
   ClusterOptions cluster_options() const override {
     ClusterOptions co;
-    tls_ports_ = free_tcp_ports(nodes_count());
-    for (int port : tls_ports_)
-      co.node_args.push_back(tls_server_args(*files_, port, auth_clients()));
+    co.node_args.assign(nodes_count(),
+                        tls_server_args(*files_, ClusterOptions::kExtraPort, auth_clients()));
     return co;
   }
 
@@ -77,6 +76,9 @@ class TlsTest : public ClusterTest {
     ASSERT_TRUE(files) << files.error();
     files_ = *files;
     ClusterTest::SetUp();
+    if (HasFatalFailure()) return;
+    for (std::size_t i = 0; i < cluster().size(); ++i)
+      tls_ports_.push_back(cluster().info(i).extra_port);
   }
 
   std::string tls_node(std::size_t i, const std::string& host = "127.0.0.1") const {
@@ -117,7 +119,7 @@ class TlsTest : public ClusterTest {
   }
 
   const TlsFiles* files_ = nullptr;
-  mutable std::vector<int> tls_ports_;
+  std::vector<int> tls_ports_;
 };
 
 TEST_F(TlsTest, AcquireExtendAndReleaseOverTlsOnFiveNodes) {
@@ -482,23 +484,22 @@ class TlsSentinelTest : public TlsTest {
   void SetUp() override {
     TlsTest::SetUp();
     if (HasFatalFailure()) return;
-    const auto ports = free_tcp_ports(8);
-    master_tls_ = ports[0];
-    replica_tls_ = ports[1];
     ClusterOptions co;
-    co.node_args = {tls_server_args(*files_, master_tls_)};
+    co.node_args = {tls_server_args(*files_, ClusterOptions::kExtraPort)};
     auto master = LocalCluster::start(1, co);
     ASSERT_TRUE(master) << master.error();
     master_ = std::move(*master);
-    co.node_args = {tls_server_args(*files_, replica_tls_)};
+    master_tls_ = master_->info(0).extra_port;
     co.extra_args = {"--replicaof", "127.0.0.1", std::to_string(master_tls_), "--tls-replication",
                      "yes"};
     auto replica = LocalCluster::start(1, co);
     ASSERT_TRUE(replica) << replica.error();
     replica_ = std::move(*replica);
+    replica_tls_ = replica_->info(0).extra_port;
+    const auto ports = free_tcp_ports(6);
     for (std::size_t s = 0; s < 3; ++s) {
-      const int plain = ports[2 + 2 * s];
-      const int tls = ports[3 + 2 * s];
+      const int plain = ports[2 * s];
+      const int tls = ports[1 + 2 * s];
       const auto conf = master_->dir() / ("sentinel" + std::to_string(s) + ".conf");
       std::ofstream(conf) << "port " << plain << "\nbind 127.0.0.1\n"
                           << "tls-port " << tls << "\n"

@@ -4,12 +4,10 @@
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +15,7 @@
 #include <sstream>
 
 #include "keys.hpp"
+#include "redlock/cluster/free_ports.hpp"
 #include "test_util.hpp"
 
 namespace redlock::testing {
@@ -35,15 +34,8 @@ const std::vector<std::string> kMinimalAcl = {
     "+time",         "+publish",   "+subscribe", "+unsubscribe"};
 
 int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  const auto ports = redlock::cluster::free_tcp_ports(1);
+  return ports.empty() ? 0 : ports.front();
 }
 
 // A child process that dies with the test, for servers LocalCluster does not
@@ -200,10 +192,9 @@ TEST_F(TopologyTest, ADatabaseInTheUrlIsSelectedOnEveryConnect) {
 
 TEST_F(TopologyTest, ANodeInRedisClusterModeIsRefusedWithAClearError) {
   ClusterOptions co;
-  // An explicit bus port: the default (port + 10000) overflows for high ports.
-  co.extra_args = {"--cluster-enabled",     "yes",
-                   "--cluster-config-file", "nodes.conf",
-                   "--cluster-port",        std::to_string(free_port())};
+  // A bus port of its own: the default (port + 10000) overflows for high ports.
+  co.node_args = {{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                   "--cluster-port", std::string(ClusterOptions::kExtraPort)}};
   auto shard = LocalCluster::start(1, co);
   ASSERT_TRUE(shard) << shard.error();
   auto client = connect_or_fail(

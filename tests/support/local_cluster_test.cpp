@@ -4,6 +4,7 @@
 
 #include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -12,9 +13,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <set>
 #include <string>
@@ -24,6 +27,7 @@
 #include "cluster_fixture.hpp"
 #include "fake_clock.hpp"
 #include "redlock/cluster/redis_cluster.hpp"
+#include "redlock/cluster/tls_certs.hpp"
 
 namespace {
 
@@ -443,6 +447,102 @@ TEST(LocalClusterTest, ReportsAPortInUse) {
       << clash.error();
   EXPECT_NE(clash.error().find("Address already in use"), std::string::npos) << clash.error();
   EXPECT_EQ(first->command(0, {"PING"}).value_or("?"), "PONG") << "the first server is untouched";
+}
+
+// A port in the listening state on 127.0.0.1, held until destruction.
+class HeldPort {
+ public:
+  HeldPort() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (fd_ >= 0 && ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+        ::listen(fd_, 1) == 0 &&
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      port_ = ntohs(addr.sin_port);
+    }
+  }
+  HeldPort(const HeldPort&) = delete;
+  HeldPort& operator=(const HeldPort&) = delete;
+  ~HeldPort() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int port() const { return port_; }
+
+ private:
+  int fd_;
+  int port_ = 0;
+};
+
+// Whether something accepts TCP connections on 127.0.0.1:port.
+bool accepts(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// A node's second port (here its TLS port) that another process takes
+// between the pick and the server's bind: the node is started again, on
+// other ports, and keeps them across a restart and in the state file.
+TEST(LocalClusterTest, ANodeWhoseExtraPortIsTakenIsStartedOnOthers) {
+  auto files = redlock::testing::tls_files();
+  ASSERT_TRUE(files.has_value()) << files.error();
+  const HeldPort taken;
+  ASSERT_NE(taken.port(), 0);
+  const fs::path dir = make_test_dir();
+  ASSERT_FALSE(dir.empty());
+  struct Cleanup {
+    fs::path dir;
+    ~Cleanup() {
+      if (auto c = LocalCluster::attach(dir / "cluster")) (*c)->stop();
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  } cleanup{dir};
+  // The first start gets the taken port as its TLS port (the last
+  // --tls-port wins); a real redis-server refuses it.
+  const fs::path server = dir / "redis-server";
+  std::ofstream(server) << "#!/bin/sh\n"
+                        << "if [ ! -e \"$0.tried\" ]; then\n"
+                        << "  : > \"$0.tried\"\n"
+                        << "  exec redis-server \"$@\" --tls-port " << taken.port() << "\n"
+                        << "fi\n"
+                        << "exec redis-server \"$@\"\n";
+  fs::permissions(server, fs::perms::owner_all);
+
+  ClusterOptions options;
+  options.redis_server = server.string();
+  options.dir = dir / "cluster";
+  options.detach = true;
+  options.node_args = {redlock::testing::tls_server_args(**files, ClusterOptions::kExtraPort)};
+  auto cluster = start_or_fail(1, options);
+  ASSERT_TRUE(cluster);
+  ASSERT_TRUE(fs::exists(dir / "redis-server.tried")) << "the first start was the failing one";
+  std::ifstream log(cluster->info(0).dir / "redis.log");
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("Failed listening on port " + std::to_string(taken.port()) + " (TLS)"),
+            std::string::npos)
+      << text;
+
+  const int extra = cluster->info(0).extra_port;
+  EXPECT_NE(extra, 0);
+  EXPECT_NE(extra, taken.port());
+  EXPECT_NE(extra, cluster->port(0));
+  EXPECT_TRUE(accepts(extra)) << "the TLS port " << extra << " listens";
+  EXPECT_EQ(cluster->command(0, {"PING"}).value_or("?"), "PONG");
+
+  ASSERT_TRUE(cluster->restart(0).has_value());
+  EXPECT_EQ(cluster->info(0).extra_port, extra);
+  EXPECT_TRUE(accepts(extra));
+  auto attached = LocalCluster::attach(dir / "cluster");
+  ASSERT_TRUE(attached.has_value()) << attached.error();
+  EXPECT_EQ((*attached)->info(0).extra_port, extra) << "the state file keeps it";
 }
 
 TEST(LocalClusterTest, ReportsAMissingBinary) {

@@ -42,35 +42,31 @@ class TlsOnlyServers {
     out->ports_ = free_tcp_ports(n);
     if (out->ports_.size() != n) return tl::make_unexpected(std::string("no free ports"));
     for (std::size_t i = 0; i < n; ++i) {
-      const auto dir = out->dir_ / ("node" + std::to_string(i + 1));
-      std::filesystem::create_directories(dir);
-      tools::SpawnOptions spawn;
-      // clang-format off
-      spawn.argv = {"redis-server",
-                    "--port", "0",
-                    "--bind", "127.0.0.1",
-                    "--dir", dir.string(),
-                    "--save", "",
-                    "--appendonly", "no",
-                    "--daemonize", "no",
-                    "--logfile", ""};
-      // clang-format on
-      const auto tls = tls_server_args(files, out->ports_[i], auth_clients);
-      spawn.argv.insert(spawn.argv.end(), tls.begin(), tls.end());
-      spawn.stdout_path = dir / "redis.log";
-      spawn.stderr_path = spawn.stdout_path;
-      spawn.close_other_fds = true;
-      auto child = tools::Subprocess::spawn(spawn);
-      if (!child) return tl::make_unexpected("redis-server: " + child.error().message);
+      auto child = out->spawn(i, files, auth_clients);
+      if (!child) return tl::make_unexpected(child.error());
       out->servers_.push_back(std::move(*child));
     }
-    // Ready once each log says so (nothing to PING without a plain port).
+    // Ready once each log says so (nothing to PING without a plain port). A
+    // port taken between the pick and the bind is picked again, a few times.
     const auto deadline =
         std::chrono::steady_clock::now() + cluster::scaled(std::chrono::milliseconds(10000));
     for (std::size_t i = 0; i < n; ++i) {
-      const auto log = out->dir_ / ("node" + std::to_string(i + 1)) / "redis.log";
-      while (read(log).find("Ready to accept connections") == std::string::npos) {
-        if (std::chrono::steady_clock::now() > deadline || out->servers_[i].poll()) {
+      const auto log = out->log(i);
+      for (int attempt = 1; read(log).find("Ready to accept connections") == std::string::npos;) {
+        const bool exited = out->servers_[i].poll().has_value();
+        if (exited && attempt < kPortAttempts &&
+            read(log).find("Address already in use") != std::string::npos) {
+          ++attempt;
+          const auto again = free_tcp_ports(1);
+          if (again.empty()) return tl::make_unexpected(std::string("no free ports"));
+          out->ports_[i] = again.front();
+          std::filesystem::remove(log);
+          auto child = out->spawn(i, files, auth_clients);
+          if (!child) return tl::make_unexpected(child.error());
+          out->servers_[i] = std::move(*child);
+          continue;
+        }
+        if (exited || std::chrono::steady_clock::now() > deadline) {
           return tl::make_unexpected("TLS server " + std::to_string(i + 1) + " on port " +
                                      std::to_string(out->ports_[i]) +
                                      " did not come up: " + read(log));
@@ -101,7 +97,39 @@ class TlsOnlyServers {
   }
 
  private:
+  static constexpr int kPortAttempts = 5;
+
   TlsOnlyServers() = default;
+
+  std::filesystem::path log(std::size_t i) const {
+    return dir_ / ("node" + std::to_string(i + 1)) / "redis.log";
+  }
+
+  // Starts server i on ports_[i].
+  tl::expected<tools::Subprocess, std::string> spawn(std::size_t i, const TlsFiles& files,
+                                                     bool auth_clients) const {
+    const auto dir = dir_ / ("node" + std::to_string(i + 1));
+    std::filesystem::create_directories(dir);
+    tools::SpawnOptions spawn;
+    // clang-format off
+    spawn.argv = {"redis-server",
+                  "--port", "0",
+                  "--bind", "127.0.0.1",
+                  "--dir", dir.string(),
+                  "--save", "",
+                  "--appendonly", "no",
+                  "--daemonize", "no",
+                  "--logfile", ""};
+    // clang-format on
+    const auto tls = tls_server_args(files, ports_[i], auth_clients);
+    spawn.argv.insert(spawn.argv.end(), tls.begin(), tls.end());
+    spawn.stdout_path = log(i);
+    spawn.stderr_path = spawn.stdout_path;
+    spawn.close_other_fds = true;
+    auto child = tools::Subprocess::spawn(spawn);
+    if (!child) return tl::make_unexpected("redis-server: " + child.error().message);
+    return std::move(*child);
+  }
 
   static std::string read(const std::filesystem::path& path) {
     std::ifstream in(path);

@@ -3,10 +3,7 @@
 // blocking RedisConnection.
 #include "redlock/cluster/local_cluster.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +22,7 @@
 #include <thread>
 #include <utility>
 
+#include "redlock/cluster/free_ports.hpp"
 #include "redlock/tools/redis_connection.hpp"
 #include "redlock/tools/subprocess.hpp"
 
@@ -150,38 +148,15 @@ std::string log_tail(const fs::path& path, std::uintmax_t offset) {
 // ---------------------------------------------------------------------------
 // Ports
 
+// free_tcp_ports() or an error; the servers bind them a moment later (a race
+// another process can win, which start() handles by picking again).
 tl::expected<std::vector<int>, std::string> pick_free_ports(std::size_t count) {
-  // Hold every probe socket until all ports are known so that the OS hands
-  // out distinct ones; the servers bind them a moment later (a race another
-  // process can win, which start() handles by picking again).
-  std::vector<int> fds;
-  std::vector<int> ports;
-  auto close_all = [&fds] {
-    for (int fd : fds) ::close(fd);
-  };
-  for (std::size_t k = 0; k < count; ++k) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      const int err = errno;
-      close_all();
-      return tl::make_unexpected("socket: " + errno_text(err));
-    }
-    fds.push_back(fd);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = 0;
-    ::inet_pton(AF_INET, kHost, &addr.sin_addr);
-    socklen_t len = sizeof addr;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      const int err = errno;
-      close_all();
-      return tl::make_unexpected(std::string("cannot pick a free port on ") + kHost + ": " +
-                                 errno_text(err));
-    }
-    ports.push_back(ntohs(addr.sin_port));
+  auto ports = free_tcp_ports(count);
+  if (ports.size() < count) {
+    return tl::make_unexpected("cannot find " + std::to_string(count) + " free ports on " + kHost +
+                               " between " + std::to_string(kFirstFreePort) + " and " +
+                               std::to_string(kEndFreePort - 1));
   }
-  close_all();
   return ports;
 }
 
@@ -199,10 +174,18 @@ tl::expected<tools::RedisConnection, std::string> connect_to(int port, milliseco
   return tools::RedisConnection::open(kHost, port, timeout);
 }
 
-// Starts node `index`'s server on `port`, its output appended to its log;
-// returns its pid once exec succeeded. The caller reaps it.
+// Whether node `index`'s own arguments ask for a second port.
+bool wants_extra_port(const ClusterOptions& options, std::size_t index) {
+  if (index >= options.node_args.size()) return false;
+  const auto& args = options.node_args[index];
+  return std::find(args.begin(), args.end(), ClusterOptions::kExtraPort) != args.end();
+}
+
+// Starts node `index`'s server on `port` (and `extra_port` in place of
+// kExtraPort), its output appended to its log; returns its pid once exec
+// succeeded. The caller reaps it.
 tl::expected<int, std::string> launch_server(const ClusterOptions& options, std::size_t index,
-                                             int port, const fs::path& node_dir) {
+                                             int port, int extra_port, const fs::path& node_dir) {
   tools::SpawnOptions spawn;
   // clang-format off
   spawn.argv = {
@@ -220,8 +203,9 @@ tl::expected<int, std::string> launch_server(const ClusterOptions& options, std:
   // clang-format on
   spawn.argv.insert(spawn.argv.end(), options.extra_args.begin(), options.extra_args.end());
   if (index < options.node_args.size()) {
-    spawn.argv.insert(spawn.argv.end(), options.node_args[index].begin(),
-                      options.node_args[index].end());
+    for (const auto& arg : options.node_args[index]) {
+      spawn.argv.push_back(arg == ClusterOptions::kExtraPort ? std::to_string(extra_port) : arg);
+    }
   }
   if (index < options.node_env.size()) spawn.env = options.node_env[index];
   spawn.stdout_path = node_dir / kLogFile;
@@ -364,18 +348,22 @@ tl::expected<std::unique_ptr<LocalCluster>, std::string> LocalCluster::start(
     return tl::make_unexpected(std::move(message));
   };
 
+  std::size_t extra_count = 0;
+  for (std::size_t i = 0; i < n; ++i) extra_count += wants_extra_port(options, i) ? 1U : 0U;
   std::vector<int> ports;
   if (options.base_port > 0) {
     for (std::size_t i = 0; i < n; ++i) ports.push_back(options.base_port + static_cast<int>(i));
-  } else {
-    auto picked = pick_free_ports(n);
-    if (!picked) return fail(picked.error());
-    ports = std::move(*picked);
   }
+  // One pick for all, so that every port differs from every other.
+  auto picked = pick_free_ports(n - ports.size() + extra_count);
+  if (!picked) return fail(picked.error());
+  ports.insert(ports.end(), picked->begin(), picked->end());
   cluster->nodes_.resize(n);
+  std::size_t next_extra = n;
   for (std::size_t i = 0; i < n; ++i) {
     auto& node = cluster->nodes_[i];
     node.port = ports[i];
+    if (wants_extra_port(options, i)) node.extra_port = ports[next_extra++];
     node.dir = dir / ("node" + std::to_string(i + 1));
     fs::create_directories(node.dir, ec);
     if (ec) return fail("cannot create " + node.dir.string() + ": " + ec.message());
@@ -388,7 +376,7 @@ tl::expected<std::unique_ptr<LocalCluster>, std::string> LocalCluster::start(
     auto& node = cluster->nodes_[i];
     log_offsets[i] = file_size_or_zero(node.dir / kLogFile);
     deadlines[i] = Clock::now() + options.start_timeout;
-    auto pid = launch_server(cluster->options_, i, node.port, node.dir);
+    auto pid = launch_server(cluster->options_, i, node.port, node.extra_port, node.dir);
     if (!pid) return fail(cluster->node_name(i) + ": " + pid.error());
     node.pid = *pid;
     node.is_child = true;
@@ -406,13 +394,17 @@ tl::expected<std::unique_ptr<LocalCluster>, std::string> LocalCluster::start(
                     ":\n" + tail);
       }
       node.pid = 0;
-      if (options.base_port == 0 && port_in_use(tail) && attempt < kMaxPortAttempts) {
-        auto picked = pick_free_ports(1);
-        if (!picked) return fail(picked.error());
-        node.port = picked->front();
+      // Whichever port was taken, both are picked again: a fixed plain port
+      // (base_port) is the user's and stays.
+      const bool extra = node.extra_port != 0;
+      if ((options.base_port == 0 || extra) && port_in_use(tail) && attempt < kMaxPortAttempts) {
+        auto again = pick_free_ports((options.base_port == 0 ? 1U : 0U) + (extra ? 1U : 0U));
+        if (!again) return fail(again.error());
+        if (options.base_port == 0) node.port = again->front();
+        if (extra) node.extra_port = again->back();
         log_offsets[i] = file_size_or_zero(log);
         deadlines[i] = Clock::now() + options.start_timeout;
-        auto pid = launch_server(cluster->options_, i, node.port, node.dir);
+        auto pid = launch_server(cluster->options_, i, node.port, node.extra_port, node.dir);
         if (!pid) return fail(cluster->node_name(i) + ": " + pid.error());
         node.pid = *pid;
         continue;
@@ -458,6 +450,7 @@ tl::expected<std::unique_ptr<LocalCluster>, std::string> LocalCluster::attach(
     for (const auto& entry : json.at("nodes")) {
       Node node;
       node.port = entry.at("port").get<int>();
+      node.extra_port = entry.value("extra_port", 0);
       node.pid = entry.at("pid").get<int>();
       node.dir = entry.at("dir").get<std::string>();
       nodes.push_back(std::move(node));
@@ -554,6 +547,7 @@ NodeInfo LocalCluster::info(std::size_t i) const {
   NodeInfo out{};
   out.index = static_cast<int>(i);
   out.port = node.port;
+  out.extra_port = node.extra_port;
   out.dir = node.dir;
   out.running = is_alive(node);
   out.pid = out.running ? node.pid : 0;
@@ -651,7 +645,7 @@ tl::expected<void, std::string> LocalCluster::restart(std::size_t i) {
   const auto deadline = Clock::now() + options_.start_timeout;
   for (int attempt = 1;; ++attempt) {
     const auto offset = file_size_or_zero(log);
-    auto pid = launch_server(options_, i, node.port, node.dir);
+    auto pid = launch_server(options_, i, node.port, node.extra_port, node.dir);
     if (!pid) return tl::make_unexpected(node_name(i) + ": " + pid.error());
     node.pid = *pid;
     node.is_child = true;
@@ -688,6 +682,7 @@ void LocalCluster::save_state() const noexcept {
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
       nodes.push_back({{"index", i},
                        {"port", nodes_[i].port},
+                       {"extra_port", nodes_[i].extra_port},
                        {"pid", nodes_[i].pid},
                        {"dir", nodes_[i].dir.string()}});
     }

@@ -30,6 +30,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <tl/expected.hpp>
 #include <vector>
 
@@ -50,7 +51,8 @@ struct ClusterOptions {
   // Appended to every redis-server command line.
   std::vector<std::string> extra_args;
   // Appended to node i's command line only (node_args[i]), after extra_args;
-  // kept across restart(). For example each node's own --tls-port.
+  // kept across restart(). An argument equal to kExtraPort stands for a
+  // second port of the node's own, for example its --tls-port: see kExtraPort.
   std::vector<std::vector<std::string>> node_args;
   // Environment entries ("NAME=value") for node i's server (node_env[i]), on
   // top of this process's environment, which every server inherits; nodes
@@ -59,12 +61,19 @@ struct ClusterOptions {
   std::vector<std::vector<std::string>> node_env;
   // How long one server may take to answer PING after it is started.
   std::chrono::milliseconds start_timeout{10000};
+
+  // In node_args[i], replaced by a free port the launcher picks for node i
+  // (NodeInfo::extra_port says which). When either of a node's ports turns
+  // out to be taken at start, both are picked again, as base_port == 0 does
+  // for the plain port alone; restart() keeps both.
+  static constexpr std::string_view kExtraPort = "{extra-port}";
 };
 
 struct NodeInfo {
   int index;  // 0-based
   int port;
-  int pid;  // 0 if not running
+  int extra_port;  // the port that replaced ClusterOptions::kExtraPort; 0: none
+  int pid;         // 0 if not running
   bool running;
   bool paused;  // stopped with SIGSTOP (by anyone)
   std::filesystem::path dir;
@@ -74,7 +83,8 @@ class LocalCluster {
  public:
   // Starts n servers and waits until each one answers PING (each bounded by
   // options.start_timeout). With base_port == 0 a server that finds its port
-  // taken is started again on another free port, a few times. On error nothing
+  // taken is started again on another free port, a few times; so is one that
+  // finds its kExtraPort taken, whatever base_port says. On error nothing
   // is left running and the message names the node that failed with the tail
   // of its log.
   [[nodiscard]] static tl::expected<std::unique_ptr<LocalCluster>, std::string> start(
@@ -141,6 +151,7 @@ class LocalCluster {
  private:
   struct Node {
     int port = 0;
+    int extra_port = 0;     // 0: node_args has no kExtraPort
     int pid = 0;            // 0: not running
     bool is_child = false;  // forked by this process: reap it with waitpid
     std::filesystem::path dir;

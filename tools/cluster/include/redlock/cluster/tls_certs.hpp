@@ -31,6 +31,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <tl/expected.hpp>
 #include <vector>
@@ -185,14 +186,19 @@ inline tl::expected<const TlsFiles*, std::string> tls_files() {
 using redlock::cluster::free_tcp_ports;
 
 // redis-server arguments for a TLS port with the test certificates.
-// `auth_clients`: require a client certificate (mutual TLS).
-inline std::vector<std::string> tls_server_args(const TlsFiles& f, int tls_port,
+// `auth_clients`: require a client certificate (mutual TLS). `tls_port` may
+// be ClusterOptions::kExtraPort, for a port the local cluster picks.
+inline std::vector<std::string> tls_server_args(const TlsFiles& f, std::string_view tls_port,
                                                 bool auth_clients = false) {
-  return {"--tls-port",         std::to_string(tls_port),
+  return {"--tls-port",         std::string(tls_port),
           "--tls-cert-file",    f.server_cert.string(),
           "--tls-key-file",     f.server_key.string(),
           "--tls-ca-cert-file", f.ca_cert.string(),
           "--tls-auth-clients", auth_clients ? "yes" : "no"};
+}
+inline std::vector<std::string> tls_server_args(const TlsFiles& f, int tls_port,
+                                                bool auth_clients = false) {
+  return tls_server_args(f, std::to_string(tls_port), auth_clients);
 }
 
 }  // namespace redlock::testing
