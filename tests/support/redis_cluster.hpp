@@ -14,8 +14,8 @@
 //
 // Ports: the cluster bus listens on port + 10000, so the servers take fixed
 // ports from 20000 to 21999 (buses 30000 to 31999), below the ephemeral
-// range where other tests' free ports come from; a start that meets a taken
-// port tries other ports.
+// range and above the range other tests' free ports come from
+// (free_tcp_ports); a start that meets a taken port tries other ports.
 //
 // Threading: as LocalCluster (the test's main thread). Ownership: the
 // servers stop and the directory goes with the object, whatever the test's

@@ -899,7 +899,8 @@ TEST_F(RedlockCli, ARedisClusterFromTheLauncherIsOneNode) {
     }
   } down{dir};
   // Fixed ports (the bus listens on port + 10000), below the ephemeral range
-  // the other tests' free ports come from; another range if one is taken.
+  // and apart from the range other tests' free ports come from; another
+  // range if one is taken.
   std::mt19937 rng(std::random_device{}());
   ToolResult up;
   int base = 0;

@@ -15,10 +15,11 @@
 namespace redlock::cluster {
 
 // Where free ports are drawn from: below Linux's ephemeral range (32768-60999
-// by default), and clear of the ports the README's fixed-port cluster and the
-// CLI's fixed-port tests use (7001-, 22000-).
+// by default), and clear of the fixed ports of the README's cluster
+// (7001-7005) and of the tests' Redis Clusters, whose buses listen on
+// port + 10000 (20000-23999, buses 30000-33999).
 inline constexpr int kFirstFreePort = 10000;
-inline constexpr int kEndFreePort = 22000;
+inline constexpr int kEndFreePort = 20000;
 
 // n distinct free TCP ports on 127.0.0.1, fewer if a socket cannot be made.
 //

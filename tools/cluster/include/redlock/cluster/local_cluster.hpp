@@ -42,7 +42,7 @@ struct ClusterOptions {
   // Cluster directory. Empty: a fresh temporary directory (mkdtemp under
   // $TMPDIR or /tmp) which stop() removes.
   std::filesystem::path dir;
-  // 0: free ports chosen by the OS. Otherwise base_port, base_port + 1, ...
+  // 0: free ports (free_tcp_ports()). Otherwise base_port, base_port + 1, ...
   int base_port = 0;
   // true: the servers outlive this process (own session, no PDEATHSIG), a
   // state file DIR/cluster.json lets attach() find them again, and the
