@@ -17,6 +17,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <tl/expected.hpp>
 #include <vector>
@@ -60,7 +61,8 @@ class TlsOnlyServers {
           const auto again = free_tcp_ports(1);
           if (again.empty()) return tl::make_unexpected(std::string("no free ports"));
           out->ports_[i] = again.front();
-          std::filesystem::remove(log);
+          std::error_code ec;
+          std::filesystem::remove(log, ec);
           auto child = out->spawn(i, files, auth_clients);
           if (!child) return tl::make_unexpected(child.error());
           out->servers_[i] = std::move(*child);
