@@ -630,6 +630,35 @@ TEST(LocalClusterTest, DetachedClusterCanBeAttachedAndStopped) {
   EXPECT_FALSE((*after)->info(1).running);
 }
 
+// A detached cluster is found again only through its state file, whose JSON
+// strings are UTF-8. A directory whose name is not is refused before any
+// server starts, instead of servers that run where no command finds them. A
+// cluster that is not detached keeps no state file and starts there.
+TEST(LocalClusterTest, ADetachedClusterWhoseStateCannotBeRecordedIsRefusedBeforeAnyServerStarts) {
+  const fs::path base = make_test_dir();
+  ASSERT_FALSE(base.empty());
+  const fs::path dir = base / "a\xff\x01b";
+  ClusterOptions options;
+  options.dir = dir;
+  options.detach = true;
+  auto refused = LocalCluster::start(2, options);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_NE(refused.error().find("cannot record the cluster in cluster.json"), std::string::npos)
+      << refused.error();
+  EXPECT_NE(refused.error().find("invalid UTF-8"), std::string::npos) << refused.error();
+  EXPECT_FALSE(fs::exists(dir / "node1" / "redis.log")) << "no server was started";
+  EXPECT_FALSE(fs::exists(dir / "node2" / "redis.log")) << "no server was started";
+  EXPECT_FALSE(fs::exists(dir / "cluster.json"));
+  EXPECT_FALSE(fs::exists(dir / "cluster.json.tmp"));
+
+  options.detach = false;
+  auto attached_to_us = start_or_fail(2, options);
+  ASSERT_TRUE(attached_to_us);
+  EXPECT_EQ(attached_to_us->command(1, {"PING"}).value_or("?"), "PONG");
+  attached_to_us->stop();
+  fs::remove_all(base);
+}
+
 TEST(LocalClusterTest, AttachWithoutStateFails) {
   const fs::path dir = make_test_dir();
   auto attached = LocalCluster::attach(dir);

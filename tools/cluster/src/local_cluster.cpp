@@ -369,6 +369,11 @@ tl::expected<std::unique_ptr<LocalCluster>, std::string> LocalCluster::start(
     if (ec) return fail("cannot create " + node.dir.string() + ": " + ec.message());
   }
 
+  // A detached cluster is found again only through its state file: one that
+  // cannot be written (say, a directory whose name is not UTF-8) is refused
+  // before any server starts.
+  if (auto saved = cluster->save_state(); !saved) return fail(saved.error());
+
   // Launch every server first, then wait for each: they start in parallel.
   std::vector<std::uintmax_t> log_offsets(n);
   std::vector<Clock::time_point> deadlines(n);
@@ -414,7 +419,7 @@ tl::expected<std::unique_ptr<LocalCluster>, std::string> LocalCluster::start(
                   ":\n" + tail);
     }
   }
-  cluster->save_state();
+  if (auto saved = cluster->save_state(); !saved) return fail(saved.error());
   return cluster;
 }
 
@@ -675,8 +680,9 @@ tl::expected<void, std::string> LocalCluster::restart(std::size_t i) {
   }
 }
 
-void LocalCluster::save_state() const noexcept {
-  if (!options_.detach) return;
+tl::expected<void, std::string> LocalCluster::save_state() const noexcept {
+  if (!options_.detach) return {};
+  const fs::path tmp = dir_ / (std::string(kStateFile) + ".tmp");
   try {
     nlohmann::json nodes = nlohmann::json::array();
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
@@ -690,17 +696,24 @@ void LocalCluster::save_state() const noexcept {
         {"version", kStateVersion},          {"redis_server", options_.redis_server},
         {"extra_args", options_.extra_args}, {"node_env", options_.node_env},
         {"node_args", options_.node_args},   {"nodes", nodes}};
+    // JSON strings are UTF-8: a path or an argument that is not fails here,
+    // before anything is written.
+    const std::string text = state.dump(2) + '\n';
     // Write then rename, so that a reader never sees half a file.
-    const fs::path tmp = dir_ / (std::string(kStateFile) + ".tmp");
     {
       std::ofstream out(tmp, std::ios::trunc);
-      out << state.dump(2) << '\n';
-      if (!out) return;
+      out << text;
+      if (!out) return tl::make_unexpected("cannot write " + tmp.string());
     }
     std::error_code ec;
     fs::rename(tmp, dir_ / kStateFile, ec);
-  } catch (...) {
-    // Best effort: the servers run whether or not the file could be written.
+    if (ec) return tl::make_unexpected("cannot rename " + tmp.string() + ": " + ec.message());
+    return {};
+  } catch (const std::exception& e) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    return tl::make_unexpected(std::string("cannot record the cluster in ") + kStateFile + ": " +
+                               e.what());
   }
 }
 

@@ -163,7 +163,9 @@ class LocalCluster {
   std::string node_name(std::size_t i) const;
   bool is_alive(const Node& node) const;
   tl::expected<void, std::string> wait_gone(std::size_t i, std::chrono::milliseconds timeout);
-  void save_state() const noexcept;
+  // Writes DIR/cluster.json for a detached cluster (nothing otherwise). Later
+  // writes are best effort: the servers run whether or not it succeeds.
+  tl::expected<void, std::string> save_state() const noexcept;
 
   ClusterOptions options_;
   std::filesystem::path dir_;
