@@ -459,7 +459,9 @@ void AcquireOp::release_round() {
 
 void AcquireOp::drop_round_state() {
   drop_round();
-  answers_ = {};
+  // Not `answers_ = {}`: that is the initializer-list assignment, which
+  // keeps the capacity.
+  std::vector<FencedAnswer>().swap(answers_);
 }
 
 void AcquireOp::complete(Result<Lock> result) {
