@@ -146,13 +146,15 @@ class Engine final : public std::enable_shared_from_this<Engine>, public NodeSet
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<TlsContext> tls_;  // outlives the connections
   std::unique_ptr<Loop> loop_;
+  // What operations work with; they hold it by reference, so it is
+  // destroyed after everything that may hold one (nodes, watches, ActiveOps).
+  std::unique_ptr<OpContext> ctx_;
   std::unique_ptr<NodeContext> node_ctx_;
   std::vector<std::string> node_names_;
   std::vector<std::unique_ptr<LockNode>> nodes_;
   bool has_cluster_ = false;       // a cluster:// node: a lock's resources share one slot
   std::unique_ptr<WakeHub> wake_;  // refers to the nodes: destroyed first
   ActiveOps active_;
-  std::unique_ptr<OpContext> ctx_;
 
   std::mutex mutex_;  // guards first_attempts_
   std::condition_variable cv_;

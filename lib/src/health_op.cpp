@@ -130,7 +130,7 @@ class HealthOp final : public Operation {
     ctx_.active.remove(this);
   }
 
-  OpContext ctx_;
+  const OpContext& ctx_;  // the engine's: outlives every operation
   milliseconds timeout_;
   HealthCallback callback_;
   HealthReport report_;

@@ -128,7 +128,7 @@ class InspectOp final : public Operation {
     ctx_.active.remove(this);
   }
 
-  OpContext ctx_;
+  const OpContext& ctx_;  // the engine's: outlives every operation
   std::string resource_;
   milliseconds timeout_;
   InspectCallback callback_;

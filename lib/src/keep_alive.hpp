@@ -38,7 +38,7 @@ class KeepAlive final : public Abortable, public std::enable_shared_from_this<Ke
   void declare_lost(Error why);
   void cancel_timers();
 
-  OpContext ctx_;
+  const OpContext& ctx_;  // the engine's: outlives every operation
   const milliseconds ttl_;
   const AutoExtendOptions options_;
   const Clock::time_point granted_at_;

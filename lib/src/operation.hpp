@@ -164,6 +164,8 @@ class ActiveOps {
   std::unordered_map<Abortable*, std::shared_ptr<Abortable>> ops_;
 };
 
+// Held by reference by every operation: it must outlive them (the Engine's
+// does).
 struct OpContext {
   NodeSet& nodes;
   Scheduler& scheduler;

@@ -55,7 +55,7 @@ class QuorumOp : public Operation {
   void drop_round() { round_.reset(); }
   [[nodiscard]] Clock::time_point now() const { return ctx_.scheduler.now(); }
 
-  OpContext ctx_;
+  const OpContext& ctx_;  // the engine's: outlives every operation
   milliseconds node_timeout_;
   Route route_;
   std::uint32_t tag_ = 0;

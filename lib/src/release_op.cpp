@@ -136,7 +136,7 @@ class ReleaseOp final : public Operation {
     }
   }
 
-  OpContext ctx_;
+  const OpContext& ctx_;  // the engine's: outlives every operation
   std::vector<std::string> resources_;
   std::string token_;
   Clock::time_point key_expiry_;

@@ -185,7 +185,9 @@ class OperationsTest : public ::testing::Test {
     options_.drift_factor = 0.01;
   }
 
-  OpContext context() { return OpContext{nodes_, scheduler_, metrics_, *log_, options_, active_}; }
+  // Operations hold their context by reference, as the engine's outlives
+  // them: the fixture's do.
+  const OpContext& context() const { return ctx_; }
 
   // Starts an acquire of `resource`; its outcome lands in outcome_.
   void acquire(const std::string& resource, AcquireOptions how = {}) {
@@ -199,11 +201,10 @@ class OperationsTest : public ::testing::Test {
   // its outcome lands in `outcome` (outcome_ by default).
   void acquire_listening(const std::string& resource, AcquireOptions how,
                          std::optional<Result<Lock>>* outcome = nullptr) {
-    auto ctx = context();
-    ctx.wake = &wake_;
     if (outcome == nullptr) outcome = &outcome_;
-    auto op = std::make_shared<AcquireOp>(ctx, std::vector<std::string>{resource}, "tok", 10s, how,
-                                          [outcome](Result<Lock> r) { *outcome = std::move(r); });
+    auto op =
+        std::make_shared<AcquireOp>(listening_ctx_, std::vector<std::string>{resource}, "tok", 10s,
+                                    how, [outcome](Result<Lock> r) { *outcome = std::move(r); });
     op->start();
   }
 
@@ -221,6 +222,8 @@ class OperationsTest : public ::testing::Test {
   Metrics metrics_{5, nullptr};
   std::shared_ptr<spdlog::logger> log_ =
       std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_st>());
+  const OpContext ctx_{nodes_, scheduler_, metrics_, *log_, options_, active_};
+  const OpContext listening_ctx_{nodes_, scheduler_, metrics_, *log_, options_, active_, &wake_};
   ActiveOps active_;
   std::optional<Result<Lock>> outcome_;
 };
