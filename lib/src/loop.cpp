@@ -127,7 +127,6 @@ void Loop::run() {
   close_all(&loop_);
   uv_run(&loop_, UV_RUN_DEFAULT);
   timers_.clear();
-  timer_index_.clear();
   if (on_exit_) on_exit_();
   on_start_ = nullptr;
   on_stop_ = nullptr;
@@ -224,7 +223,6 @@ void Loop::begin_stop() {
   flush();
   dirty_.clear();
   timers_.clear();
-  timer_index_.clear();
   close_own_handles();
   uv_timer_start(
       &shutdown_timer_, [](uv_timer_t* t) { close_all(t->loop); },
@@ -233,20 +231,12 @@ void Loop::begin_stop() {
 }
 
 Scheduler::TimerId Loop::schedule(Clock::time_point when, std::function<void()> fn) {
-  const TimerId id = next_timer_++;
-  timers_.emplace(std::make_pair(when, id), std::move(fn));
-  timer_index_.emplace(id, when);
-  if (timers_.begin()->first.second == id) arm_timer();
+  const TimerId id = timers_.add(when, std::move(fn));
+  if (timers_.next_id() == id) arm_timer();
   return id;
 }
 
-void Loop::cancel(TimerId id) {
-  if (id == 0) return;
-  auto it = timer_index_.find(id);
-  if (it == timer_index_.end()) return;
-  timers_.erase({it->second, id});
-  timer_index_.erase(it);
-}
+void Loop::cancel(TimerId id) { timers_.cancel(id); }
 
 double Loop::random_unit() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); }
 
@@ -256,7 +246,7 @@ void Loop::arm_timer() {
     uv_timer_stop(&timer_);
     return;
   }
-  const auto delta = timers_.begin()->first.first - Clock::now();
+  const auto delta = timers_.next_when() - Clock::now();
   const auto ms = std::max<std::int64_t>(0, std::chrono::ceil<milliseconds>(delta).count());
   uv_update_time(&loop_);
   uv_timer_start(
@@ -266,11 +256,7 @@ void Loop::arm_timer() {
 
 void Loop::on_timer() {
   const auto now = Clock::now();
-  while (!timers_.empty() && timers_.begin()->first.first <= now) {
-    auto node = timers_.extract(timers_.begin());
-    timer_index_.erase(node.key().second);
-    node.mapped()();
-  }
+  while (auto fn = timers_.pop_due(now)) fn();
   arm_timer();
   flush();
 }

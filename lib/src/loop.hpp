@@ -20,16 +20,15 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "redlock/result.hpp"
 #include "rules.hpp"
+#include "timer_queue.hpp"
 
 namespace redlock::detail {
 
@@ -145,9 +144,7 @@ class Loop final : public Scheduler {
   bool stopping_ = false;
 
   bool stopping_loop_ = false;  // the loop thread's view
-  std::map<std::pair<Clock::time_point, TimerId>, std::function<void()>> timers_;
-  std::unordered_map<TimerId, Clock::time_point> timer_index_;
-  TimerId next_timer_ = 1;
+  TimerQueue timers_;
   std::vector<Flushable*> dirty_;
   std::vector<Flushable*> spare_dirty_;
   std::uint64_t activity_ = 0;
