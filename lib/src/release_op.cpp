@@ -102,19 +102,32 @@ class ReleaseOp final : public Operation {
 
  private:
   void answer(std::size_t node, NodeStatus status, std::string detail) {
-    if (done_ || report_.nodes[node].status != NodeStatus::kPending) return;
-    auto& r = report_.nodes[node];
-    r.status = status;
-    r.detail = std::move(detail);
-    r.rtt = std::chrono::duration_cast<microseconds>(ctx_.scheduler.now() - started_);
-    ctx_.metrics.node_reply(node, status, r.rtt);
-    if (status == NodeStatus::kOk) ++report_.deleted;
-    if (--outstanding_ == 0) complete();
+    if (done_) return;
+    const auto rtt = std::chrono::duration_cast<microseconds>(ctx_.scheduler.now() - started_);
+    ctx_.metrics.node_reply(node, status, rtt);
+    if (!reported_) {
+      auto& r = report_.nodes[node];
+      r.status = status;
+      r.detail = std::move(detail);
+      r.rtt = rtt;
+      if (status == NodeStatus::kOk) ++report_.deleted;
+    }
+    if (--outstanding_ == 0) {
+      complete();
+    } else if (!reported_ && ctx_.options.release_wait == ClientOptions::ReleaseWait::kMajority &&
+               static_cast<std::size_t>(report_.deleted) >= quorum(report_.nodes.size())) {
+      // The lock is free: report now; the others' answers still count in
+      // the metrics, and a node that fails remembers the release.
+      for (auto& r : report_.nodes) {
+        if (r.status == NodeStatus::kPending) r.detail = "no answer yet; the delete is on its way";
+      }
+      report();
+    }
   }
 
   void on_timeout() {
     timer_ = 0;
-    if (done_) return;
+    if (done_ || reported_) return;
     for (std::size_t i = 0; i < report_.nodes.size(); ++i) {
       auto& r = report_.nodes[i];
       if (r.status == NodeStatus::kPending) {
@@ -126,10 +139,21 @@ class ReleaseOp final : public Operation {
     complete();
   }
 
+  // Every node answered (or the engine shuts down, or release_timeout
+  // passed, with nobody left to report to afterwards).
   void complete() {
     if (done_) return;
     done_ = true;
+    report();
+  }
+
+  // Hands the report to the caller, once. Must be the last thing a caller of
+  // it does: the operation may be gone afterwards.
+  void report() {
+    if (reported_) return;
+    reported_ = true;
     ctx_.scheduler.cancel(timer_);
+    timer_ = 0;
     if (callback_) {
       invoke_user(ctx_.log, callback_, Result<ReleaseReport>(std::move(report_)));
       ctx_.active.remove(this);
@@ -147,7 +171,8 @@ class ReleaseOp final : public Operation {
   Clock::time_point started_{};
   std::size_t outstanding_ = 0;
   Scheduler::TimerId timer_ = 0;
-  bool done_ = false;
+  bool reported_ = false;  // the callback has its report
+  bool done_ = false;      // every node answered, or nobody waits any longer
 };
 
 }  // namespace

@@ -34,6 +34,10 @@ inline ClientOptions client_options(const std::vector<std::string>& nodes) {
   // wait restart-aware voting puts on young nodes. The tests of that rule set
   // their own.
   o.restart_grace = 0ms;
+  // The tests read what every node did with a release; the default
+  // (kMajority, which reports before the last nodes answered) has tests of
+  // its own.
+  o.release_wait = ClientOptions::ReleaseWait::kEveryNode;
   return o;
 }
 

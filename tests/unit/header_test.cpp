@@ -97,6 +97,7 @@ TEST(Options, DocumentedDefaults) {
   EXPECT_EQ(c.drift_factor, 0.01);
   EXPECT_EQ(c.node_timeout.count(), 0);
   EXPECT_EQ(c.release_timeout.count(), 1000);
+  EXPECT_EQ(c.release_wait, ClientOptions::ReleaseWait::kMajority);
   EXPECT_EQ(c.connect_timeout.count(), 1000);
   EXPECT_EQ(c.reconnect_min.count(), 50);
   EXPECT_EQ(c.reconnect_max.count(), 2000);

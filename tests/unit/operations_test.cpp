@@ -7,6 +7,7 @@
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <deque>
 #include <map>
 
@@ -114,6 +115,13 @@ class FakeNodes final : public NodeSet {
     queues_[i].pop_front();
     sent.op->on_reply(i, sent.tag, &reply, {});
   }
+  // Node i's connection fails under its oldest unanswered command.
+  void fail(std::size_t i, std::string_view failure) {
+    ASSERT_FALSE(queues_[i].empty()) << names_[i] << " has nothing to answer";
+    auto sent = std::move(queues_[i].front());
+    queues_[i].pop_front();
+    sent.op->on_reply(i, sent.tag, nullptr, failure);
+  }
   [[nodiscard]] std::size_t waiting(std::size_t i) const { return queues_[i].size(); }
   [[nodiscard]] const std::string& oldest(std::size_t i) const { return queues_[i].front().wire; }
   void set_up(std::size_t i, bool up) { up_[i] = up; }
@@ -166,6 +174,10 @@ Reply integer(long long v) {
   return r;
 }
 Reply nil() { return Reply{}; }
+std::size_t count_status(const std::vector<NodeResult>& nodes, NodeStatus status) {
+  return static_cast<std::size_t>(std::count_if(
+      nodes.begin(), nodes.end(), [&](const NodeResult& r) { return r.status == status; }));
+}
 
 bool is_release(const std::string& wire) {
   return wire.find(std::string(kReleaseScript.sha)) != std::string::npos;
@@ -392,6 +404,7 @@ TEST_F(OperationsTest, ANodeThatIsDownVotesNoAtOnceAndIsNeverQueued) {
 }
 
 TEST_F(OperationsTest, AReleaseRemembersTheNodesThatAreDown) {
+  options_.release_wait = ClientOptions::ReleaseWait::kEveryNode;
   nodes_.set_up(1, false);
   std::optional<Result<ReleaseReport>> report;
   start_release(context(), {"res"}, "tok", scheduler_.now() + 10s, {},
@@ -404,6 +417,85 @@ TEST_F(OperationsTest, AReleaseRemembersTheNodesThatAreDown) {
   EXPECT_EQ((*report)->deleted, 3);
   EXPECT_EQ((*report)->nodes[1].status, NodeStatus::kDisconnected);
   EXPECT_EQ((*report)->nodes[4].status, NodeStatus::kRefused);
+}
+
+// ClientOptions::release_wait kMajority (the default): the lock is free once
+// a majority deleted its key, and the caller hears so then; the others'
+// deletes carry on, and one whose connection fails is remembered.
+TEST_F(OperationsTest, AReleaseReportsOnceAMajorityDeletedAndTheRestCarryOn) {
+  std::optional<Result<ReleaseReport>> report;
+  start_release(context(), {"res"}, "tok", scheduler_.now() + 10s, {},
+                [&](Result<ReleaseReport> r) { report = std::move(r); });
+  EXPECT_EQ(active_.size(), 1u);
+  nodes_.answer(3, integer(1));
+  nodes_.answer(0, integer(0));  // nothing to delete there: not a delete
+  nodes_.answer(1, integer(1));
+  EXPECT_FALSE(report.has_value()) << "two deletes are not a majority of five";
+  scheduler_.advance(3ms);
+  nodes_.answer(4, integer(1));
+  ASSERT_TRUE(report.has_value());
+  ASSERT_TRUE(*report) << report->error();
+  EXPECT_EQ((*report)->deleted, 3);
+  EXPECT_EQ((*report)->nodes[0].status, NodeStatus::kRefused);
+  EXPECT_EQ((*report)->nodes[4].status, NodeStatus::kOk);
+  EXPECT_EQ((*report)->nodes[4].rtt, 3ms);
+  EXPECT_EQ((*report)->nodes[2].status, NodeStatus::kPending);
+  EXPECT_THAT((*report)->nodes[2].detail, HasSubstr("on its way"));
+  EXPECT_EQ(active_.size(), 0u) << "the caller no longer waits for it";
+  // No timeout is left behind to report again.
+  scheduler_.advance(options_.release_timeout + 1s);
+  // The last node's connection fails under the delete: remembered, to be
+  // replayed when it is back.
+  EXPECT_TRUE(nodes_.cleanups_.empty());
+  nodes_.fail(2, "connection reset");
+  ASSERT_EQ(nodes_.cleanups_.size(), 1u);
+  EXPECT_EQ(nodes_.cleanups_[0].first, 2u);
+  EXPECT_EQ(nodes_.cleanups_[0].second, "res");
+}
+
+TEST_F(OperationsTest, AReleaseWithoutAMajorityOfDeletesWaitsForEveryNode) {
+  std::optional<Result<ReleaseReport>> report;
+  start_release(context(), {"res"}, "tok", scheduler_.now() + 10s, {},
+                [&](Result<ReleaseReport> r) { report = std::move(r); });
+  for (std::size_t i : {0u, 1u, 2u, 3u}) {
+    nodes_.answer(i, integer(i % 2 == 0 ? 1 : 0));
+    EXPECT_FALSE(report.has_value()) << "after node " << i;
+  }
+  nodes_.answer(4, integer(0));
+  ASSERT_TRUE(report.has_value());
+  ASSERT_TRUE(*report);
+  EXPECT_EQ((*report)->deleted, 2);
+  EXPECT_EQ(count_status((*report)->nodes, NodeStatus::kPending), 0u);
+}
+
+TEST_F(OperationsTest, AReleaseThatNoMajorityAnswersReportsAtReleaseTimeout) {
+  std::optional<Result<ReleaseReport>> report;
+  start_release(context(), {"res"}, "tok", scheduler_.now() + 10s, {},
+                [&](Result<ReleaseReport> r) { report = std::move(r); });
+  nodes_.answer(0, integer(1));
+  nodes_.answer(1, integer(1));
+  scheduler_.advance(options_.release_timeout - 1ms);
+  EXPECT_FALSE(report.has_value());
+  scheduler_.advance(1ms);
+  ASSERT_TRUE(report.has_value());
+  ASSERT_TRUE(*report);
+  EXPECT_EQ((*report)->deleted, 2);
+  EXPECT_EQ(count_status((*report)->nodes, NodeStatus::kTimeout), 3u);
+  EXPECT_EQ(active_.size(), 0u);
+  nodes_.answer(2, integer(1));  // late: nothing reported twice
+}
+
+TEST_F(OperationsTest, AReleaseWaitingForEveryNodeDoesNotReportAtAMajority) {
+  options_.release_wait = ClientOptions::ReleaseWait::kEveryNode;
+  std::optional<Result<ReleaseReport>> report;
+  start_release(context(), {"res"}, "tok", scheduler_.now() + 10s, {},
+                [&](Result<ReleaseReport> r) { report = std::move(r); });
+  for (std::size_t i : {0u, 1u, 2u, 3u}) nodes_.answer(i, integer(1));
+  EXPECT_FALSE(report.has_value());
+  nodes_.answer(4, integer(1));
+  ASSERT_TRUE(report.has_value());
+  ASSERT_TRUE(*report);
+  EXPECT_EQ((*report)->deleted, 5);
 }
 
 TEST_F(OperationsTest, AnExtensionDecidedAfterTheLockExpiredIsRefused) {

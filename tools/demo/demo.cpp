@@ -194,6 +194,8 @@ std::unique_ptr<redlock::Client> connect(const LocalCluster& cluster) {
   // The demo starts its nodes empty: no lock predates them, so they may vote
   // at once instead of sitting out restart-aware voting's grace.
   options.restart_grace = std::chrono::milliseconds(0);
+  // Each release is reported with what every node did.
+  options.release_wait = redlock::ClientOptions::ReleaseWait::kEveryNode;
   auto client = redlock::Client::connect(std::move(options));
   if (!client) fail("connecting a client: " + redlock::to_string(client.error()));
   const auto up = (*client)->connected();

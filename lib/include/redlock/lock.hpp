@@ -86,8 +86,11 @@ class Lock {
 // What a release did on each node. Releasing is idempotent: a token that no
 // longer holds a key (expired, released before, never set) deletes nothing.
 struct ReleaseReport {
-  int deleted = 0;                // nodes on which the key was deleted
-  std::vector<NodeResult> nodes;  // ClientOptions::nodes order; kRefused: nothing to delete
+  int deleted = 0;  // nodes on which the key was deleted
+  // ClientOptions::nodes order. kRefused: nothing to delete there. kPending:
+  // no answer yet when a majority had deleted the key (ClientOptions::
+  // release_wait); its delete is still on its way.
+  std::vector<NodeResult> nodes;
 };
 
 // What the nodes say of a resource (Client::inspect). Read-only: nothing is

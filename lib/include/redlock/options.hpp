@@ -91,6 +91,20 @@ struct ClientOptions {
   // Longest a release waits for the nodes before reporting what it has.
   std::chrono::milliseconds release_timeout{1000};
 
+  // When a release reports (Client::release, async_release, LockGuard).
+  // kMajority: as soon as a majority of the nodes deleted the key, when the
+  // lock is free for the next holder; the nodes that have not answered yet
+  // show as kPending in the ReleaseReport, and their deletes carry on in the
+  // background (one that fails is replayed when the node is back, like any
+  // release, and a key that is missed expires with its ttl). A stalled node
+  // then delays no release. Otherwise, and always with kEveryNode: once every
+  // node answered, or release_timeout passed. Either way every node is asked,
+  // and safety does not change: a release only ever deletes keys that carry
+  // the lock's own token. kEveryNode is for callers that read every node's
+  // outcome (the redlock CLI's report).
+  enum class ReleaseWait { kMajority, kEveryNode };
+  ReleaseWait release_wait = ReleaseWait::kMajority;
+
   // After each reply, request or write, the loop thread keeps polling its
   // sockets for this long before it goes to sleep, yielding the CPU to any
   // other runnable thread between polls. Replies and requests that come

@@ -115,6 +115,8 @@ Result<std::unique_ptr<Client>> connect_client(const Globals& globals,
   options.restart_grace = globals.restart_grace;
   options.fencing = globals.fencing;
   options.tls = globals.tls;
+  // A release's report says what every node did, not only the first majority.
+  options.release_wait = ClientOptions::ReleaseWait::kEveryNode;
   if (globals.node_timeout) options.node_timeout = *globals.node_timeout;
   auto logger = std::make_shared<spdlog::logger>("redlock",
                                                  std::make_shared<spdlog::sinks::stderr_sink_mt>());
