@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 import math
 import os
-from typing import Any, Iterable, List, Mapping, Optional, Union
+from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
 
 # The engine refuses longer resource names.
 MAX_NAME_BYTES = 1024
@@ -93,6 +93,15 @@ def count(name: str, value: Any, low: int, high: int) -> int:
         raise TypeError(f"{name} must be an int, not {_describe(value)}")
     if not low <= value <= high:
         raise ValueError(f"{name}={value!r} is out of range [{low}, {high}]")
+    return value
+
+
+def choice(name: str, value: Any, choices: Tuple[str, ...]) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {', '.join(map(repr, choices))}, "
+                        f"not {_describe(value)}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, not {value!r}")
     return value
 
 

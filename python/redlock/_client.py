@@ -36,6 +36,10 @@ class Client:
 
     - ``node_timeout``: how long one node may take to answer (None: a
       fraction of each lock's ttl, within 10-250 ms);
+    - ``release_wait`` ("majority"): a release returns once a majority of
+      the nodes deleted the key, the others' deletes still on their way
+      ("pending" in its report); "every_node" waits for each node's answer,
+      up to ``release_timeout``;
     - ``release_timeout`` (1.0), ``connect_timeout`` (1.0),
       ``reconnect_min`` (0.05), ``reconnect_max`` (2.0), ``busy_poll``
       (0.0001; 0 turns busy polling off);
@@ -77,6 +81,7 @@ class Client:
         drift_factor: float = 0.01,
         node_timeout: Optional[float] = None,
         release_timeout: float = 1.0,
+        release_wait: str = "majority",
         busy_poll: float = 0.0001,
         blocking_spin: float = 0.00015,
         connect_timeout: float = 1.0,
@@ -99,6 +104,8 @@ class Client:
             node_timeout_ms=0 if node_timeout is None else _args.ms(
                 "node_timeout", node_timeout, allow_zero=False),
             release_timeout_ms=_args.ms("release_timeout", release_timeout, allow_zero=False),
+            release_wait_every_node=_args.choice(
+                "release_wait", release_wait, ("majority", "every_node")) == "every_node",
             busy_poll_us=_args.us("busy_poll", busy_poll),
             blocking_spin_us=_args.us("blocking_spin", blocking_spin),
             connect_timeout_ms=_args.ms("connect_timeout", connect_timeout, allow_zero=False),

@@ -130,7 +130,8 @@ redlock::TlsOptions tls_options(std::string ca_file, std::string ca_dir, std::st
 
 py::object connect(std::vector<std::string> nodes, std::string username, std::string password,
                    double drift_factor, std::int64_t node_timeout_ms,
-                   std::int64_t release_timeout_ms, std::int64_t busy_poll_us,
+                   std::int64_t release_timeout_ms, bool release_wait_every_node,
+                   std::int64_t busy_poll_us,
                    std::int64_t blocking_spin_us, std::int64_t connect_timeout_ms,
                    std::int64_t reconnect_min_ms, std::int64_t reconnect_max_ms,
                    std::int64_t max_ttl_ms, std::optional<std::int64_t> restart_grace_ms,
@@ -156,6 +157,8 @@ py::object connect(std::vector<std::string> nodes, std::string username, std::st
   o.drift_factor = drift_factor;
   o.node_timeout = milliseconds(node_timeout_ms);
   o.release_timeout = milliseconds(release_timeout_ms);
+  o.release_wait = release_wait_every_node ? redlock::ClientOptions::ReleaseWait::kEveryNode
+                                           : redlock::ClientOptions::ReleaseWait::kMajority;
   o.busy_poll = std::chrono::microseconds(busy_poll_us);
   o.blocking_spin = std::chrono::microseconds(blocking_spin_us);
   o.connect_timeout = milliseconds(connect_timeout_ms);
@@ -196,7 +199,7 @@ PYBIND11_MODULE(_native, m) {
 
   m.def("connect", &connect, py::kw_only(), py::arg("nodes"), py::arg("username"),
         py::arg("password"), py::arg("drift_factor"), py::arg("node_timeout_ms"),
-        py::arg("release_timeout_ms"), py::arg("busy_poll_us"), py::arg("blocking_spin_us"),
+        py::arg("release_timeout_ms"), py::arg("release_wait_every_node"), py::arg("busy_poll_us"), py::arg("blocking_spin_us"),
         py::arg("connect_timeout_ms"), py::arg("reconnect_min_ms"), py::arg("reconnect_max_ms"),
         py::arg("max_ttl_ms"), py::arg("restart_grace_ms"), py::arg("clock_check_interval_ms"),
         py::arg("exclude_suspect_clocks"), py::arg("fencing"), py::arg("tls"), py::arg("log_level"),
@@ -219,6 +222,9 @@ PYBIND11_MODULE(_native, m) {
     py::dict d;
     d["drift_factor"] = o.drift_factor;
     d["release_timeout"] = s(o.release_timeout);
+    d["release_wait"] = o.release_wait == redlock::ClientOptions::ReleaseWait::kEveryNode
+                            ? "every_node"
+                            : "majority";
     d["busy_poll"] = s(o.busy_poll);
     d["blocking_spin"] = s(o.blocking_spin);
     d["connect_timeout"] = s(o.connect_timeout);

@@ -43,6 +43,8 @@ INF = float("inf")
         (dict(blocking_spin=0.5), ValueError, "blocking_spin"),
         (dict(blocking_spin=-0.001), ValueError, "blocking_spin"),
         (dict(reconnect_min=3, reconnect_max=2), ValueError, "reconnect"),
+        (dict(release_wait="all"), ValueError, "release_wait must be one of 'majority', 'every_node', not 'all'"),
+        (dict(release_wait=None), TypeError, "release_wait must be one of"),
     ],
 )
 def test_client_arguments(kwargs, error, message):

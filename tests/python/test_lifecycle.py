@@ -223,3 +223,33 @@ def test_health_refuses_a_timeout_that_is_not_positive(client):
         client.health(timeout=0)
     with pytest.raises(TypeError):
         client.health(timeout="1s")
+
+
+def test_a_release_returns_once_a_majority_deleted_the_key(nodes, cluster, name):
+    """release_wait="majority" (the default) does not wait release_timeout for
+    paused nodes; "every_node" does. Either way the paused nodes delete the
+    key when they resume."""
+    opts = dict(restart_grace=0, node_timeout=0.1)
+    majority = redlock.Client(nodes, release_timeout=scaled(4), **opts)
+    every = redlock.Client(nodes, release_timeout=0.5, release_wait="every_node", **opts)
+    try:
+        cluster.pause(0)
+        cluster.pause(1)
+        try:
+            lock = majority.lock(name, timeout=10)
+            assert lock.acquire(blocking_timeout=scaled(5))
+            t0 = time.monotonic()
+            lock.release()
+            assert time.monotonic() - t0 < scaled(4) / 2, "it waited for the paused nodes"
+            lock = every.lock(name, timeout=10)
+            assert lock.acquire(blocking_timeout=scaled(5))
+            t0 = time.monotonic()
+            lock.release()
+            assert time.monotonic() - t0 >= 0.5, "it did not wait release_timeout"
+        finally:
+            cluster.resume(0)
+            cluster.resume(1)
+        cluster.wait_no_lock_keys(name.encode(), timeout=scaled(3))
+    finally:
+        majority.close()
+        every.close()
