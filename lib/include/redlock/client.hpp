@@ -119,9 +119,13 @@ class REDLOCK_EXPORT Client {
 
   // Deletes the lock's key on every node where it still carries the lock's
   // token (atomic compare-and-delete). Blocking. Errors: kInvalidArgument,
-  // kShuttingDown, kWrongThread. Nodes that are down or late show in the
-  // report; their key expires with its ttl. Not [[nodiscard]]: releasing
-  // and moving on without looking is a normal use.
+  // kShuttingDown, kWrongThread. Reports as soon as a majority deleted the
+  // key, the nodes that have not answered yet as kPending with their deletes
+  // still on their way (ClientOptions::release_wait: kEveryNode waits for
+  // each); otherwise once every node answered or release_timeout passed.
+  // Nodes that are down or late show in the report; a key they keep expires
+  // with its ttl. Not [[nodiscard]]: releasing and moving on without looking
+  // is a normal use.
   Result<ReleaseReport> release(const Lock& lock);
   [[nodiscard]] Result<void> async_release(const Lock& lock, ReleaseCallback callback);
   [[nodiscard]] std::future<Result<ReleaseReport>> async_release(const Lock& lock);
