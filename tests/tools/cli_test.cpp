@@ -887,6 +887,26 @@ TEST_F(RedlockCli, ClusterCommands) {
   EXPECT_NE(stopped.out.find("stopped 3 nodes"), std::string::npos) << stopped;
 }
 
+// A cluster directory is printed escaped: a name that is not UTF-8, or that
+// carries a terminal escape, reaches the terminal as text.
+TEST_F(RedlockCli, ClusterCommandsPrintAnyDirectoryNameEscaped) {
+  const std::string dir = (scratch_.path() / "c\xff\x1b[2Jz").string();
+  for (const char* command : {"status", "down"}) {
+    auto r = cli_without_nodes({"cluster", "--dir", dir, command});
+    EXPECT_NE(r.out.find("no cluster in "), std::string::npos) << r;
+    EXPECT_NE(r.out.find("c\\xff\\x1b[2Jz"), std::string::npos) << r;
+    EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << "a raw escape reached the terminal";
+    EXPECT_EQ(r.out.find('\xff'), std::string::npos) << "a raw byte reached the terminal";
+  }
+  // `up` refuses a directory whose name its state file cannot record; the
+  // refusal names it escaped as well.
+  auto up = cli_without_nodes({"cluster", "--dir", dir, "up", "1", "--base-port", "0"});
+  EXPECT_EQ(up.code, kFailure) << up;
+  EXPECT_EQ(up.err.find('\x1b'), std::string::npos) << up;
+  EXPECT_EQ(up.err.find('\xff'), std::string::npos) << up;
+  EXPECT_EQ(up.out.find('\x1b'), std::string::npos) << up;
+}
+
 // `redlock cluster up --shards 3` starts a Redis Cluster; the CLI takes it
 // as one node (cluster://, two seeds), locks on it, and status lists its
 // shards.

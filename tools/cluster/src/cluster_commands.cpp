@@ -17,6 +17,7 @@
 
 #include "redlock/cluster/local_cluster.hpp"
 #include "redlock/cluster/redis_cluster.hpp"
+#include "redlock/tools/text.hpp"
 
 namespace redlock::cluster {
 namespace {
@@ -27,9 +28,13 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 
 int fail(const std::string& program, const std::string& message) {
-  std::cerr << program << ": " << message << '\n';
+  std::cerr << program << ": " << redlock::tools::printable(message) << '\n';
   return kExitFailure;
 }
+
+// A directory as a message shows it: any byte survives (a name that is not
+// UTF-8, a control character), escaped.
+std::string shown(const fs::path& dir) { return redlock::tools::printable(dir.string()); }
 
 bool has_state(const fs::path& dir) {
   std::error_code ec;
@@ -79,7 +84,7 @@ int cmd_up_redis_cluster(const std::string& program, const fs::path& dir, std::s
     auto attached = LocalCluster::attach(dir);
     if (!attached) return fail(program, attached.error());
     if (count_running(**attached) > 0) {
-      return fail(program, "servers are already up in " + (*attached)->dir().string() + "; run `" +
+      return fail(program, "servers are already up in " + shown((*attached)->dir()) + "; run `" +
                                program + " down` first");
     }
   }
@@ -97,7 +102,7 @@ int cmd_up_redis_cluster(const std::string& program, const fs::path& dir, std::s
   if (!started) return fail(program, started.error() + "; nothing was left running");
   auto& cluster = **started;
   std::cout << "started a Redis Cluster of " << shards << " masters with " << replicas
-            << " replica(s) each in " << cluster.dir().string() << '\n';
+            << " replica(s) each in " << shown(cluster.dir()) << '\n';
   print_status(cluster, false);
   std::cout << "lock node: " << cluster_url(cluster, 2) << '\n'
             << "the servers are new and empty: clients count them once they have been up for "
@@ -115,7 +120,7 @@ int cmd_up(const std::string& program, const fs::path& dir, std::size_t n, int b
     if (running > 0) {
       if (cluster.size() != n) {
         return fail(program, "a cluster of " + std::to_string(cluster.size()) +
-                                 " nodes is already up in " + cluster.dir().string() + " (" +
+                                 " nodes is already up in " + shown(cluster.dir()) + " (" +
                                  std::to_string(running) + " running); run `" + program +
                                  " down` first");
       }
@@ -125,7 +130,7 @@ int cmd_up(const std::string& program, const fs::path& dir, std::size_t n, int b
           return fail(program, restarted.error());
         std::cout << "node " << i + 1 << " (" << cluster.address(i) << ") restarted\n";
       }
-      std::cout << "cluster already up in " << cluster.dir().string() << ": " << n << " nodes\n";
+      std::cout << "cluster already up in " << shown(cluster.dir()) << ": " << n << " nodes\n";
       print_status(cluster, false);
       return kExitOk;
     }
@@ -137,7 +142,7 @@ int cmd_up(const std::string& program, const fs::path& dir, std::size_t n, int b
   options.redis_server = redis_server;
   auto started = LocalCluster::start(n, options);
   if (!started) return fail(program, started.error());
-  std::cout << "started " << n << " nodes in " << (*started)->dir().string() << '\n';
+  std::cout << "started " << n << " nodes in " << shown((*started)->dir()) << '\n';
   print_status(**started, false);
   // Restart-aware voting: clients do not count a node that has been up for
   // less than their restart grace. These nodes are empty, so no lock can
@@ -150,20 +155,20 @@ int cmd_up(const std::string& program, const fs::path& dir, std::size_t n, int b
 
 int cmd_down(const std::string& program, const fs::path& dir) {
   if (!has_state(dir)) {
-    std::cout << "no cluster in " << dir.string() << '\n';
+    std::cout << "no cluster in " << shown(dir) << '\n';
     return kExitOk;
   }
   auto attached = LocalCluster::attach(dir);
   if (!attached) return fail(program, attached.error());
   const std::size_t running = count_running(**attached);
   if (running == 0) {
-    std::cout << "nothing running in " << (*attached)->dir().string() << '\n';
+    std::cout << "nothing running in " << shown((*attached)->dir()) << '\n';
     return kExitOk;
   }
   (*attached)->stop();
   const std::size_t left = count_running(**attached);
   if (left > 0) return fail(program, std::to_string(left) + " nodes are still running");
-  std::cout << "stopped " << running << " nodes in " << (*attached)->dir().string() << '\n';
+  std::cout << "stopped " << running << " nodes in " << shown((*attached)->dir()) << '\n';
   return kExitOk;
 }
 
@@ -172,7 +177,7 @@ int cmd_status(const std::string& program, const fs::path& dir, bool json) {
     if (json) {
       std::cout << "[]\n";
     } else {
-      std::cout << "no cluster in " << dir.string() << '\n';
+      std::cout << "no cluster in " << shown(dir) << '\n';
     }
     return kExitOk;
   }
@@ -189,7 +194,7 @@ int cmd_node(const std::string& program, const fs::path& dir, const std::string&
   auto& cluster = **attached;
   if (number < 1 || number > cluster.size()) {
     return fail(program, "no node " + std::to_string(number) + ": the cluster in " +
-                             cluster.dir().string() + " has nodes 1 to " +
+                             shown(cluster.dir()) + " has nodes 1 to " +
                              std::to_string(cluster.size()));
   }
   const std::size_t i = number - 1;
