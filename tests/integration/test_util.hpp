@@ -132,4 +132,13 @@ inline std::string command_text(int port, const std::vector<std::string>& argv) 
   return reply ? redlock::tools::reply_text(*reply) : std::string{};
 }
 
+// Whether the sentinel whose plain port is `port` answers and watches
+// "mymaster" at `master_port`. A server of another test that took the port
+// first would not: a sentinel that cannot bind its ports exits, and a test
+// picks other ones.
+inline bool sentinel_ready(int port, int master_port) {
+  const auto text = command_text(port, {"SENTINEL", "get-master-addr-by-name", "mymaster"});
+  return text.find('\n' + std::to_string(master_port)) != std::string::npos;
+}
+
 }  // namespace redlock::testing

@@ -496,30 +496,41 @@ class TlsSentinelTest : public TlsTest {
     ASSERT_TRUE(replica) << replica.error();
     replica_ = std::move(*replica);
     replica_tls_ = replica_->info(0).extra_port;
-    const auto ports = free_tcp_ports(6);
     for (std::size_t s = 0; s < 3; ++s) {
-      const int plain = ports[2 * s];
-      const int tls = ports[1 + 2 * s];
-      const auto conf = master_->dir() / ("sentinel" + std::to_string(s) + ".conf");
-      std::ofstream(conf) << "port " << plain << "\nbind 127.0.0.1\n"
-                          << "tls-port " << tls << "\n"
-                          << "tls-cert-file " << files_->server_cert.string() << "\n"
-                          << "tls-key-file " << files_->server_key.string() << "\n"
-                          << "tls-ca-cert-file " << files_->ca_cert.string() << "\n"
-                          << "tls-auth-clients no\n"
-                          << "tls-replication yes\n"
-                          << "sentinel monitor mymaster 127.0.0.1 " << master_tls_ << " 2\n"
-                          << "sentinel down-after-milliseconds mymaster 1000\n"
-                          << "sentinel failover-timeout mymaster 5000\n";
-      tools::SpawnOptions spawn;
-      spawn.argv = {"redis-server", conf.string(), "--sentinel"};
-      spawn.stdout_path = spawn.stderr_path =
-          master_->dir() / ("sentinel" + std::to_string(s) + ".log");
-      auto child = tools::Subprocess::spawn(spawn);
-      ASSERT_TRUE(child) << child.error().message;
-      sentinels_.push_back(std::move(*child));
-      sentinel_plain_.push_back(plain);
-      sentinel_tls_.push_back(tls);
+      // The ports may be taken between the pick and the sentinel's bind:
+      // then the sentinel exits and other ports are picked.
+      bool ready = false;
+      for (int attempt = 0; attempt < 5 && !ready; ++attempt) {
+        const auto ports = free_tcp_ports(2);
+        ASSERT_EQ(ports.size(), 2U);
+        const int plain = ports[0];
+        const int tls = ports[1];
+        const auto conf = master_->dir() / ("sentinel" + std::to_string(s) + ".conf");
+        std::ofstream(conf) << "port " << plain << "\nbind 127.0.0.1\n"
+                            << "tls-port " << tls << "\n"
+                            << "tls-cert-file " << files_->server_cert.string() << "\n"
+                            << "tls-key-file " << files_->server_key.string() << "\n"
+                            << "tls-ca-cert-file " << files_->ca_cert.string() << "\n"
+                            << "tls-auth-clients no\n"
+                            << "tls-replication yes\n"
+                            << "sentinel monitor mymaster 127.0.0.1 " << master_tls_ << " 2\n"
+                            << "sentinel down-after-milliseconds mymaster 1000\n"
+                            << "sentinel failover-timeout mymaster 5000\n";
+        tools::SpawnOptions spawn;
+        spawn.argv = {"redis-server", conf.string(), "--sentinel"};
+        spawn.stdout_path = spawn.stderr_path =
+            master_->dir() / ("sentinel" + std::to_string(s) + ".log");
+        auto child = tools::Subprocess::spawn(spawn);
+        ASSERT_TRUE(child) << child.error().message;
+        ready = eventually([&]() -> bool { return sentinel_ready(plain, master_tls_); },
+                           scaled(5s));
+        if (ready) {
+          sentinels_.push_back(std::move(*child));
+          sentinel_plain_.push_back(plain);
+          sentinel_tls_.push_back(tls);
+        }
+      }
+      ASSERT_TRUE(ready) << "sentinel " << s + 1 << " never started";
     }
     // Every sentinel knows the replica (so a failover can happen), at its
     // TLS port.

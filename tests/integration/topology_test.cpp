@@ -276,16 +276,28 @@ class SentinelTest : public ClusterTest {
     ASSERT_TRUE(replica) << replica.error();
     replica_ = std::move(*replica);
     for (int s = 0; s < 3; ++s) {
-      const int port = free_port();
-      const auto conf = master_->dir() / ("sentinel" + std::to_string(s) + ".conf");
-      std::ofstream(conf) << "port " << port << "\nbind 127.0.0.1\n"
-                          << "sentinel monitor mymaster 127.0.0.1 " << master_->port(0) << " 2\n"
-                          << "sentinel down-after-milliseconds mymaster 1000\n"
-                          << "sentinel failover-timeout mymaster 5000\n";
-      sentinels_.push_back(std::make_unique<Child>(
-          std::vector<std::string>{"redis-server", conf.string(), "--sentinel"},
-          (master_->dir() / ("sentinel" + std::to_string(s) + ".log")).string()));
-      sentinel_ports_.push_back(port);
+      // The port may be taken between the pick and the sentinel's bind: then
+      // the sentinel exits and another port is picked.
+      bool ready = false;
+      for (int attempt = 0; attempt < 5 && !ready; ++attempt) {
+        const int port = free_port();
+        const auto conf = master_->dir() / ("sentinel" + std::to_string(s) + ".conf");
+        std::ofstream(conf) << "port " << port << "\nbind 127.0.0.1\n"
+                            << "sentinel monitor mymaster 127.0.0.1 " << master_->port(0)
+                            << " 2\n"
+                            << "sentinel down-after-milliseconds mymaster 1000\n"
+                            << "sentinel failover-timeout mymaster 5000\n";
+        auto child = std::make_unique<Child>(
+            std::vector<std::string>{"redis-server", conf.string(), "--sentinel"},
+            (master_->dir() / ("sentinel" + std::to_string(s) + ".log")).string());
+        ready = eventually([&]() -> bool { return sentinel_ready(port, master_->port(0)); },
+                           scaled(5s));
+        if (ready) {
+          sentinels_.push_back(std::move(child));
+          sentinel_ports_.push_back(port);
+        }
+      }
+      ASSERT_TRUE(ready) << "sentinel " << s + 1 << " never started";
     }
     // Wait until every sentinel knows the replica (so a failover can happen).
     ASSERT_TRUE(eventually(
