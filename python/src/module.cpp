@@ -131,10 +131,10 @@ redlock::TlsOptions tls_options(std::string ca_file, std::string ca_dir, std::st
 py::object connect(std::vector<std::string> nodes, std::string username, std::string password,
                    double drift_factor, std::int64_t node_timeout_ms,
                    std::int64_t release_timeout_ms, bool release_wait_every_node,
-                   std::int64_t busy_poll_us,
-                   std::int64_t blocking_spin_us, std::int64_t connect_timeout_ms,
-                   std::int64_t reconnect_min_ms, std::int64_t reconnect_max_ms,
-                   std::int64_t max_ttl_ms, std::optional<std::int64_t> restart_grace_ms,
+                   std::int64_t busy_poll_us, std::int64_t blocking_spin_us,
+                   std::int64_t connect_timeout_ms, std::int64_t reconnect_min_ms,
+                   std::int64_t reconnect_max_ms, std::int64_t max_ttl_ms,
+                   std::optional<std::int64_t> restart_grace_ms,
                    std::int64_t clock_check_interval_ms, bool exclude_suspect_clocks, bool fencing,
                    redlock::TlsOptions tls, int log_level) {
   check_ms("node_timeout", node_timeout_ms, 0);
@@ -199,10 +199,11 @@ PYBIND11_MODULE(_native, m) {
 
   m.def("connect", &connect, py::kw_only(), py::arg("nodes"), py::arg("username"),
         py::arg("password"), py::arg("drift_factor"), py::arg("node_timeout_ms"),
-        py::arg("release_timeout_ms"), py::arg("release_wait_every_node"), py::arg("busy_poll_us"), py::arg("blocking_spin_us"),
-        py::arg("connect_timeout_ms"), py::arg("reconnect_min_ms"), py::arg("reconnect_max_ms"),
-        py::arg("max_ttl_ms"), py::arg("restart_grace_ms"), py::arg("clock_check_interval_ms"),
-        py::arg("exclude_suspect_clocks"), py::arg("fencing"), py::arg("tls"), py::arg("log_level"),
+        py::arg("release_timeout_ms"), py::arg("release_wait_every_node"), py::arg("busy_poll_us"),
+        py::arg("blocking_spin_us"), py::arg("connect_timeout_ms"), py::arg("reconnect_min_ms"),
+        py::arg("reconnect_max_ms"), py::arg("max_ttl_ms"), py::arg("restart_grace_ms"),
+        py::arg("clock_check_interval_ms"), py::arg("exclude_suspect_clocks"), py::arg("fencing"),
+        py::arg("tls"), py::arg("log_level"),
         "A NativeClient, or an EngineError (the options, or the engine could not start)");
   py::class_<redlock::TlsOptions>(m, "TlsOptions",
                                   "ClientOptions::tls (build it with tls_options)");

@@ -522,8 +522,8 @@ class TlsSentinelTest : public TlsTest {
             master_->dir() / ("sentinel" + std::to_string(s) + ".log");
         auto child = tools::Subprocess::spawn(spawn);
         ASSERT_TRUE(child) << child.error().message;
-        ready = eventually([&]() -> bool { return sentinel_ready(plain, master_tls_); },
-                           scaled(5s));
+        ready =
+            eventually([&]() -> bool { return sentinel_ready(plain, master_tls_); }, scaled(5s));
         if (ready) {
           sentinels_.push_back(std::move(*child));
           sentinel_plain_.push_back(plain);

@@ -283,8 +283,7 @@ class SentinelTest : public ClusterTest {
         const int port = free_port();
         const auto conf = master_->dir() / ("sentinel" + std::to_string(s) + ".conf");
         std::ofstream(conf) << "port " << port << "\nbind 127.0.0.1\n"
-                            << "sentinel monitor mymaster 127.0.0.1 " << master_->port(0)
-                            << " 2\n"
+                            << "sentinel monitor mymaster 127.0.0.1 " << master_->port(0) << " 2\n"
                             << "sentinel down-after-milliseconds mymaster 1000\n"
                             << "sentinel failover-timeout mymaster 5000\n";
         auto child = std::make_unique<Child>(
