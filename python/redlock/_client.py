@@ -37,9 +37,8 @@ class Client:
     - ``node_timeout``: how long one node may take to answer (None: a
       fraction of each lock's ttl, within 10-250 ms);
     - ``release_wait`` ("majority"): a release returns once a majority of
-      the nodes deleted the key, the others' deletes still on their way
-      ("pending" in its report); "every_node" waits for each node's answer,
-      up to ``release_timeout``;
+      the nodes deleted the key, the others' deletes still on their way;
+      "every_node" waits for each node's answer, up to ``release_timeout``;
     - ``release_timeout`` (1.0), ``connect_timeout`` (1.0),
       ``reconnect_min`` (0.05), ``reconnect_max`` (2.0), ``busy_poll``
       (0.0001; 0 turns busy polling off);
