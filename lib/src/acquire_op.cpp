@@ -295,7 +295,7 @@ void AcquireOp::fail_round(Clock::time_point now, Error error) {
     contest_left_ = 0;
     if (failed.woken && (next.delay || next.wait_exhausted) && now < deadline) {
       // The gate announced a release while it was being asked: ask again.
-      schedule_retry(now, &AcquireOp::next_gated_round);
+      schedule_retry(now, Step::kGatedRound);
       drop_round_state();
       return;
     }
@@ -311,8 +311,7 @@ void AcquireOp::fail_round(Clock::time_point now, Error error) {
                    attempts_, to_string(error.code()),
                    std::chrono::duration_cast<microseconds>(*plan.retry_at - now).count());
     // A contest's retry queues at the gate; the retry timer's goes everywhere.
-    schedule_retry(*plan.retry_at,
-                   plan.contest ? &AcquireOp::next_gated_round : &AcquireOp::next_round);
+    schedule_retry(*plan.retry_at, plan.contest ? Step::kGatedRound : Step::kRound);
     contest_pause_ = plan.contest;
     drop_round_state();
     return;
@@ -322,7 +321,7 @@ void AcquireOp::fail_round(Clock::time_point now, Error error) {
     // release starts another round now.
     last_error_ = std::make_unique<Error>(std::move(error));
     drop_round_state();
-    schedule_retry(*plan.give_up_at, &AcquireOp::give_up);
+    schedule_retry(*plan.give_up_at, Step::kGiveUp);
     return;
   }
   if (next.wait_exhausted) error = wait_timeout(error);
@@ -356,7 +355,7 @@ bool AcquireOp::on_release_announced(std::size_t node, bool gated) {
         if (gate_grace_) {
           ctx_.scheduler.cancel(retry_timer_);
           gate_grace_ = false;
-          schedule_retry(t + options_.retry_delay, &AcquireOp::next_round);
+          schedule_retry(t + options_.retry_delay, Step::kRound);
         }
         return false;
       }
@@ -371,7 +370,7 @@ bool AcquireOp::on_release_announced(std::size_t node, bool gated) {
       const auto at = t + kContestMinWindow;
       if (at >= wait_deadline(call_start_, options_.max_wait)) return false;
       ctx_.scheduler.cancel(retry_timer_);
-      schedule_retry(at, &AcquireOp::next_gated_round);
+      schedule_retry(at, Step::kGatedRound);
       contest_pause_ = false;
       gate_grace_ = true;
       return false;
@@ -397,10 +396,21 @@ bool AcquireOp::on_release_announced(std::size_t node, bool gated) {
   return gate_ != kNoGate && round_open();
 }
 
-void AcquireOp::schedule_retry(Clock::time_point when, void (AcquireOp::*fn)()) {
-  auto weak = weak_from_this();
-  retry_timer_ = ctx_.scheduler.schedule(when, [weak, fn] {
-    if (auto self = weak.lock()) (static_cast<AcquireOp*>(self.get())->*fn)();
+void AcquireOp::schedule_retry(Clock::time_point when, Step step) {
+  // `this` and the step: kept in the function's own buffer, so a waiter's
+  // timer allocates nothing (the scheduler holds the weak owner).
+  retry_timer_ = ctx_.scheduler.schedule(when, weak_from_this(), [this, step] {
+    switch (step) {
+      case Step::kRound:
+        next_round();
+        break;
+      case Step::kGatedRound:
+        next_gated_round();
+        break;
+      case Step::kGiveUp:
+        give_up();
+        break;
+    }
   });
 }
 

@@ -60,7 +60,9 @@ class AcquireOp final : public QuorumOp, public ReleaseListener {
   bool on_release_announced(std::size_t node, bool gated) override;
   // The node contested rounds on these resources ask first.
   [[nodiscard]] std::size_t gate_node() const noexcept;
-  void schedule_retry(Clock::time_point when, void (AcquireOp::*fn)());
+  // What a retry timer starts.
+  enum class Step : std::uint8_t { kRound, kGatedRound, kGiveUp };
+  void schedule_retry(Clock::time_point when, Step step);
   void give_up();
   [[nodiscard]] Error wait_timeout(const Error& last) const;
   [[nodiscard]] Error round_error(Clock::time_point now);
@@ -93,6 +95,7 @@ class AcquireOp final : public QuorumOp, public ReleaseListener {
   int attempts_ = 0;
   std::uint32_t granted_tag_ = 0;
   std::uint32_t raise_tag_ = 0;
+  const bool fenced_;  // ClientOptions::fencing
   Scheduler::TimerId retry_timer_ = 0;
   ReleaseWatch::WatchId watch_ = 0;  // listening for release announcements
   int contest_left_ = 0;             // contest retries left since the last announcement
@@ -103,7 +106,6 @@ class AcquireOp final : public QuorumOp, public ReleaseListener {
   bool gate_held_ = false;
   bool gate_grace_ = false;            // retry_timer_ is the grace before asking a silent gate
   Clock::time_point gate_heard_at_{};  // the gate's last announcement
-  bool fenced_;                        // ClientOptions::fencing
   std::unique_ptr<Error> last_error_;  // while waiting only for an announcement
   std::optional<std::stop_callback<StopRelay>> stop_callback_;
   // Per node, for the open round (fenced): the fence its acquire returned,

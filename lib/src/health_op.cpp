@@ -42,10 +42,7 @@ class HealthOp final : public Operation {
       complete();
       return;
     }
-    auto weak = weak_from_this();
-    timer_ = ctx_.scheduler.schedule(started_ + timeout_, [weak] {
-      if (auto op = weak.lock()) static_cast<HealthOp*>(op.get())->complete();
-    });
+    timer_ = ctx_.scheduler.schedule(started_ + timeout_, weak_from_this(), [this] { complete(); });
   }
 
   void on_reply(std::size_t node, std::uint32_t tag, const Reply* reply,

@@ -43,11 +43,8 @@ class InspectOp final : public Operation {
       }
     }
     if (decide()) return;
-    auto weak = weak_from_this();
-    timer_ = ctx_.scheduler.schedule(started_ + timeout_, [weak] {
-      if (auto op = weak.lock())
-        static_cast<InspectOp*>(op.get())->give_up("not all answered in time");
-    });
+    timer_ = ctx_.scheduler.schedule(started_ + timeout_, weak_from_this(),
+                                     [this] { give_up("not all answered in time"); });
   }
 
   void on_reply(std::size_t node, std::uint32_t, const Reply* reply,

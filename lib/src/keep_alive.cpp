@@ -58,22 +58,16 @@ void KeepAlive::cancel_timers() {
 void KeepAlive::schedule() {
   cancel_timers();
   const Lock lock = current();
-  auto weak = weak_from_this();
-  deadline_timer_ = ctx_.scheduler.schedule(lock.valid_until(), [weak] {
-    auto self = weak.lock();
-    if (!self) return;
-    auto* ka = self.get();
-    ka->deadline_timer_ = 0;
+  deadline_timer_ = ctx_.scheduler.schedule(lock.valid_until(), weak_from_this(), [this] {
+    deadline_timer_ = 0;
     std::string why = "the lock's validity ran out";
-    if (!ka->bound_reached_.empty()) why += " after " + ka->bound_reached_;
-    ka->declare_lost(Error(ErrorCode::kExpired, why));
+    if (!bound_reached_.empty()) why += " after " + bound_reached_;
+    declare_lost(Error(ErrorCode::kExpired, why));
   });
   const auto span = lock.valid_until() - last_grant_;
   const auto at = lock.valid_until() -
                   std::chrono::duration_cast<Clock::duration>(span * options_.extend_at_remaining);
-  extend_timer_ = ctx_.scheduler.schedule(at, [weak] {
-    if (auto self = weak.lock()) self.get()->extend_now();
-  });
+  extend_timer_ = ctx_.scheduler.schedule(at, weak_from_this(), [this] { extend_now(); });
 }
 
 void KeepAlive::extend_now() {
@@ -121,10 +115,7 @@ void KeepAlive::on_extended(Result<Lock> result) {
   const auto pause = std::min<Clock::duration>(kMaxRetryPause, left / 4);
   ctx_.log.debug("extension of \"{}\" failed ({}), retrying", current().resource(),
                  to_string(result.error()));
-  auto weak = weak_from_this();
-  extend_timer_ = ctx_.scheduler.schedule(now + pause, [weak] {
-    if (auto self = weak.lock()) self.get()->extend_now();
-  });
+  extend_timer_ = ctx_.scheduler.schedule(now + pause, weak_from_this(), [this] { extend_now(); });
 }
 
 void KeepAlive::declare_lost(Error why) {

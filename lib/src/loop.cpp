@@ -236,6 +236,13 @@ Scheduler::TimerId Loop::schedule(Clock::time_point when, std::function<void()> 
   return id;
 }
 
+Scheduler::TimerId Loop::schedule(Clock::time_point when, std::weak_ptr<const void> owner,
+                                  std::function<void()> fn) {
+  const TimerId id = timers_.add(when, std::move(owner), std::move(fn));
+  if (timers_.next_id() == id) arm_timer();
+  return id;
+}
+
 void Loop::cancel(TimerId id) { timers_.cancel(id); }
 
 double Loop::random_unit() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); }
@@ -256,7 +263,7 @@ void Loop::arm_timer() {
 
 void Loop::on_timer() {
   const auto now = Clock::now();
-  while (auto fn = timers_.pop_due(now)) fn();
+  while (const auto due = timers_.pop_due(now)) due();
   arm_timer();
   flush();
 }

@@ -42,6 +42,12 @@ class Scheduler {
   [[nodiscard]] virtual Clock::time_point now() const = 0;
   // Runs `fn` on the loop at or after `when`, unless cancelled first.
   virtual TimerId schedule(Clock::time_point when, std::function<void()> fn) = 0;
+  // The same for a timer of `owner` (an operation, held by shared_ptr): `fn`
+  // runs only if `owner` is still alive, and `owner` is held until it
+  // returns. `fn` then captures a plain `this` (and a word at most), which
+  // std::function keeps without allocating.
+  virtual TimerId schedule(Clock::time_point when, std::weak_ptr<const void> owner,
+                           std::function<void()> fn) = 0;
   // Cancelling 0, a timer that ran or one already cancelled does nothing.
   virtual void cancel(TimerId id) = 0;
   // Uniform in [0, 1): retry jitter, backoff.
@@ -90,6 +96,8 @@ class Loop final : public Scheduler {
   [[nodiscard]] uv_loop_t* uv() noexcept { return &loop_; }
   [[nodiscard]] Clock::time_point now() const override { return Clock::now(); }
   TimerId schedule(Clock::time_point when, std::function<void()> fn) override;
+  TimerId schedule(Clock::time_point when, std::weak_ptr<const void> owner,
+                   std::function<void()> fn) override;
   void cancel(TimerId id) override;
   [[nodiscard]] double random_unit() override;
   // `f.flush()` runs in this iteration's check phase (once, however often

@@ -69,10 +69,8 @@ void QuorumOp::send_to(std::size_t i, const std::string& wire,
 
 void QuorumOp::arm_round_timer(Clock::time_point when) {
   ctx_.scheduler.cancel(round_timer_);
-  auto weak = weak_from_this();
-  round_timer_ = ctx_.scheduler.schedule(std::min(when, round_->deadline), [weak] {
-    if (auto op = weak.lock()) static_cast<QuorumOp*>(op.get())->on_round_timeout();
-  });
+  round_timer_ = ctx_.scheduler.schedule(std::min(when, round_->deadline), weak_from_this(),
+                                         [this] { on_round_timeout(); });
 }
 
 void QuorumOp::pass_gate(Clock::time_point t) {

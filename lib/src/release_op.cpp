@@ -77,10 +77,8 @@ class ReleaseOp final : public Operation {
     if (done_) return;
     if (callback_) {
       ctx_.active.add(self);
-      auto weak = weak_from_this();
-      timer_ = ctx_.scheduler.schedule(started_ + ctx_.options.release_timeout, [weak] {
-        if (auto op = weak.lock()) static_cast<ReleaseOp*>(op.get())->on_timeout();
-      });
+      timer_ = ctx_.scheduler.schedule(started_ + ctx_.options.release_timeout, weak_from_this(),
+                                       [this] { on_timeout(); });
     }
   }
 

@@ -5,7 +5,30 @@
 
 namespace redlock::detail {
 
+void TimerQueue::Due::operator()() const {
+  if (!owned_) {
+    fn_();
+    return;
+  }
+  if (const auto alive = owner_.lock()) fn_();
+}
+
 TimerQueue::Id TimerQueue::add(Clock::time_point when, std::function<void()> fn) {
+  Due due;
+  due.fn_ = std::move(fn);
+  return insert(when, std::move(due));
+}
+
+TimerQueue::Id TimerQueue::add(Clock::time_point when, std::weak_ptr<const void> owner,
+                               std::function<void()> fn) {
+  Due due;
+  due.fn_ = std::move(fn);
+  due.owner_ = std::move(owner);
+  due.owned_ = true;
+  return insert(when, std::move(due));
+}
+
+TimerQueue::Id TimerQueue::insert(Clock::time_point when, Due due) {
   std::uint32_t slot = 0;
   if (!free_.empty()) {
     slot = free_.back();
@@ -19,7 +42,7 @@ TimerQueue::Id TimerQueue::add(Clock::time_point when, std::function<void()> fn)
   // After 2^40 timers the sequence starts again (at 1: an id is never 0).
   sequence_ = sequence_ + 1 == kSequenceEnd ? 1 : sequence_ + 1;
   slots_[slot].id = id;
-  slots_[slot].fn = std::move(fn);
+  slots_[slot].due = std::move(due);
   heap_.push_back(Entry{when, id});
   slots_[slot].heap_pos = heap_.size() - 1;
   sift_up(heap_.size() - 1);
@@ -35,7 +58,7 @@ bool TimerQueue::cancel(Id id) {
   return true;
 }
 
-std::function<void()> TimerQueue::pop_due(Clock::time_point now) {
+TimerQueue::Due TimerQueue::pop_due(Clock::time_point now) {
   if (heap_.empty() || heap_.front().when > now) return {};
   return remove_at(0);
 }
@@ -48,10 +71,9 @@ void TimerQueue::clear() {
   heap_.clear();
 }
 
-std::function<void()> TimerQueue::remove_at(std::size_t pos) {
+TimerQueue::Due TimerQueue::remove_at(std::size_t pos) {
   const auto slot = static_cast<std::uint32_t>(heap_[pos].id & kSlotMask);
-  auto fn = std::move(slots_[slot].fn);
-  slots_[slot].fn = nullptr;
+  auto due = std::exchange(slots_[slot].due, Due{});
   slots_[slot].id = 0;
   free_.push_back(slot);
   const Entry last = heap_.back();
@@ -64,7 +86,7 @@ std::function<void()> TimerQueue::remove_at(std::size_t pos) {
       sift_down(pos);
     }
   }
-  return fn;
+  return due;
 }
 
 void TimerQueue::place(std::size_t pos, const Entry& entry) noexcept {

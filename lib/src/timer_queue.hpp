@@ -6,13 +6,16 @@
 // (slots are reused) and an entry in a binary min-heap of (when, id); the id
 // names its slot, so cancel() finds it without a second index. Nothing is
 // allocated per timer beyond the function's own captures, once the vectors
-// have grown.
+// have grown. An operation's timer has an owner (held weakly, in the slot):
+// its function then captures a plain `this` and a word, which std::function
+// keeps in its own buffer, so such a timer allocates nothing at all.
 //
 // Threading: one thread (the loop's).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "rules.hpp"
@@ -26,16 +29,33 @@ class TimerQueue {
   // Timers pending at once, at most.
   static constexpr std::size_t kMaxTimers = std::size_t{1} << 24;
 
+  // A timer handed out by pop_due(): runs its function, unless it has an
+  // owner and the owner is gone.
+  class Due {
+   public:
+    [[nodiscard]] explicit operator bool() const noexcept { return static_cast<bool>(fn_); }
+    // The owner, if any, is held until the function returns.
+    void operator()() const;
+
+   private:
+    friend class TimerQueue;
+    std::function<void()> fn_;
+    std::weak_ptr<const void> owner_;
+    bool owned_ = false;
+  };
+
   // `fn` runs when pop_due() hands it out, at or after `when`. Timers due at
   // the same time come out in the order they were added. Throws
   // std::length_error past kMaxTimers.
   Id add(Clock::time_point when, std::function<void()> fn);
+  // The same, for `owner`'s timer: `fn` runs only if `owner` is still alive.
+  Id add(Clock::time_point when, std::weak_ptr<const void> owner, std::function<void()> fn);
   // Removes the timer. Cancelling 0, a timer already handed out or one
   // already cancelled does nothing (false).
   bool cancel(Id id);
-  // The earliest timer, if due at `now`, out of the queue: its function
-  // (empty when none is due).
-  [[nodiscard]] std::function<void()> pop_due(Clock::time_point now);
+  // The earliest timer, if due at `now`, out of the queue (empty when none
+  // is due).
+  [[nodiscard]] Due pop_due(Clock::time_point now);
   // Drops every timer.
   void clear();
 
@@ -53,7 +73,7 @@ class TimerQueue {
   struct Slot {
     Id id = 0;  // 0: free
     std::size_t heap_pos = 0;
-    std::function<void()> fn;
+    Due due;
   };
   struct Entry {
     Clock::time_point when;
@@ -63,8 +83,9 @@ class TimerQueue {
     }
   };
 
-  // Takes heap_[pos] out, frees its slot and returns its function.
-  std::function<void()> remove_at(std::size_t pos);
+  Id insert(Clock::time_point when, Due due);
+  // Takes heap_[pos] out, frees its slot and returns its timer.
+  Due remove_at(std::size_t pos);
   void place(std::size_t pos, const Entry& entry) noexcept;
   void sift_up(std::size_t pos) noexcept;
   void sift_down(std::size_t pos) noexcept;

@@ -32,6 +32,12 @@ class FakeScheduler final : public Scheduler {
     timers_.emplace(std::make_pair(when, id), std::move(fn));
     return id;
   }
+  TimerId schedule(Clock::time_point when, std::weak_ptr<const void> owner,
+                   std::function<void()> fn) override {
+    return schedule(when, [owner = std::move(owner), fn = std::move(fn)] {
+      if (const auto alive = owner.lock()) fn();
+    });
+  }
   void cancel(TimerId id) override {
     for (auto it = timers_.begin(); it != timers_.end(); ++it) {
       if (it->first.second == id) {

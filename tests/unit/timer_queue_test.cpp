@@ -47,6 +47,37 @@ TEST(TimerQueueTest, TimersComeOutByDeadlineAndInAdditionOrderWhenDueTogether) {
   EXPECT_FALSE(q.pop_due(t0 + 1h));
 }
 
+// An owned timer (an operation's) runs only while its owner lives, and
+// holds the owner while it runs: the function may drop the last other
+// reference and still use its object.
+TEST(TimerQueueTest, AnOwnedTimerRunsOnlyWhileItsOwnerLivesAndHoldsItMeanwhile) {
+  struct Owner {
+    int ran = 0;
+  };
+  TimerQueue q;
+  auto kept = std::make_shared<Owner>();
+  auto gone = std::make_shared<Owner>();
+  int gone_ran = 0;
+  long held_during_call = 0;
+  Owner* raw = kept.get();
+  q.add(t0 + 10ms, std::weak_ptr<const void>(kept), [&, raw] {
+    held_during_call = kept.use_count();
+    kept.reset();  // the last reference but the timer's own
+    ++raw->ran;    // still alive here
+    held_during_call += raw->ran;
+  });
+  q.add(t0 + 10ms, std::weak_ptr<const void>(gone), [&] { ++gone_ran; });
+  int plain = 0;
+  q.add(t0 + 10ms, [&] { ++plain; });
+  gone.reset();
+  EXPECT_EQ(run_due(q, t0 + 10ms), 3U);  // handed out, whether they run or not
+  EXPECT_EQ(held_during_call, 3);        // the caller's and the timer's, then ran once
+  EXPECT_FALSE(kept);
+  EXPECT_EQ(gone_ran, 0);
+  EXPECT_EQ(plain, 1);
+  EXPECT_TRUE(q.empty());
+}
+
 TEST(TimerQueueTest, ACancelledTimerNeverRunsAndCancellingAgainDoesNothing) {
   TimerQueue q;
   int ran = 0;
