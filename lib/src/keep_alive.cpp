@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "extend_op.hpp"
+#include "text.hpp"
 
 namespace redlock::detail {
 namespace {
@@ -113,7 +114,7 @@ void KeepAlive::on_extended(Result<Lock> result) {
   // the deadline timer reports the loss if no attempt succeeds in time.
   const auto left = current().valid_until() - now;
   const auto pause = std::min<Clock::duration>(kMaxRetryPause, left / 4);
-  ctx_.log.debug("extension of \"{}\" failed ({}), retrying", current().resource(),
+  ctx_.log.debug("extension of {} failed ({}), retrying", quote_bytes(current().resource()),
                  to_string(result.error()));
   extend_timer_ = ctx_.scheduler.schedule(now + pause, weak_from_this(), [this] { extend_now(); });
 }
@@ -132,7 +133,7 @@ void KeepAlive::declare_lost(Error why) {
   stop_source_.request_stop();
   lost_.store(true);
   ctx_.metrics.lock_lost();
-  ctx_.log.warn("lock on \"{}\" lost: {}", current().resource(), to_string(why));
+  ctx_.log.warn("lock on {} lost: {}", quote_bytes(current().resource()), to_string(why));
   if (options_.on_lost) {
     try {
       options_.on_lost(why);

@@ -5,6 +5,7 @@
 #include <charconv>
 
 #include "rules.hpp"
+#include "text.hpp"
 
 namespace redlock::detail {
 namespace {
@@ -118,8 +119,9 @@ void SentinelFollower::Query::on_ready() {
   auto master = std::move(answer);
   conn.reset();
   if (!master) return;
-  follower.ctx_.log.info("node {}: the sentinels name {}:{} as master \"{}\"", follower.name_,
-                         master->host, master->port, follower.address_.master);
+  follower.ctx_.log.info("node {}: the sentinels name {}:{} as master {}", follower.name_,
+                         master->host, master->port,
+                         quote_bytes(follower.address_.master));
   follower.master_ = std::move(master);
   follower.listener_.on_master_changed("the sentinels named the master");
 }
@@ -147,8 +149,8 @@ void SentinelFollower::Watch::on_reply(Reply& r) {
   }
   auto moved = parse_switch_master(r.elements[2].str, follower.address_.master);
   if (!moved) return;
-  follower.ctx_.log.info("node {}: +switch-master: master \"{}\" moved to {}:{}", follower.name_,
-                         follower.address_.master, moved->host, moved->port);
+  follower.ctx_.log.info("node {}: +switch-master: master {} moved to {}:{}", follower.name_,
+                         quote_bytes(follower.address_.master), moved->host, moved->port);
   const std::string why = "failover: the sentinels switched the master to " + moved->host + ":" +
                           std::to_string(moved->port);
   follower.master_ = std::move(moved);

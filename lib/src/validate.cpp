@@ -124,7 +124,7 @@ Result<void> validate_resources(const std::vector<std::string>& resources) {
   std::set<std::string_view> seen;
   for (const auto& r : resources) {
     if (auto ok = validate_resource(r); !ok) return ok;
-    if (!seen.insert(r).second) return invalid("resource \"" + r + "\" is listed twice");
+    if (!seen.insert(r).second) return invalid("resource " + quote_bytes(r) + " is listed twice");
   }
   return {};
 }

@@ -2,9 +2,12 @@
 // redis-server nodes.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <future>
+#include <sstream>
 #include <stop_token>
 
 #include "keys.hpp"
@@ -240,6 +243,32 @@ TEST_F(LifecycleTest, KeysDeletedBehindItsBackFireLostExactlyOnceAndStopExtendin
   EXPECT_EQ(client_->metrics().extensions, extensions);
   EXPECT_EQ(client_->metrics().locks_lost, 1u);
   EXPECT_EQ(nodes_with("res:stolen"), 0u);
+}
+
+// A name is bytes: the warning that a lock was lost names it escaped, so a
+// terminal or a log pipeline reading it meets no raw control byte and no
+// invalid UTF-8.
+TEST_F(LifecycleTest, ALostLockIsLoggedWithItsNameEscaped) {
+  auto log = std::make_shared<std::ostringstream>();
+  auto o = client_options(addresses());
+  o.logger = std::make_shared<spdlog::logger>(
+      "lost", std::make_shared<spdlog::sinks::ostream_sink_mt>(*log));
+  o.logger->set_level(spdlog::level::debug);
+  auto client = Client::connect(o);
+  ASSERT_TRUE(client) << client.error();
+  const std::string name = "res:lost:\xff\x1b[2J\n";
+  {
+    auto guard = (*client)->acquire_guard(name, 400ms, quick(), AutoExtendOptions{});
+    ASSERT_TRUE(guard) << guard.error();
+    delete_everywhere(name);
+    ASSERT_TRUE(eventually([&]() -> bool { return guard->lost(); }, scaled(2s)));
+  }
+  client->reset();  // the loop thread is gone: the log is complete
+  const std::string text = log->str();
+  EXPECT_NE(text.find("lock on \"res:lost:\\xff\\x1b[2J\\n\" lost"), std::string::npos) << text;
+  EXPECT_EQ(text.find('\x1b'), std::string::npos);
+  EXPECT_EQ(text.find('\xff'), std::string::npos);
+  EXPECT_EQ(nodes_with(name), 0u);
 }
 
 TEST_F(LifecycleTest, AStalledMajorityLosesTheLockWhenItsValidityRunsOut) {

@@ -547,6 +547,16 @@ TEST(ValidateResources, DuplicateIsRefusedByName) {
   EXPECT_THAT(msg, HasSubstr("twice"));
 }
 
+// A name is bytes: the message shows a duplicate escaped, as valid UTF-8
+// that no terminal takes for a control sequence.
+TEST(ValidateResources, ADuplicateOfAnyBytesIsNamedEscaped) {
+  const std::string hostile("a\xff\x1b[2J\n\0z", 9);
+  const auto msg = invalid_message(validate_resources({hostile, "b", hostile}));
+  EXPECT_THAT(msg, HasSubstr("\"a\\xff\\x1b[2J\\n\\x00z\" is listed twice"));
+  EXPECT_EQ(msg.find('\x1b'), std::string::npos);
+  EXPECT_EQ(msg.find('\xff'), std::string::npos);
+}
+
 TEST(ValidateResources, AnInvalidMemberIsRefused) {
   {
     auto list = distinct_resources(3);
