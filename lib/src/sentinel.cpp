@@ -120,8 +120,7 @@ void SentinelFollower::Query::on_ready() {
   conn.reset();
   if (!master) return;
   follower.ctx_.log.info("node {}: the sentinels name {}:{} as master {}", follower.name_,
-                         master->host, master->port,
-                         quote_bytes(follower.address_.master));
+                         master->host, master->port, quote_bytes(follower.address_.master));
   follower.master_ = std::move(master);
   follower.listener_.on_master_changed("the sentinels named the master");
 }
