@@ -20,20 +20,21 @@ constexpr milliseconds kGateEcho{10};
 
 }  // namespace
 
-AcquireOp::AcquireOp(const OpContext& ctx, std::vector<std::string> resources, std::string token,
-                     milliseconds ttl, const AcquireOptions& options, AcquireDone done)
+AcquireOp::AcquireOp(const OpContext& ctx, std::vector<std::string> resources,
+                     std::string_view token, milliseconds ttl, const AcquireOptions& options,
+                     AcquireDone done)
     : QuorumOp(ctx,
                effective_node_timeout(options.node_timeout.count() > 0 ? options.node_timeout
                                                                        : ctx.options.node_timeout,
                                       ttl),
                Route::of(resources)),
       resources_(std::move(resources)),
-      token_(std::move(token)),
       ttl_(ttl),
       options_(options),
       deliver_to_(std::move(done)),
       call_start_(ctx.scheduler.now()),
-      fenced_(ctx.options.fencing) {}
+      fenced_(ctx.options.fencing),
+      token_(token) {}
 
 // KEYS: the lock keys, then (fenced) their counters. Made per round, like
 // the command (make_wire): a waiter keeps only what it needs to make them
@@ -48,7 +49,7 @@ std::vector<std::string> AcquireOp::round_keys() const {
   return keys;
 }
 
-void AcquireOp::make_wire() {
+std::shared_ptr<const std::string> AcquireOp::make_wire() const {
   const auto keys = round_keys();
   char ttl_buf[24];
   const auto ttl_end = std::to_chars(ttl_buf, ttl_buf + sizeof ttl_buf, ttl_.count()).ptr;
@@ -65,15 +66,15 @@ void AcquireOp::make_wire() {
                               .ptr;
     const std::string_view seed(seed_buf, static_cast<std::size_t>(seed_end - seed_buf));
     const Script& script = resources_.size() == 1 ? kFencedAcquireOneScript : kFencedAcquireScript;
-    wire_ = std::make_shared<const std::string>(
-        script_command(script, true, keys, {token_, ttl_ms, seed}));
-  } else if (keys.size() == 1) {
-    wire_ =
-        std::make_shared<const std::string>(set_nx_px_command(keys.front(), token_, ttl_.count()));
-  } else {
-    wire_ = std::make_shared<const std::string>(
-        script_command(kAcquireAllScript, true, keys, {token_, ttl_ms}));
+    return std::make_shared<const std::string>(
+        script_command(script, true, keys, {token_.view(), ttl_ms, seed}));
   }
+  if (keys.size() == 1) {
+    return std::make_shared<const std::string>(
+        set_nx_px_command(keys.front(), token_.view(), ttl_.count()));
+  }
+  return std::make_shared<const std::string>(
+      script_command(kAcquireAllScript, true, keys, {token_.view(), ttl_ms}));
 }
 
 void AcquireOp::start() {
@@ -110,10 +111,11 @@ void AcquireOp::begin_round(bool gated) {
     return;
   }
   ++attempts_;
-  make_wire();
+  // Held by the nodes' queues (and a gated round) for as long as it is needed.
+  const auto wire = make_wire();
   if (fenced_) answers_.assign(ctx_.nodes.size(), {});
   // The command is its own NOSCRIPT fallback (eval_form); SET never needs one.
-  start_round(*wire_, wire_, ttl_, options_.min_validity, ErrorCode::kHeldByAnother);
+  start_round(*wire, wire, ttl_, options_.min_validity, ErrorCode::kHeldByAnother);
 }
 
 void AcquireOp::cancel() {
@@ -187,7 +189,8 @@ void AcquireOp::on_decided(Clock::time_point now) {
   if (round_->state() == Round::State::kGranted) {
     granted_tag_ = tag_;
     if (!fenced_) {
-      complete(Lock(resources_, token_, round_->valid_until(), std::move(round_->results), ttl_));
+      complete(
+          Lock(resources_, token_.str(), round_->valid_until(), std::move(round_->results), ttl_));
       return;
     }
     // The fence is the largest counter among the nodes that granted. It is
@@ -200,8 +203,8 @@ void AcquireOp::on_decided(Clock::time_point now) {
       at_fence += round_->votes()[i] == NodeStatus::kOk && answers_[i].fence == fence_ ? 1U : 0U;
     }
     if (at_fence >= quorum(answers_.size())) {
-      complete(Lock(resources_, token_, round_->valid_until(), std::move(round_->results), ttl_,
-                    fence_));
+      complete(Lock(resources_, token_.str(), round_->valid_until(), std::move(round_->results),
+                    ttl_, fence_));
       return;
     }
     start_raise();
@@ -236,7 +239,8 @@ void AcquireOp::on_raise_decided(Clock::time_point now) {
   const bool durable = round_->state() == Round::State::kGranted;
   round_->sent = std::move(raise->acquire_sent);
   if (durable && now + options_.min_validity <= raise->valid_until) {
-    complete(Lock(resources_, token_, raise->valid_until, std::move(raise->votes), ttl_, fence_));
+    complete(
+        Lock(resources_, token_.str(), raise->valid_until, std::move(raise->votes), ttl_, fence_));
     return;
   }
   fail_round(now, raise_error(durable ? "the fence became durable too late to leave min_validity"
@@ -264,7 +268,6 @@ void AcquireOp::fail_round(Clock::time_point now, Error error) {
   // flight must not leave a key behind, and on each connection the release
   // runs after the SET, so our own retry never meets our own key.
   release_round();
-  wire_.reset();  // made again for the next round, if any
   const RetryPolicy policy{options_.max_wait, options_.max_attempts, options_.retry_delay,
                            options_.retry_jitter};
   const auto next = next_retry(policy, attempts_, call_start_, now, ctx_.scheduler.random_unit());
@@ -463,7 +466,7 @@ void AcquireOp::release_round() {
     if (answers_[i].foreign) targets[i] = false;
   }
   if (std::none_of(targets.begin(), targets.end(), [](bool b) { return b; })) return;
-  start_release(ctx_, resources_, token_, now() + ttl_, targets, nullptr);
+  start_release(ctx_, resources_, token_.str(), now() + ttl_, targets, nullptr);
   targets.assign(targets.size(), false);
 }
 
@@ -479,7 +482,7 @@ void AcquireOp::complete(Result<Lock> result) {
   done_ = true;
   ctx_.scheduler.cancel(retry_timer_);
   retry_timer_ = 0;
-  if (ctx_.wake != nullptr) ctx_.wake->unwatch(std::exchange(watch_, 0));
+  if (ctx_.wake != nullptr) ctx_.wake->unwatch(std::exchange(watch_, 0), resources_);
   stop_callback_.reset();
   ctx_.metrics.acquire(std::chrono::duration_cast<microseconds>(now() - call_start_), attempts_,
                        result ? nullptr : &result.error());

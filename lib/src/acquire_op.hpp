@@ -20,13 +20,14 @@
 
 #include "quorum_op.hpp"
 #include "redlock/callbacks.hpp"
+#include "token.hpp"
 
 namespace redlock::detail {
 
 class AcquireOp final : public QuorumOp, public ReleaseListener {
  public:
   // `resources` and `options` were validated by the caller.
-  AcquireOp(const OpContext& ctx, std::vector<std::string> resources, std::string token,
+  AcquireOp(const OpContext& ctx, std::vector<std::string> resources, std::string_view token,
             milliseconds ttl, const AcquireOptions& options, AcquireDone done);
 
   // Loop thread: the first round.
@@ -48,7 +49,8 @@ class AcquireOp final : public QuorumOp, public ReleaseListener {
   // this acquire's own, left by an earlier round).
   [[nodiscard]] bool held_by_another(const Reply& refusal) const;
   void on_decided(Clock::time_point now) override;
-  void make_wire();
+  // The round's command, made afresh for each round.
+  [[nodiscard]] std::shared_ptr<const std::string> make_wire() const;
   void start_raise();
   void on_raise_decided(Clock::time_point now);
   [[nodiscard]] Error raise_error(std::string_view why) const;
@@ -86,16 +88,15 @@ class AcquireOp final : public QuorumOp, public ReleaseListener {
   };
 
   std::vector<std::string> resources_;
-  std::string token_;
   milliseconds ttl_;
   AcquireOptions options_;
   AcquireDone deliver_to_;
-  std::shared_ptr<const std::string> wire_;  // the open round's command
   Clock::time_point call_start_;
   int attempts_ = 0;
   std::uint32_t granted_tag_ = 0;
   std::uint32_t raise_tag_ = 0;
   const bool fenced_;  // ClientOptions::fencing
+  InlineToken token_;  // 1-aligned: fills what the fields around it leave
   Scheduler::TimerId retry_timer_ = 0;
   ReleaseWatch::WatchId watch_ = 0;  // listening for release announcements
   int contest_left_ = 0;             // contest retries left since the last announcement

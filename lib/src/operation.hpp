@@ -132,7 +132,8 @@ class ReleaseListener {
 };
 
 // Release announcements (wake-on-release): the listener hears each time a
-// node announces the release of one of `resources`, until unwatch(id).
+// node announces the release of one of `resources`, until unwatch(id, the
+// same resources).
 class ReleaseWatch {
  public:
   using WatchId = std::uint64_t;  // 0: not watching
@@ -141,7 +142,9 @@ class ReleaseWatch {
   // is not called.
   [[nodiscard]] virtual WatchId watch(const std::vector<std::string>& resources,
                                       std::weak_ptr<ReleaseListener> listener) = 0;
-  virtual void unwatch(WatchId id) = 0;
+  // `resources` are the watch's own: the watch keeps nothing but its
+  // listener, and a waiter has them anyway.
+  virtual void unwatch(WatchId id, const std::vector<std::string>& resources) = 0;
   // Whether a release of one of `resources` was announced at or after
   // `since`, as far as this client could hear it (a channel it was not
   // subscribed to then says nothing).

@@ -255,33 +255,24 @@ ReleaseWatch::WatchId WakeHub::watch(const std::vector<std::string>& resources,
                                      std::weak_ptr<ReleaseListener> listener) {
   if (closed_ || resources.empty() || listener.expired()) return 0;
   const WatchId id = next_id_++;
-  Watch w;
-  w.listener = std::move(listener);
   for (const auto& resource : resources) {
     const auto channel = release_channel(resource);
     if (table_.add(channel, id)) {
       for (auto& s : subscribers_) s->subscribe(channel);
     }
-    // Each name once: unwatch() drops the table's entry with its last
-    // listener, and a second pointer to it would then dangle.
-    const std::string* key = table_.key(channel);
-    if (std::find(w.channels.begin(), w.channels.end(), key) == w.channels.end()) {
-      w.channels.push_back(key);
-    }
   }
-  watches_.emplace(id, std::move(w));
+  watches_.emplace(id, std::move(listener));
   return id;
 }
 
-void WakeHub::unwatch(WatchId id) {
+void WakeHub::unwatch(WatchId id, const std::vector<std::string>& resources) {
   auto it = watches_.find(id);
   if (it == watches_.end()) return;
-  auto channels = std::move(it->second.channels);
   watches_.erase(it);
   const auto now = ctx_.loop.now();
-  for (const std::string* key : channels) {
-    // A copy: dropping the channel's last listener may drop its entry.
-    const std::string channel = *key;
+  // A name listed twice is removed once: the second finds no such listener.
+  for (const auto& resource : resources) {
+    const auto channel = release_channel(resource);
     if (table_.remove(channel, id, now, !closed_) && !closed_) {
       for (auto& s : subscribers_) s->unsubscribe(channel);
     }
@@ -337,7 +328,7 @@ void WakeHub::on_message(std::size_t node, const std::string& channel) {
     auto it = watches_.find(id);
     if (it == watches_.end()) continue;  // unwatched by an earlier wake-up
     // Locked first: the call may unwatch (and so destroy) this very watch.
-    const auto listener = it->second.listener.lock();
+    const auto listener = it->second.lock();
     if (listener) gated = listener->on_release_announced(node, gated) || gated;
   }
 }

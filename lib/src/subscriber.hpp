@@ -127,7 +127,7 @@ class WakeHub final : public ReleaseWatch {
   // `resources`, until unwatch(). Returns 0 (and never calls) once closed.
   [[nodiscard]] WatchId watch(const std::vector<std::string>& resources,
                               std::weak_ptr<ReleaseListener> listener) override;
-  void unwatch(WatchId id) override;
+  void unwatch(WatchId id, const std::vector<std::string>& resources) override;
   [[nodiscard]] bool heard_since(const std::vector<std::string>& resources,
                                  Clock::time_point since) const override;
 
@@ -139,13 +139,6 @@ class WakeHub final : public ReleaseWatch {
   [[nodiscard]] const ChannelTable& table() const noexcept { return table_; }
 
  private:
-  struct Watch {
-    // The table's names (ChannelTable::key): the watch is one of their
-    // listeners, so they stay put until unwatch().
-    std::vector<const std::string*> channels;
-    std::weak_ptr<ReleaseListener> listener;
-  };
-
   // Unsubscribes the channels idle for linger_, and comes back while others
   // are idle.
   void sweep();
@@ -153,7 +146,8 @@ class WakeHub final : public ReleaseWatch {
   const NodeContext& ctx_;
   const milliseconds linger_;  // kChannelLinger + 2 node timeouts
   ChannelTable table_;
-  std::unordered_map<WatchId, Watch> watches_;
+  // Each watch's listener: the table names the watches of a channel.
+  std::unordered_map<WatchId, std::weak_ptr<ReleaseListener>> watches_;
   std::vector<std::unique_ptr<NodeSubscription>> subscribers_;
   WatchId next_id_ = 1;
   Scheduler::TimerId sweep_timer_ = 0;

@@ -6,7 +6,11 @@
 namespace redlock::detail {
 
 void TimerQueue::Due::operator()() const {
-  if (!owned_) {
+  // Whether owner_ ever named an object: an expired owner still shares its
+  // control block, which only an empty weak_ptr does not.
+  const std::weak_ptr<const void> none;
+  const bool owned = owner_.owner_before(none) || none.owner_before(owner_);
+  if (!owned) {
     fn_();
     return;
   }
@@ -24,7 +28,6 @@ TimerQueue::Id TimerQueue::add(Clock::time_point when, std::weak_ptr<const void>
   Due due;
   due.fn_ = std::move(fn);
   due.owner_ = std::move(owner);
-  due.owned_ = true;
   return insert(when, std::move(due));
 }
 

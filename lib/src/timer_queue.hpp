@@ -40,8 +40,7 @@ class TimerQueue {
    private:
     friend class TimerQueue;
     std::function<void()> fn_;
-    std::weak_ptr<const void> owner_;
-    bool owned_ = false;
+    std::weak_ptr<const void> owner_;  // empty (not merely expired): no owner
   };
 
   // `fn` runs when pop_due() hands it out, at or after `when`. Timers due at

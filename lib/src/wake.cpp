@@ -5,35 +5,41 @@
 namespace redlock::detail {
 
 bool ChannelTable::Listeners::insert(ListenerId id) {
-  if (id == first_ || std::find(more_.begin(), more_.end(), id) != more_.end()) return false;
+  if (id == first_ || (more_ && std::find(more_->begin(), more_->end(), id) != more_->end())) {
+    return false;
+  }
   if (first_ == 0) {
     first_ = id;
-  } else {
-    more_.push_back(id);
+    return true;
   }
+  if (!more_) more_ = std::make_unique<std::vector<ListenerId>>();
+  more_->push_back(id);
   return true;
 }
 
 bool ChannelTable::Listeners::erase(ListenerId id) {
   if (id != 0 && id == first_) {
     first_ = 0;
-    if (!more_.empty()) {
-      first_ = more_.back();
-      more_.pop_back();
+    if (more_) {
+      first_ = more_->back();
+      more_->pop_back();
+      if (more_->empty()) more_.reset();
     }
     return true;
   }
-  const auto it = std::find(more_.begin(), more_.end(), id);
-  if (it == more_.end()) return false;
-  more_.erase(it);
+  if (!more_) return false;
+  const auto it = std::find(more_->begin(), more_->end(), id);
+  if (it == more_->end()) return false;
+  more_->erase(it);
+  if (more_->empty()) more_.reset();
   return true;
 }
 
 std::vector<ChannelTable::ListenerId> ChannelTable::Listeners::ids() const {
   std::vector<ListenerId> out;
-  out.reserve(more_.size() + 1);
+  out.reserve(more_ ? more_->size() + 1 : 1);
   if (first_ != 0) out.push_back(first_);
-  out.insert(out.end(), more_.begin(), more_.end());
+  if (more_) out.insert(out.end(), more_->begin(), more_->end());
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -99,11 +105,6 @@ std::vector<std::string> ChannelTable::channels() const {
 }
 
 bool ChannelTable::contains(const std::string& channel) const { return map_.contains(channel); }
-
-const std::string* ChannelTable::key(const std::string& channel) const {
-  auto it = map_.find(channel);
-  return it == map_.end() ? nullptr : &it->first;
-}
 
 PushEvent read_push(const Reply& reply) {
   PushEvent e;

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -57,26 +58,23 @@ class ChannelTable {
   // after a reconnect).
   [[nodiscard]] std::vector<std::string> channels() const;
   [[nodiscard]] bool contains(const std::string& channel) const;
-  // The table's own copy of `channel`'s name (null when it is not
-  // subscribed): it stays put while the channel has a listener.
-  [[nodiscard]] const std::string* key(const std::string& channel) const;
   [[nodiscard]] std::size_t idle() const noexcept { return idle_; }
   [[nodiscard]] std::size_t size() const noexcept { return map_.size(); }
   [[nodiscard]] bool empty() const noexcept { return map_.empty(); }
 
  private:
   // A channel's listeners: nearly always one (a waiter per resource), kept
-  // without a heap block of its own.
+  // without a heap block of its own, and the others behind one pointer.
   class Listeners {
    public:
     bool insert(ListenerId id);
     bool erase(ListenerId id);
-    [[nodiscard]] bool empty() const noexcept { return first_ == 0 && more_.empty(); }
+    [[nodiscard]] bool empty() const noexcept { return first_ == 0; }
     [[nodiscard]] std::vector<ListenerId> ids() const;  // in id order
 
    private:
-    ListenerId first_ = 0;  // 0: none (ids start at 1)
-    std::vector<ListenerId> more_;
+    ListenerId first_ = 0;  // 0: none (ids start at 1); set whenever more_ has any
+    std::unique_ptr<std::vector<ListenerId>> more_;
   };
   struct Entry {
     Listeners listeners;

@@ -150,7 +150,7 @@ class FakeWatch final : public ReleaseWatch {
     watches_.emplace(next_, std::move(listener));
     return next_++;
   }
-  void unwatch(WatchId id) override { watches_.erase(id); }
+  void unwatch(WatchId id, const std::vector<std::string>&) override { watches_.erase(id); }
   [[nodiscard]] bool heard_since(const std::vector<std::string>&,
                                  Clock::time_point) const override {
     return false;

@@ -8,6 +8,7 @@
 #include <array>
 #include <bit>
 #include <cstddef>
+#include <stdexcept>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -31,6 +32,21 @@ TEST(MakeToken, ThirtyTwoLowercaseHexCharacters) {
       ASSERT_TRUE(is_lower_hex(c)) << "token \"" << *token << "\" has '" << c << "'";
     }
   }
+}
+
+// What a waiting acquire keeps: the same bytes, in place; a token longer
+// than make_token's is refused rather than cut.
+TEST(InlineToken, KeepsATokenOfUpToThirtyTwoBytesAndRefusesALongerOne) {
+  const auto token = make_token();
+  ASSERT_TRUE(token) << token.error();
+  const InlineToken kept(*token);
+  EXPECT_EQ(kept.view(), *token);
+  EXPECT_EQ(kept.str(), *token);
+  EXPECT_EQ(InlineToken("tok").view(), "tok");
+  EXPECT_EQ(InlineToken("").view(), "");
+  const std::string bytes("a\0\xff", 3);
+  EXPECT_EQ(InlineToken(bytes).str(), bytes);
+  EXPECT_THROW(InlineToken(std::string(2 * kTokenBytes + 1, 'a')), std::length_error);
 }
 
 TEST(MakeToken, HundredThousandTokensAreDistinct) {
