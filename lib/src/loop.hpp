@@ -45,7 +45,7 @@ class Scheduler {
   // The same for a timer of `owner` (an operation, held by shared_ptr): `fn`
   // runs only if `owner` is still alive, and `owner` is held until it
   // returns. `fn` then captures a plain `this` (and a word at most), which
-  // std::function keeps without allocating.
+  // std::function keeps without allocating. An empty `owner` is no owner.
   virtual TimerId schedule(Clock::time_point when, std::weak_ptr<const void> owner,
                            std::function<void()> fn) = 0;
   // Cancelling 0, a timer that ran or one already cancelled does nothing.
