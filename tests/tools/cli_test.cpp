@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
@@ -899,12 +901,31 @@ TEST_F(RedlockCli, ClusterCommandsPrintAnyDirectoryNameEscaped) {
     EXPECT_EQ(r.out.find('\xff'), std::string::npos) << "a raw byte reached the terminal";
   }
   // `up` refuses a directory whose name its state file cannot record; the
-  // refusal names it escaped as well.
+  // refusal names it escaped as well, and leaves no directory behind.
   auto up = cli_without_nodes({"cluster", "--dir", dir, "up", "1", "--base-port", "0"});
   EXPECT_EQ(up.code, kFailure) << up;
   EXPECT_EQ(up.err.find('\x1b'), std::string::npos) << up;
   EXPECT_EQ(up.err.find('\xff'), std::string::npos) << up;
   EXPECT_EQ(up.out.find('\x1b'), std::string::npos) << up;
+  EXPECT_FALSE(std::filesystem::exists(dir)) << "the refused start left " << dir;
+  // So do the missing parents it made on the way.
+  const auto parent = scratch_.path() / "new-parent";
+  up = cli_without_nodes(
+      {"cluster", "--dir", (parent / "c\xff").string(), "up", "1", "--base-port", "0"});
+  EXPECT_EQ(up.code, kFailure) << up;
+  EXPECT_FALSE(std::filesystem::exists(parent)) << "the refused start left " << parent;
+  // Inside a directory that was there before, only what `up` made goes.
+  const auto kept = scratch_.path() / "kept";
+  std::filesystem::create_directories(kept);
+  { std::ofstream(kept / "mine.txt") << "not the launcher's"; }
+  const std::string inner = (kept / "c\xff").string();
+  std::filesystem::create_directories(inner);
+  up = cli_without_nodes({"cluster", "--dir", inner, "up", "2", "--base-port", "0"});
+  EXPECT_EQ(up.code, kFailure) << up;
+  EXPECT_TRUE(std::filesystem::exists(inner))
+      << "a directory the launcher did not make was removed";
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(inner) / "node1")) << up;
+  EXPECT_TRUE(std::filesystem::exists(kept / "mine.txt"));
 }
 
 // `redlock cluster up --shards 3` starts a Redis Cluster; the CLI takes it

@@ -359,12 +359,21 @@ tl::expected<std::unique_ptr<LocalCluster>, std::string> LocalCluster::start(
   if (!picked) return fail(picked.error());
   ports.insert(ports.end(), picked->begin(), picked->end());
   cluster->nodes_.resize(n);
+  // The directories this call makes, parents first: a start refused before
+  // any server ran leaves none of them behind.
+  std::vector<fs::path> made;
+  if (!remove_dir) {
+    for (fs::path p = dir; !fs::exists(p, ec) && p != p.parent_path(); p = p.parent_path()) {
+      made.insert(made.begin(), p);
+    }
+  }
   std::size_t next_extra = n;
   for (std::size_t i = 0; i < n; ++i) {
     auto& node = cluster->nodes_[i];
     node.port = ports[i];
     if (wants_extra_port(options, i)) node.extra_port = ports[next_extra++];
     node.dir = dir / ("node" + std::to_string(i + 1));
+    if (!fs::exists(node.dir, ec)) made.push_back(node.dir);
     fs::create_directories(node.dir, ec);
     if (ec) return fail("cannot create " + node.dir.string() + ": " + ec.message());
   }
@@ -372,7 +381,11 @@ tl::expected<std::unique_ptr<LocalCluster>, std::string> LocalCluster::start(
   // A detached cluster is found again only through its state file: one that
   // cannot be written (say, a directory whose name is not UTF-8) is refused
   // before any server starts.
-  if (auto saved = cluster->save_state(); !saved) return fail(saved.error());
+  if (auto saved = cluster->save_state(); !saved) {
+    // Only empty ones go: a directory that something else wrote into stays.
+    for (auto it = made.rbegin(); it != made.rend(); ++it) fs::remove(*it, ec);
+    return fail(saved.error());
+  }
 
   // Launch every server first, then wait for each: they start in parallel.
   std::vector<std::uintmax_t> log_offsets(n);
