@@ -286,14 +286,16 @@ std::string ClusterNode::last_error(Route route) const {
 
 std::optional<std::string> ClusterNode::shard_block(const Shard& shard,
                                                     Clock::time_point now) const {
-  if (auto why = shard.node->vote_block(now)) {
-    return "shard " + shard.map.master.where() + ": " + *why;
-  }
+  // A failover's grace is named first: it is the cause, and it outlasts the
+  // new master's own checks (a clock not yet timed, a young server).
   if (shard.fresh_until > now) {
     return "shard " + shard.map.master.where() +
            ": promoted to master by a failover (its replication may have lagged); votes again "
            "in " +
            ms_text(shard.fresh_until - now);
+  }
+  if (auto why = shard.node->vote_block(now)) {
+    return "shard " + shard.map.master.where() + ": " + *why;
   }
   return std::nullopt;
 }
@@ -368,11 +370,10 @@ NodeHealth ClusterNode::health(Clock::time_point now) const {
     sh.replicas = s.map.replicas.size();
     sh.reachable = n.reachable;
     sh.error = n.error;
-    sh.not_voting_reason = n.not_voting_reason;
-    if (sh.not_voting_reason.empty() && s.fresh_until > now) {
-      sh.not_voting_reason =
-          "promoted to master by a failover; votes again in " + ms_text(s.fresh_until - now);
-    }
+    sh.not_voting_reason =
+        s.fresh_until > now
+            ? "promoted to master by a failover; votes again in " + ms_text(s.fresh_until - now)
+            : n.not_voting_reason;
     sh.voting = sh.not_voting_reason.empty();
     all_answering = all_answering && n.answering;
     if (h.version.empty()) h.version = n.version;
