@@ -80,7 +80,8 @@ std::shared_ptr<const std::string> AcquireOp::make_wire() const {
 void AcquireOp::start() {
   ctx_.active.add(shared_from_this());
   if (options_.stop.stop_possible()) {
-    stop_callback_.emplace(options_.stop, StopRelay{&ctx_.scheduler, weak_from_this()});
+    stop_callback_ = std::make_unique<std::stop_callback<StopRelay>>(
+        options_.stop, StopRelay{&ctx_.scheduler, weak_from_this()});
   }
   if (!done_) next_round();
 }

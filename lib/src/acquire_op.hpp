@@ -108,7 +108,9 @@ class AcquireOp final : public QuorumOp, public ReleaseListener {
   bool gate_grace_ = false;            // retry_timer_ is the grace before asking a silent gate
   Clock::time_point gate_heard_at_{};  // the gate's last announcement
   std::unique_ptr<Error> last_error_;  // while waiting only for an announcement
-  std::optional<std::stop_callback<StopRelay>> stop_callback_;
+  // Behind a pointer: most acquires have no stop token, and a stop_callback
+  // is 80 bytes that a waiting acquire would keep for nothing.
+  std::unique_ptr<std::stop_callback<StopRelay>> stop_callback_;
   // Per node, for the open round (fenced): the fence its acquire returned,
   // and whether it found the key held by another token, so that a failed
   // round has nothing of this acquire's to release there.
