@@ -55,10 +55,14 @@ bool NodeVitals::clock_pending() const noexcept {
 
 std::optional<std::string> NodeVitals::vote_block(Clock::time_point now, bool connected) const {
   if (ctx_.options.exclude_suspect_clocks && clock_.suspect()) return clock_.reason();
+  // A restart's grace before a clock not yet timed: it is the cause, and it
+  // lasts longer (a new connection's clock is timed within a few samples).
+  if (now < votes_from_) {
+    return not_voting_why_ + "; votes again in " +
+           std::to_string(std::chrono::ceil<milliseconds>(votes_from_ - now).count()) + " ms";
+  }
   if (connected && clock_pending()) return std::string("its clock has not been timed yet");
-  if (now >= votes_from_) return std::nullopt;
-  return not_voting_why_ + "; votes again in " +
-         std::to_string(std::chrono::ceil<milliseconds>(votes_from_ - now).count()) + " ms";
+  return std::nullopt;
 }
 
 bool NodeVitals::votes(Clock::time_point now) const noexcept {
